@@ -1,0 +1,207 @@
+"""Kernels: the fused E-step (logsumexp responsibilities, per-point log-likelihood) and
+the weighted sufficient statistics, accumulated in the same pass over the data.
+
+Nothing of size n_samples x n_components is allocated: each parallel task owns a
+fixed-size chunk of rows and a slot of partial sums; the slots are added in chunk
+order, so results are bitwise identical for any thread count.
+
+Statistics are taken around a reference point per component (the current means,
+which the E-step already subtracts), so there is no E[xx'] - mu mu' cancellation:
+
+    nk[k]        = sum_i w_i r_ik
+    s1[k, j]     = sum_i w_i r_ik (x_ij - ref_kj)
+    s2[k, i, j]  = sum_i w_i r_ik (x_i - ref_k)_i (x_i - ref_k)_j   (FULL: i >= j filled)
+    s2[k, 0, j]  = sum_i w_i r_ik (x_ij - ref_kj)^2                   (DIAG)
+    (TIED needs only nk and s1: its scatter comes from X'X, computed once per fit)
+"""
+
+import numpy as np
+from numba import prange
+
+from ._jit import BLOCK, GROUP, kernel
+from ._logdensity import FULL, TIED, block_log_prob, load_block
+
+#: responsibilities below exp(-UNDERFLOW) are set to 0 (avoids subnormal arithmetic;
+#: far below float64 resolution of any sum they enter)
+UNDERFLOW = 500.0
+
+
+@kernel
+def block_resp(lp, nb, wb, s, mx):
+    """Turn lp (K, BLOCK) into weighted responsibilities in place; return sum_b wb*lse_b.
+
+    After the call lp[k, b] = wb[b] * exp(lp[k, b] - lse_b) and s[b] = lse_b.
+    """
+    n_components = lp.shape[0]
+    for b in range(nb):
+        mx[b] = lp[0, b]
+    for k in range(1, n_components):
+        for b in range(nb):
+            mx[b] = max(mx[b], lp[k, b])
+    for b in range(nb):
+        s[b] = 0.0
+    for k in range(n_components):
+        for b in range(nb):
+            t = lp[k, b] - mx[b]
+            e = np.exp(t) if t > -UNDERFLOW else 0.0
+            lp[k, b] = e
+            s[b] += e
+    ll = 0.0
+    for b in range(nb):
+        lse = mx[b] + np.log(s[b])
+        ll += wb[b] * lse
+        scale = wb[b] / s[b]
+        s[b] = lse
+        mx[b] = scale
+    for k in range(n_components):
+        for b in range(nb):
+            lp[k, b] *= mx[b]
+    return ll
+
+
+@kernel
+def block_stats(xt, nb, kind, ref, resp, nk, s1, s2, dk, rd):
+    """Add one block's weighted statistics (see module docstring) into nk, s1, s2."""
+    d = xt.shape[0]
+    for k in range(resp.shape[0]):
+        acc = 0.0
+        for b in range(nb):
+            acc += resp[k, b]
+        nk[k] += acc
+        for j in range(d):
+            m = ref[k, j]
+            for b in range(nb):
+                dk[j, b] = xt[j, b] - m
+        for j in range(d):
+            acc = 0.0
+            for b in range(nb):
+                acc += resp[k, b] * dk[j, b]
+            s1[k, j] += acc
+        if kind == FULL:
+            for i in range(d):
+                for b in range(nb):
+                    rd[b] = resp[k, b] * dk[i, b]
+                for j in range(i + 1):
+                    acc = 0.0
+                    for b in range(nb):
+                        acc += rd[b] * dk[j, b]
+                    s2[k, i, j] += acc
+        elif kind != TIED:
+            for j in range(d):
+                acc = 0.0
+                for b in range(nb):
+                    acc += resp[k, b] * dk[j, b] * dk[j, b]
+                s2[k, 0, j] += acc
+
+
+@kernel
+def _chunk_em(X, sw, start, stop, kind, const, loc, prec, ref, nk, s1, s2):
+    """E-step and statistics for rows start:stop; returns sum_i w_i log p(x_i)."""
+    d = X.shape[1]
+    n_components = const.shape[0]
+    xt = np.empty((d, BLOCK))
+    dk = np.empty((d, BLOCK))
+    zt = np.empty((d, BLOCK))
+    lp = np.empty((n_components, BLOCK))
+    wb = np.ones(BLOCK)
+    s = np.empty(BLOCK)
+    mx = np.empty(BLOCK)
+    ll = 0.0
+    for b0 in range(start, stop, BLOCK):
+        nb = min(BLOCK, stop - b0)
+        load_block(X, b0, nb, xt)
+        if sw.shape[0] > 0:
+            for b in range(nb):
+                wb[b] = sw[b0 + b]
+        block_log_prob(xt, nb, kind, const, loc, prec, lp, dk, zt, s)
+        ll += block_resp(lp, nb, wb, s, mx)
+        block_stats(xt, nb, kind, ref, lp, nk, s1, s2, dk, s)
+    return ll
+
+
+@kernel(parallel=True)
+def em_pass(X, sw, kind, const, loc, prec, ref, chunk):
+    """One fused E+M-statistics pass over X (n, d).
+
+    sw is (n,) sample weights or (0,) for unit weights. Returns
+    (loglik_sum, nk (K,), s1 (K, d), s2 (K, p, d)) with p = d for FULL, else 1.
+    """
+    n, d = X.shape
+    n_components = const.shape[0]
+    p = d if kind == FULL else 1
+    n_chunks = (n + chunk - 1) // chunk
+    n_slots = max(1, min(GROUP, n_chunks))
+    pnk = np.zeros((n_slots, n_components))
+    ps1 = np.zeros((n_slots, n_components, d))
+    ps2 = np.zeros((n_slots, n_components, p, d))
+    pll = np.zeros(n_slots)
+    nk = np.zeros(n_components)
+    s1 = np.zeros((n_components, d))
+    s2 = np.zeros((n_components, p, d))
+    ll = 0.0
+    for g0 in range(0, n_chunks, n_slots):
+        m = min(n_slots, n_chunks - g0)
+        for c in prange(m):
+            pnk[c] = 0.0
+            ps1[c] = 0.0
+            ps2[c] = 0.0
+            start = (g0 + c) * chunk
+            stop = min(n, start + chunk)
+            pll[c] = _chunk_em(
+                X, sw, start, stop, kind, const, loc, prec, ref, pnk[c], ps1[c], ps2[c]
+            )
+        for c in range(m):
+            ll += pll[c]
+            nk += pnk[c]
+            s1 += ps1[c]
+            s2 += ps2[c]
+    return ll, nk, s1, s2
+
+
+@kernel
+def _chunk_score(X, start, stop, kind, const, loc, prec, out_lse, out_resp, out_label):
+    d = X.shape[1]
+    n_components = const.shape[0]
+    xt = np.empty((d, BLOCK))
+    dk = np.empty((d, BLOCK))
+    zt = np.empty((d, BLOCK))
+    lp = np.empty((n_components, BLOCK))
+    wb = np.ones(BLOCK)
+    s = np.empty(BLOCK)
+    mx = np.empty(BLOCK)
+    for b0 in range(start, stop, BLOCK):
+        nb = min(BLOCK, stop - b0)
+        load_block(X, b0, nb, xt)
+        block_log_prob(xt, nb, kind, const, loc, prec, lp, dk, zt, s)
+        if out_label.shape[0] > 0:
+            for b in range(nb):
+                best = 0
+                for k in range(1, n_components):
+                    if lp[k, b] > lp[best, b]:
+                        best = k
+                out_label[b0 + b] = best
+        if out_lse.shape[0] > 0 or out_resp.shape[0] > 0:
+            block_resp(lp, nb, wb, s, mx)
+            if out_lse.shape[0] > 0:
+                for b in range(nb):
+                    out_lse[b0 + b] = s[b]
+            if out_resp.shape[0] > 0:
+                for b in range(nb):
+                    for k in range(n_components):
+                        out_resp[b0 + b, k] = lp[k, b]
+
+
+@kernel(parallel=True)
+def score_pass(X, kind, const, loc, prec, chunk, out_lse, out_resp, out_label):
+    """Per-point outputs for X (n, d), each skipped when given with length 0.
+
+    out_lse (n,): log p(x_i); out_resp (n, K): responsibilities; out_label (n,): argmax_k.
+    """
+    n = X.shape[0]
+    n_chunks = (n + chunk - 1) // chunk
+    for c in prange(n_chunks):
+        start = c * chunk
+        stop = min(n, start + chunk)
+        _chunk_score(
+            X, start, stop, kind, const, loc, prec, out_lse, out_resp, out_label
+        )

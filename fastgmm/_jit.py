@@ -1,0 +1,93 @@
+"""The one home of fastgmm's Numba policy.
+
+Every kernel in the package is decorated with :func:`kernel`; nothing is compiled at
+import time (no eager signatures), compiled code is cached on disk, and the fastmath
+set is the *safe* one: FMA contraction and re-association (so reductions vectorise),
+never the no-NaN / no-inf assumptions that break a logsumexp meeting ``-inf``.
+
+Environment variables
+---------------------
+FASTGMM_CACHE
+    ``0`` disables the on-disk JIT cache (default: enabled).
+"""
+
+import os
+from contextlib import contextmanager
+
+CACHE = os.environ.get("FASTGMM_CACHE", "1") != "0"
+
+#: LLVM fast-math flags that keep inf/NaN semantics. ``reassoc`` lets LLVM vectorise
+#: sums; the order is fixed by the code, so results stay bitwise reproducible.
+FASTMATH = {"contract", "reassoc", "nsz", "arcp"}
+
+#: points per block: the unit of SIMD work (blocks are transposed to features x points)
+BLOCK = 128
+#: maximum number of partial-sum slots held at once by a chunked reduction
+GROUP = 64
+
+
+def kernel(fn=None, *, parallel=False):
+    """Decorate a Numba kernel with the project policy (lazy, cached, safe fastmath)."""
+    import numba
+
+    def wrap(f):
+        return numba.njit(
+            f, cache=CACHE, parallel=parallel, fastmath=FASTMATH, nogil=True
+        )
+
+    return wrap if fn is None else wrap(fn)
+
+
+def chunk_rows(n_features, n_components):
+    """Rows per partial-sum slot: a deterministic function of the problem shape only.
+
+    The result never depends on the thread count, so chunked reductions give
+    bitwise-identical answers for any number of threads.
+    """
+    # aim for ~256 KiB of per-chunk log-prob work, in whole blocks, 4..64 blocks
+    per_row = 8 * (n_components + 2 * n_features)
+    blocks = max(4, min(64, (256 * 1024) // (per_row * BLOCK)))
+    return blocks * BLOCK
+
+
+def n_threads_for(n_jobs):
+    """Translate scikit-learn's ``n_jobs`` into a thread count for Numba."""
+    import numba
+
+    avail = numba.config.NUMBA_NUM_THREADS
+    if n_jobs is None:
+        return numba.get_num_threads()
+    n_jobs = int(n_jobs)
+    if n_jobs == 0:
+        raise ValueError("n_jobs == 0 has no meaning; use None, -1 or a positive int.")
+    if n_jobs < 0:
+        return max(1, avail + 1 + n_jobs)
+    return min(n_jobs, avail)
+
+
+@contextmanager
+def threads(n_jobs=None):
+    """Run fastgmm kernels on ``n_jobs`` threads and pin BLAS to one thread.
+
+    Parameters
+    ----------
+    n_jobs : int or None
+        scikit-learn's spelling: ``None`` keeps Numba's current setting, ``-1`` uses
+        all cores, ``-2`` all but one, a positive int that many threads.
+
+    Notes
+    -----
+    BLAS (used for the small K x d x d linear algebra) is limited to one thread for
+    the duration: its spinning worker threads otherwise steal the cores Numba needs.
+    Results do not depend on the thread count.
+    """
+    import numba
+    from threadpoolctl import threadpool_limits
+
+    previous = numba.get_num_threads()
+    numba.set_num_threads(n_threads_for(n_jobs))
+    try:
+        with threadpool_limits(limits=1, user_api="blas"):
+            yield
+    finally:
+        numba.set_num_threads(previous)

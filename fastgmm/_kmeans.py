@@ -1,0 +1,110 @@
+"""Kernels for initialisation: nearest-centre assignment, k-means++ potentials and
+statistics of hard labels. Parallel over fixed-size chunks with partial sums added in
+chunk order, like the E-step, so results do not depend on the thread count."""
+
+import numpy as np
+from numba import prange
+
+from ._jit import GROUP, kernel
+from ._logdensity import FULL, TIED
+
+
+@kernel
+def _sq_dist(X, i, centers, k):
+    acc = 0.0
+    for j in range(X.shape[1]):
+        t = X[i, j] - centers[k, j]
+        acc += t * t
+    return acc
+
+
+@kernel(parallel=True)
+def assign(X, centers, chunk, labels, d2):
+    """labels[i] = argmin_k ||x_i - c_k||^2 and d2[i] = that squared distance."""
+    n = X.shape[0]
+    n_chunks = (n + chunk - 1) // chunk
+    for c in prange(n_chunks):
+        for i in range(c * chunk, min(n, (c + 1) * chunk)):
+            best = 0
+            best_d = _sq_dist(X, i, centers, 0)
+            for k in range(1, centers.shape[0]):
+                dist = _sq_dist(X, i, centers, k)
+                if dist < best_d:
+                    best_d = dist
+                    best = k
+            labels[i] = best
+            d2[i] = best_d
+
+
+@kernel(parallel=True)
+def potentials(X, sw, d2, cands, chunk):
+    """pot[t] = sum_i w_i min(d2_i, ||x_i - cand_t||^2) (sw of length 0: unit weights)."""
+    n = X.shape[0]
+    n_cand = cands.shape[0]
+    n_chunks = (n + chunk - 1) // chunk
+    part = np.zeros((n_chunks, n_cand))
+    for c in prange(n_chunks):
+        for i in range(c * chunk, min(n, (c + 1) * chunk)):
+            w = sw[i] if sw.shape[0] > 0 else 1.0
+            for t in range(n_cand):
+                part[c, t] += w * min(d2[i], _sq_dist(X, i, cands, t))
+    pot = np.zeros(n_cand)
+    for c in range(n_chunks):
+        pot += part[c]
+    return pot
+
+
+@kernel
+def _chunk_label_stats(X, sw, labels, start, stop, kind, ref, nk, s1, s2):
+    d = X.shape[1]
+    diff = np.empty(d)
+    for i in range(start, stop):
+        k = labels[i] if labels.shape[0] > 0 else 0
+        if k < 0:
+            continue
+        w = sw[i] if sw.shape[0] > 0 else 1.0
+        nk[k] += w
+        for j in range(d):
+            diff[j] = X[i, j] - ref[k, j]
+            s1[k, j] += w * diff[j]
+        if kind == FULL:
+            for a in range(d):
+                for b in range(a + 1):
+                    s2[k, a, b] += w * diff[a] * diff[b]
+        elif kind != TIED:
+            for j in range(d):
+                s2[k, 0, j] += w * diff[j] * diff[j]
+
+
+@kernel(parallel=True)
+def label_stats(X, sw, labels, n_components, kind, ref, chunk):
+    """Weighted statistics of hard labels, as em_pass returns them (without loglik).
+
+    labels (n,) int with -1 for "no component", or (0,) meaning every row in component 0.
+    """
+    n, d = X.shape
+    p = d if kind == FULL else 1
+    n_chunks = (n + chunk - 1) // chunk
+    n_slots = max(1, min(GROUP, n_chunks))
+    pnk = np.zeros((n_slots, n_components))
+    ps1 = np.zeros((n_slots, n_components, d))
+    ps2 = np.zeros((n_slots, n_components, p, d))
+    nk = np.zeros(n_components)
+    s1 = np.zeros((n_components, d))
+    s2 = np.zeros((n_components, p, d))
+    for g0 in range(0, n_chunks, n_slots):
+        m = min(n_slots, n_chunks - g0)
+        for c in prange(m):
+            pnk[c] = 0.0
+            ps1[c] = 0.0
+            ps2[c] = 0.0
+            start = (g0 + c) * chunk
+            stop = min(n, start + chunk)
+            _chunk_label_stats(
+                X, sw, labels, start, stop, kind, ref, pnk[c], ps1[c], ps2[c]
+            )
+        for c in range(m):
+            nk += pnk[c]
+            s1 += ps1[c]
+            s2 += ps2[c]
+    return nk, s1, s2

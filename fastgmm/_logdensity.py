@@ -1,0 +1,106 @@
+"""Kernels: log N(x | mu_k, Sigma_k) for a block of points and every component.
+
+Points are processed in blocks of at most ``BLOCK`` rows held *transposed*
+(features x points, float64), so every inner loop runs over points, element-wise,
+and LLVM turns it into SIMD code without any unsafe fastmath.
+
+Three kernel kinds serve the four covariance types (variants are data):
+
+``FULL``  (full)       prec has shape (K, d, d), upper-triangular precision Cholesky U_k:
+                       maha = || (x - mu_k) U_k ||^2
+``TIED``  (tied)       prec has shape (1, d, d): the block is whitened once, z = x U,
+                       and ``loc`` holds mu_k U, so maha = || z - loc_k ||^2 (cost d, not d^2)
+``DIAG``  (diag and spherical) prec has shape (K, 1, d): maha = sum_j ((x_j - mu_kj) p_kj)^2
+"""
+
+import numpy as np
+
+from ._jit import kernel
+
+FULL, TIED, DIAG = 0, 1, 2
+
+
+@kernel
+def load_block(X, start, nb, xt):
+    """Copy rows ``start:start+nb`` of X (n, d), any float dtype, into xt (d, BLOCK) float64."""
+    d = X.shape[1]
+    for b in range(nb):
+        for j in range(d):
+            xt[j, b] = X[start + b, j]
+
+
+@kernel
+def _whiten(xt, nb, upper, zt):
+    """zt[j, b] = sum_{i <= j} xt[i, b] * upper[i, j]  (z = x U for an upper-triangular U)."""
+    d = xt.shape[0]
+    for j in range(d):
+        for b in range(nb):
+            zt[j, b] = 0.0
+        for i in range(j + 1):
+            p = upper[i, j]
+            for b in range(nb):
+                zt[j, b] += xt[i, b] * p
+
+
+@kernel
+def block_log_prob(xt, nb, kind, const, loc, prec, lp, dk, zt, maha):
+    """Weighted log-probabilities of one block of points.
+
+    lp[k, b] = const[k] - 0.5 * maha_k(x_b), for b < nb, where
+    const[k] = log w_k + log det U_k - d/2 log(2 pi). ``dk`` and ``zt`` (d, BLOCK) and
+    ``maha`` (BLOCK,) are scratch buffers.
+    """
+    d = xt.shape[0]
+    n_components = const.shape[0]
+    if kind == TIED:
+        _whiten(xt, nb, prec[0], zt)
+    for k in range(n_components):
+        for b in range(nb):
+            maha[b] = 0.0
+        if kind == FULL:
+            for i in range(d):
+                m = loc[k, i]
+                for b in range(nb):
+                    dk[i, b] = xt[i, b] - m
+            _whiten(dk, nb, prec[k], zt)
+            for j in range(d):
+                for b in range(nb):
+                    maha[b] += zt[j, b] * zt[j, b]
+        elif kind == TIED:
+            for j in range(d):
+                m = loc[k, j]
+                for b in range(nb):
+                    t = zt[j, b] - m
+                    maha[b] += t * t
+        else:
+            for j in range(d):
+                m = loc[k, j]
+                p = prec[k, 0, j]
+                for b in range(nb):
+                    t = (xt[j, b] - m) * p
+                    maha[b] += t * t
+        c = const[k]
+        for b in range(nb):
+            lp[k, b] = c - 0.5 * maha[b]
+
+
+def kernel_arrays(kind, log_weights, means, prec_chol_k, log_det):
+    """Arrays the log-density kernel takes, from parameters in kernel layout.
+
+    Parameters
+    ----------
+    kind : int
+        FULL, TIED or DIAG.
+    log_weights, log_det : ndarray of shape (K,)
+    means : ndarray of shape (K, d)
+    prec_chol_k : ndarray of shape (K, d, d), (1, d, d) or (K, 1, d)
+
+    Returns
+    -------
+    const : ndarray (K,), loc : ndarray (K, d), prec : ndarray, all float64 C-contiguous.
+    """
+    d = means.shape[1]
+    const = np.ascontiguousarray(log_weights + log_det - 0.5 * d * np.log(2 * np.pi))
+    loc = means @ prec_chol_k[0] if kind == TIED else means
+    prec = np.ascontiguousarray(prec_chol_k, dtype=np.float64)
+    return const, np.ascontiguousarray(loc, dtype=np.float64), prec

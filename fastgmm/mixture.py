@@ -1,0 +1,339 @@
+"""GaussianMixture: scikit-learn's estimator contract over fastgmm's EM core."""
+
+import math
+import warnings
+from numbers import Integral, Real
+from time import time
+
+import numpy as np
+from sklearn.base import BaseEstimator, DensityMixin
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+
+from . import _covariance as cov
+from ._checks import check_user_init
+from ._em import EMResult, Options, Params, make_data, run_em, score
+from ._init import initialize
+from ._jit import threads
+
+
+class GaussianMixture(DensityMixin, BaseEstimator):
+    """Gaussian Mixture, fitted by EM on Numba-parallel kernels.
+
+    A drop-in for :class:`sklearn.mixture.GaussianMixture`: the same parameters,
+    defaults, attributes, methods, warnings and error messages. Beyond it:
+    ``fit(X, sample_weight=...)`` (exact weighted EM), float32 kept end to end
+    (float64 accumulators inside), and ``n_jobs``.
+
+    Parameters
+    ----------
+    n_components : int, default=1
+        Number of mixture components.
+    covariance_type : {'full', 'tied', 'diag', 'spherical'}, default='full'
+        Form of the covariance matrices.
+    tol : float, default=1e-3
+        Convergence threshold on the change of the lower bound (mean log-likelihood).
+    reg_covar : float, default=1e-6
+        Non-negative regularisation added to the diagonal of covariances.
+    max_iter : int, default=100
+        Number of EM iterations to perform.
+    n_init : int, default=1
+        Number of initialisations; the best result is kept.
+    init_params : {'kmeans', 'k-means++', 'random', 'random_from_data'}, default='kmeans'
+        Method used to initialise the responsibilities.
+    weights_init : array-like of shape (n_components,), default=None
+    means_init : array-like of shape (n_components, n_features), default=None
+    precisions_init : array-like, default=None
+        User-provided starting parameters (shapes as scikit-learn's).
+    random_state : int, RandomState instance or None, default=None
+        Seed of the initialisation; results do not depend on the thread count.
+    warm_start : bool, default=False
+        Start from the last fitted parameters (then ``n_init`` is ignored).
+    verbose : int, default=0
+    verbose_interval : int, default=10
+    n_jobs : int, default=None
+        Threads for the kernels: None keeps Numba's setting (all cores by default),
+        -1 all cores, a positive int that many.
+
+    Attributes
+    ----------
+    weights_, means_, covariances_, precisions_, precisions_cholesky_ : ndarray
+        Fitted parameters, in the dtype of the training data.
+    converged_ : bool
+    n_iter_ : int
+    lower_bound_ : float
+        Mean (weighted) log-likelihood of the best fit.
+    lower_bounds_ : list of float
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str
+    """
+
+    _parameter_constraints: dict = {
+        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0.0, None, closed="left")],
+        "reg_covar": [Interval(Real, 0.0, None, closed="left")],
+        "max_iter": [Interval(Integral, 0, None, closed="left")],
+        "n_init": [Interval(Integral, 1, None, closed="left")],
+        "init_params": [
+            StrOptions({"kmeans", "random", "random_from_data", "k-means++"})
+        ],
+        "random_state": ["random_state"],
+        "warm_start": ["boolean"],
+        "verbose": ["verbose"],
+        "verbose_interval": [Interval(Integral, 1, None, closed="left")],
+        "covariance_type": [StrOptions({"full", "tied", "diag", "spherical"})],
+        "weights_init": ["array-like", None],
+        "means_init": ["array-like", None],
+        "precisions_init": ["array-like", None],
+        "n_jobs": [Integral, None],
+    }
+
+    def __init__(
+        self,
+        n_components=1,
+        *,
+        covariance_type="full",
+        tol=1e-3,
+        reg_covar=1e-6,
+        max_iter=100,
+        n_init=1,
+        init_params="kmeans",
+        weights_init=None,
+        means_init=None,
+        precisions_init=None,
+        random_state=None,
+        warm_start=False,
+        verbose=0,
+        verbose_interval=10,
+        n_jobs=None,
+    ):
+        self.n_components = n_components
+        self.covariance_type = covariance_type
+        self.tol = tol
+        self.reg_covar = reg_covar
+        self.max_iter = max_iter
+        self.n_init = n_init
+        self.init_params = init_params
+        self.weights_init = weights_init
+        self.means_init = means_init
+        self.precisions_init = precisions_init
+        self.random_state = random_state
+        self.warm_start = warm_start
+        self.verbose = verbose
+        self.verbose_interval = verbose_interval
+        self.n_jobs = n_jobs
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, X, y=None, sample_weight=None):
+        """Estimate the parameters with EM (best of ``n_init`` runs).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : Ignored
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights; integer weights give the same fit as repeated rows.
+
+        Returns
+        -------
+        self : GaussianMixture
+        """
+        self.fit_predict(X, y, sample_weight=sample_weight)
+        return self
+
+    def fit_predict(self, X, y=None, sample_weight=None):
+        """Fit the model and return the component label of each sample of X.
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,)
+        """
+        snapshot = dict(self.__dict__)
+        try:
+            return self._fit(X, sample_weight)
+        except BaseException:
+            self.__dict__.clear()  # a failed call never changes a fitted model
+            self.__dict__.update(snapshot)
+            raise
+
+    def _validate_fit_input(self, X, sample_weight):
+        self._validate_params()
+        X = validate_data(
+            self, X, dtype=[np.float64, np.float32], ensure_min_samples=2, order="C"
+        )
+        if X.shape[0] < self.n_components:
+            raise ValueError(
+                "Expected n_samples >= n_components "
+                f"but got n_components = {self.n_components}, "
+                f"n_samples = {X.shape[0]}"
+            )
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(
+                sample_weight, X, dtype=np.float64, ensure_non_negative=True
+            )
+        return X, sample_weight, check_user_init(self, X.shape[1])
+
+    def _fit(self, X, sample_weight):
+        X, sample_weight, user = self._validate_fit_input(X, sample_weight)
+        do_init = not (self.warm_start and hasattr(self, "converged_"))
+        random_state = check_random_state(self.random_state)
+        options = Options(self.covariance_type, self.tol, self.reg_covar, self.max_iter)
+        with threads(self.n_jobs):
+            data = make_data(X, sample_weight, self.n_components, self.covariance_type)
+            best = None
+            for init in range(self.n_init if do_init else 1):
+                result = self._one_init(data, options, random_state, user, do_init, init)
+                if best is None or self.max_iter == 0 or (
+                    result.lower_bound > best.lower_bound
+                ):
+                    best = result
+            (labels,) = score(X, best.params, self.covariance_type, labels=True)
+        if not best.converged and self.max_iter > 0:
+            warnings.warn(
+                "Best performing initialization did not converge. "
+                "Try different init parameters, or increase max_iter, "
+                "tol, or check for degenerate data.",
+                ConvergenceWarning,
+            )
+        self._set_fitted(best, X.dtype)
+        return labels
+
+    def _one_init(self, data, options, random_state, user, do_init, init):
+        self._verbose_init_beg(init)
+        if do_init:
+            start = initialize(
+                data, self.n_components, options, self.init_params, random_state, user
+            )
+            lower_bound = -math.inf
+        else:
+            start, lower_bound = self._params(), self.lower_bound_
+        if self.max_iter == 0:
+            return EMResult(start, -math.inf, [], 0, False)
+        result = run_em(data, start, options, lower_bound, self._verbose_iter)
+        self._verbose_init_end(result.lower_bound, result.converged)
+        return result
+
+    def _set_fitted(self, result, dtype):
+        p = result.params
+        entry = cov.TABLE[self.covariance_type]
+        self.weights_ = p.weights.astype(dtype)
+        self.means_ = p.means.astype(dtype)
+        self.covariances_ = p.covariances.astype(dtype)
+        self.precisions_cholesky_ = p.prec_chol.astype(dtype)
+        self.precisions_ = entry.precisions(p.prec_chol).astype(dtype)
+        self.converged_ = bool(result.converged)
+        self.n_iter_ = int(result.n_iter)
+        self.lower_bound_ = float(result.lower_bound)
+        self.lower_bounds_ = [float(v) for v in result.lower_bounds]
+
+    def _params(self):
+        """The fitted parameters as a float64 Params."""
+        f64 = lambda a: np.asarray(a, dtype=np.float64)  # noqa: E731
+        return Params(
+            f64(self.weights_),
+            f64(self.means_),
+            f64(self.covariances_),
+            f64(self.precisions_cholesky_),
+        )
+
+    # ------------------------------------------------------------- inference
+    def _score(self, X, **wanted):
+        check_is_fitted(self)
+        X = validate_data(
+            self, X, reset=False, dtype=[np.float64, np.float32], order="C"
+        )
+        with threads(self.n_jobs):
+            return score(X, self._params(), self.covariance_type, **wanted)
+
+    def score_samples(self, X):
+        """Log-likelihood of each sample, log p(x), shape (n_samples,)."""
+        return self._score(X, lse=True)[0]
+
+    def score(self, X, y=None):
+        """Mean log-likelihood of the samples of X (float)."""
+        return float(np.mean(self.score_samples(X)))
+
+    def predict(self, X):
+        """Most probable component of each sample, shape (n_samples,)."""
+        return self._score(X, labels=True)[0]
+
+    def predict_proba(self, X):
+        """Responsibilities p(k | x), shape (n_samples, n_components)."""
+        return self._score(X, resp=True)[0]
+
+    def sample(self, n_samples=1):
+        """Draw ``n_samples`` points from the fitted mixture.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+        y : ndarray of shape (n_samples,)
+            Component of each sample.
+        """
+        check_is_fitted(self)
+        if n_samples < 1:
+            raise ValueError(
+                "Invalid value for 'n_samples': %d . The sampling requires at "
+                "least one sample." % (self.n_components)
+            )
+        rng = check_random_state(self.random_state)
+        counts = rng.multinomial(n_samples, self.weights_)
+        parts = []
+        for k, count in enumerate(counts):
+            parts.append(self._sample_component(rng, k, int(count)))
+        y = np.concatenate([np.full(int(c), k, dtype=np.int64) for k, c in enumerate(counts)])
+        return np.vstack(parts).astype(np.float64), y
+
+    def _sample_component(self, rng, k, count):
+        mean = self.means_[k]
+        if self.covariance_type == "full":
+            return rng.multivariate_normal(mean, self.covariances_[k], count)
+        if self.covariance_type == "tied":
+            return rng.multivariate_normal(mean, self.covariances_, count)
+        scale = np.sqrt(self.covariances_[k])
+        return mean + rng.standard_normal(size=(count, mean.shape[0])) * scale
+
+    def _n_parameters(self):
+        """Number of free parameters of the model."""
+        return cov.n_parameters(
+            self.covariance_type, self.n_components, self.means_.shape[1]
+        )
+
+    def bic(self, X):
+        """Bayesian information criterion on X (lower is better)."""
+        return -2 * self.score(X) * X.shape[0] + self._n_parameters() * math.log(
+            X.shape[0]
+        )
+
+    def aic(self, X):
+        """Akaike information criterion on X (lower is better)."""
+        return -2 * self.score(X) * X.shape[0] + 2 * self._n_parameters()
+
+    # --------------------------------------------------------------- verbose
+    def _verbose_init_beg(self, n_init):
+        if self.verbose >= 1:
+            print("Initialization %d" % n_init)
+            self._init_prev_time = self._iter_prev_time = time()
+
+    def _verbose_iter(self, n_iter, diff_ll):
+        if n_iter % self.verbose_interval or not self.verbose:
+            return
+        if self.verbose == 1:
+            print("  Iteration %d" % n_iter)
+        else:
+            cur = time()
+            print(
+                "  Iteration %d\t time lapse %.5fs\t ll change %.5f"
+                % (n_iter, cur - self._iter_prev_time, diff_ll)
+            )
+            self._iter_prev_time = cur
+
+    def _verbose_init_end(self, lb, converged):
+        msg = "converged" if converged else "did not converge"
+        if self.verbose == 1:
+            print(f"Initialization {msg}.")
+        elif self.verbose >= 2:
+            t = time() - self._init_prev_time
+            print(f"Initialization {msg}. time lapse {t:.5f}s\t lower bound {lb:.5f}.")
