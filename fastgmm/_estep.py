@@ -18,19 +18,18 @@ which the E-step already subtracts), so there is no E[xx'] - mu mu' cancellation
 import numpy as np
 from numba import prange
 
+from ._fastexp import exp_nonpos_inplace
 from ._jit import BLOCK, GROUP, kernel
 from ._logdensity import FULL, TIED, block_log_prob, load_block
 
-#: responsibilities below exp(-UNDERFLOW) are set to 0 (avoids subnormal arithmetic;
-#: far below float64 resolution of any sum they enter)
-UNDERFLOW = 500.0
-
 
 @kernel
-def block_resp(lp, nb, wb, s, mx):
+def block_resp(lp, nb, wb, s, mx, scratch):
     """Turn lp (K, BLOCK) into weighted responsibilities in place; return sum_b wb*lse_b.
 
     After the call lp[k, b] = wb[b] * exp(lp[k, b] - lse_b) and s[b] = lse_b.
+    Responsibilities below exp(-500) relative to the largest are set to 0 (see
+    _fastexp). ``scratch`` is a float64 buffer of length BLOCK.
     """
     n_components = lp.shape[0]
     for b in range(nb):
@@ -41,11 +40,12 @@ def block_resp(lp, nb, wb, s, mx):
     for b in range(nb):
         s[b] = 0.0
     for k in range(n_components):
+        row = lp[k]
         for b in range(nb):
-            t = lp[k, b] - mx[b]
-            e = np.exp(t) if t > -UNDERFLOW else 0.0
-            lp[k, b] = e
-            s[b] += e
+            row[b] -= mx[b]
+        exp_nonpos_inplace(row, nb, scratch)
+        for b in range(nb):
+            s[b] += row[b]
     ll = 0.0
     for b in range(nb):
         lse = mx[b] + np.log(s[b])
@@ -106,6 +106,7 @@ def _chunk_em(X, sw, start, stop, kind, const, loc, prec, ref, nk, s1, s2):
     wb = np.ones(BLOCK)
     s = np.empty(BLOCK)
     mx = np.empty(BLOCK)
+    ex = np.empty(BLOCK)
     ll = 0.0
     for b0 in range(start, stop, BLOCK):
         nb = min(BLOCK, stop - b0)
@@ -114,7 +115,7 @@ def _chunk_em(X, sw, start, stop, kind, const, loc, prec, ref, nk, s1, s2):
             for b in range(nb):
                 wb[b] = sw[b0 + b]
         block_log_prob(xt, nb, kind, const, loc, prec, lp, dk, zt, s)
-        ll += block_resp(lp, nb, wb, s, mx)
+        ll += block_resp(lp, nb, wb, s, mx, ex)
         block_stats(xt, nb, kind, ref, lp, nk, s1, s2, dk, s)
     return ll
 
@@ -169,6 +170,7 @@ def _chunk_score(X, start, stop, kind, const, loc, prec, out_lse, out_resp, out_
     wb = np.ones(BLOCK)
     s = np.empty(BLOCK)
     mx = np.empty(BLOCK)
+    ex = np.empty(BLOCK)
     for b0 in range(start, stop, BLOCK):
         nb = min(BLOCK, stop - b0)
         load_block(X, b0, nb, xt)
@@ -181,7 +183,7 @@ def _chunk_score(X, start, stop, kind, const, loc, prec, out_lse, out_resp, out_
                         best = k
                 out_label[b0 + b] = best
         if out_lse.shape[0] > 0 or out_resp.shape[0] > 0:
-            block_resp(lp, nb, wb, s, mx)
+            block_resp(lp, nb, wb, s, mx, ex)
             if out_lse.shape[0] > 0:
                 for b in range(nb):
                     out_lse[b0 + b] = s[b]

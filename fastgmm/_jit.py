@@ -26,14 +26,21 @@ BLOCK = 128
 GROUP = 64
 
 
-def kernel(fn=None, *, parallel=False):
-    """Decorate a Numba kernel with the project policy (lazy, cached, safe fastmath)."""
+#: for code whose rounding is part of the algorithm (the exp range reduction)
+STRICT_FASTMATH = {"contract"}
+
+
+def kernel(fn=None, *, parallel=False, strict=False):
+    """Decorate a Numba kernel with the project policy (lazy, cached, safe fastmath).
+
+    ``strict=True`` allows only FMA contraction: for code that relies on exact
+    IEEE rounding, which re-association would optimise away.
+    """
     import numba
 
     def wrap(f):
-        return numba.njit(
-            f, cache=CACHE, parallel=parallel, fastmath=FASTMATH, nogil=True
-        )
+        flags = STRICT_FASTMATH if strict else FASTMATH
+        return numba.njit(f, cache=CACHE, parallel=parallel, fastmath=flags, nogil=True)
 
     return wrap if fn is None else wrap(fn)
 
