@@ -20,7 +20,14 @@ from numba import prange
 
 from ._fastexp import exp_nonpos_inplace
 from ._jit import BLOCK, GROUP, kernel
-from ._logdensity import FULL, TIED, block_log_prob, load_block
+from ._logdensity import (
+    FULL,
+    GEMM_MIN_D,
+    TIED,
+    block_buffers,
+    block_log_prob,
+    load_block,
+)
 
 
 @kernel
@@ -60,9 +67,15 @@ def block_resp(lp, nb, wb, s, mx, scratch):
 
 
 @kernel
-def block_stats(xt, nb, kind, ref, resp, nk, s1, s2, dk, rd):
-    """Add one block's weighted statistics (see module docstring) into nk, s1, s2."""
+def block_stats(nb, kind, ref, resp, nk, s1, s2, mats, dkt, tmp):
+    """Add one block's weighted statistics (see module docstring) into nk, s1, s2.
+
+    The block is mats[0] (d, BLOCK); mats[1], mats[3], dkt (BLOCK, d) and tmp (d, d)
+    are scratch. Columns b >= nb of resp must be zero (GEMM path).
+    """
+    xt, dk, rd = mats[0], mats[1], mats[3]
     d = xt.shape[0]
+    gemm = kind == FULL and d >= GEMM_MIN_D
     for k in range(resp.shape[0]):
         acc = 0.0
         for b in range(nb):
@@ -70,21 +83,28 @@ def block_stats(xt, nb, kind, ref, resp, nk, s1, s2, dk, rd):
         nk[k] += acc
         for j in range(d):
             m = ref[k, j]
-            for b in range(nb):
+            for b in range(BLOCK):
                 dk[j, b] = xt[j, b] - m
         for j in range(d):
             acc = 0.0
             for b in range(nb):
                 acc += resp[k, b] * dk[j, b]
             s1[k, j] += acc
-        if kind == FULL:
+        if gemm:
+            for j in range(d):
+                for b in range(BLOCK):
+                    rd[j, b] = resp[k, b] * dk[j, b]
+                    dkt[b, j] = dk[j, b]
+            np.dot(rd, dkt, tmp)
+            s2[k] += tmp
+        elif kind == FULL:
             for i in range(d):
                 for b in range(nb):
-                    rd[b] = resp[k, b] * dk[i, b]
+                    rd[0, b] = resp[k, b] * dk[i, b]
                 for j in range(i + 1):
                     acc = 0.0
                     for b in range(nb):
-                        acc += rd[b] * dk[j, b]
+                        acc += rd[0, b] * dk[j, b]
                     s2[k, i, j] += acc
         elif kind != TIED:
             for j in range(d):
@@ -98,25 +118,21 @@ def block_stats(xt, nb, kind, ref, resp, nk, s1, s2, dk, rd):
 def _chunk_em(X, sw, start, stop, kind, const, loc, prec, ref, nk, s1, s2):
     """E-step and statistics for rows start:stop; returns sum_i w_i log p(x_i)."""
     d = X.shape[1]
-    n_components = const.shape[0]
-    xt = np.empty((d, BLOCK))
-    dk = np.empty((d, BLOCK))
-    zt = np.empty((d, BLOCK))
-    lp = np.empty((n_components, BLOCK))
-    wb = np.ones(BLOCK)
-    s = np.empty(BLOCK)
-    mx = np.empty(BLOCK)
-    ex = np.empty(BLOCK)
+    mats, dkt, lp, vec = block_buffers(d, const.shape[0])
+    wb, s, mx, ex = vec[0], vec[1], vec[2], vec[3]
+    tmp = np.empty((d, d))
     ll = 0.0
     for b0 in range(start, stop, BLOCK):
         nb = min(BLOCK, stop - b0)
-        load_block(X, b0, nb, xt)
+        load_block(X, b0, nb, mats[0])
         if sw.shape[0] > 0:
             for b in range(nb):
                 wb[b] = sw[b0 + b]
-        block_log_prob(xt, nb, kind, const, loc, prec, lp, dk, zt, s)
+        block_log_prob(nb, kind, const, loc, prec, mats, lp, s)
         ll += block_resp(lp, nb, wb, s, mx, ex)
-        block_stats(xt, nb, kind, ref, lp, nk, s1, s2, dk, s)
+        if nb < BLOCK:
+            lp[:, nb:] = 0.0
+        block_stats(nb, kind, ref, lp, nk, s1, s2, mats, dkt, tmp)
     return ll
 
 
@@ -163,18 +179,12 @@ def em_pass(X, sw, kind, const, loc, prec, ref, chunk):
 def _chunk_score(X, start, stop, kind, const, loc, prec, out_lse, out_resp, out_label):
     d = X.shape[1]
     n_components = const.shape[0]
-    xt = np.empty((d, BLOCK))
-    dk = np.empty((d, BLOCK))
-    zt = np.empty((d, BLOCK))
-    lp = np.empty((n_components, BLOCK))
-    wb = np.ones(BLOCK)
-    s = np.empty(BLOCK)
-    mx = np.empty(BLOCK)
-    ex = np.empty(BLOCK)
+    mats, _, lp, vec = block_buffers(d, n_components)
+    wb, s, mx, ex = vec[0], vec[1], vec[2], vec[3]
     for b0 in range(start, stop, BLOCK):
         nb = min(BLOCK, stop - b0)
-        load_block(X, b0, nb, xt)
-        block_log_prob(xt, nb, kind, const, loc, prec, lp, dk, zt, s)
+        load_block(X, b0, nb, mats[0])
+        block_log_prob(nb, kind, const, loc, prec, mats, lp, s)
         if out_label.shape[0] > 0:
             for b in range(nb):
                 best = 0
