@@ -64,16 +64,25 @@ def _cmd_warmup(sub):
         description="Compile fastgmm's Numba kernels, or load them from the "
         "on-disk cache, so that later fits start at full speed.",
     )
+    p.add_argument(
+        "-v", "--verbose", action="store_true", help="report each kernel set"
+    )
     p.set_defaults(run=_run_warmup)
 
 
 def _run_warmup(args):
     import time
+    import warnings
 
     import fastgmm
 
     t0 = time.perf_counter()
-    fastgmm.warmup()
+    with warnings.catch_warnings():  # the tiny warm-up fits need not converge
+        warnings.simplefilter("ignore")
+        if args.verbose:
+            fastgmm.warmup(verbose=True)
+        else:
+            fastgmm.warmup()
     print(f"fastgmm: kernels ready in {time.perf_counter() - t0:.2f} s")
     return 0
 
