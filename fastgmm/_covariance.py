@@ -26,38 +26,51 @@ class IllDefinedCovariance(ValueError):
     """A covariance matrix is not positive definite (scikit-learn's ValueError)."""
 
 
-def _centre(nk_raw, nk, s1, s2_diag=None):
-    """Shift of the means from the reference, and the diagonal scatter about them."""
-    delta = s1 / nk[:, None]
-    if s2_diag is None:
-        return delta, None
-    return delta, s2_diag - 2 * s1 * delta + nk_raw[:, None] * delta**2
+def _add_diagonal(cov, value):
+    d = cov.shape[-1]
+    cov[..., np.arange(d), np.arange(d)] += value
+    return cov
 
 
-def _cov_full(nk_raw, nk, s1, s2, reg, tied_total):
-    delta, _ = _centre(nk_raw, nk, s1)
-    s2 = np.tril(s2) + np.tril(s2, -1).transpose(0, 2, 1)
-    outer = s1[:, :, None] * delta[:, None, :]
+def _cov_full(st):
+    s2 = np.tril(st.s2) + np.tril(st.s2, -1).transpose(0, 2, 1)
+    outer = st.s1[:, :, None] * st.delta[:, None, :]
     scatter = s2 - outer - outer.transpose(0, 2, 1)
-    scatter += nk_raw[:, None, None] * delta[:, :, None] * delta[:, None, :]
-    cov = scatter / nk[:, None, None]
-    cov[:, np.arange(cov.shape[1]), np.arange(cov.shape[1])] += reg
-    return delta, cov
+    scatter += st.nk_raw[:, None, None] * st.delta[:, :, None] * st.delta[:, None, :]
+    return _add_diagonal(scatter / st.nk[:, None, None], st.reg)
 
 
-def _cov_tied(nk_raw, nk, s1, s2, reg, tied_total):
-    delta, _ = _centre(nk_raw, nk, s1)
-    return delta, None  # needs the means: finished in estimate()
+def _cov_tied(st):
+    # sum_k scatter_k = total scatter - between-component scatter (exact for
+    # responsibility-weighted means, as scikit-learn's X'X - nk mu' mu)
+    centre, total = st.tied_total
+    dm = st.means - centre
+    cov = (total - (st.nk_raw[:, None] * dm).T @ dm) / st.nk.sum()
+    return _add_diagonal((cov + cov.T) / 2, st.reg)
 
 
-def _cov_diag(nk_raw, nk, s1, s2, reg, tied_total):
-    delta, scatter = _centre(nk_raw, nk, s1, s2[:, 0, :])
-    return delta, scatter / nk[:, None] + reg
+def _cov_diag(st):
+    s2 = st.s2[:, 0, :]
+    scatter = s2 - 2 * st.s1 * st.delta + st.nk_raw[:, None] * st.delta**2
+    return scatter / st.nk[:, None] + st.reg
 
 
-def _cov_spherical(nk_raw, nk, s1, s2, reg, tied_total):
-    delta, cov = _cov_diag(nk_raw, nk, s1, s2, reg, tied_total)
-    return delta, cov.mean(axis=1)
+def _cov_spherical(st):
+    return _cov_diag(st).mean(axis=1)
+
+
+@dataclass(frozen=True)
+class _Stats:
+    """Statistics about ``ref`` with the derived new means (see :func:`estimate`)."""
+
+    nk_raw: np.ndarray
+    nk: np.ndarray
+    s1: np.ndarray
+    s2: np.ndarray
+    delta: np.ndarray
+    means: np.ndarray
+    reg: float
+    tied_total: object
 
 
 def _chol_full(cov):
@@ -83,6 +96,31 @@ def _chol_diag(cov):
     return 1.0 / np.sqrt(cov)
 
 
+def repair(covariance_type, covariances, jitter, max_tries=12):
+    """Make ill-defined covariances positive definite by adding ``jitter`` (x10 per try)
+    to their diagonal; returns (repaired covariances, indices of repaired components)."""
+    cov = np.array(covariances, dtype=np.float64, copy=True)
+    if covariance_type in ("diag", "spherical"):
+        bad = ~np.isfinite(cov) | (cov <= 0.0)
+        cov[bad] = jitter
+        rows = np.flatnonzero(bad.reshape(cov.shape[0], -1).any(axis=1))
+        return cov, [int(k) for k in rows]
+    stack = cov[None] if covariance_type == "tied" else cov
+    repaired = []
+    for k in range(stack.shape[0]):
+        step = jitter
+        for _ in range(max_tries):
+            try:
+                linalg.cholesky(stack[k], lower=True)
+                break
+            except linalg.LinAlgError:
+                stack[k].flat[:: stack.shape[1] + 1] += step
+                step *= 10.0
+                if not repaired or repaired[-1] != k:
+                    repaired.append(k)
+    return (stack[0] if covariance_type == "tied" else stack), repaired
+
+
 def _flip(a):
     return a[..., ::-1, ::-1]
 
@@ -96,7 +134,7 @@ class CovarianceType:
     """How one covariance type maps between statistics, factors and kernel arrays."""
 
     kind: int
-    covariance: Callable  # (nk_raw, nk, s1, s2, reg, tied_total) -> (delta, cov)
+    covariance: Callable  # _Stats -> covariances
     prec_chol: Callable  # covariances -> precision Cholesky (sklearn shape)
     prec_chol_from_prec: Callable  # precisions -> precision Cholesky
     to_kernel: Callable  # (prec_chol, K, d) -> (K|1, d|1, d) array
@@ -148,16 +186,9 @@ def estimate(cov_type, stats, ref, reg_covar, tied_total=None):
     """
     nk_raw, s1, s2 = stats
     nk = nk_raw + 10 * np.finfo(np.float64).eps
-    entry = TABLE[cov_type]
-    delta, cov = entry.covariance(nk_raw, nk, s1, s2, reg_covar, tied_total)
-    means = ref + delta
-    if cov_type == "tied":
-        centre, total = tied_total
-        dm = means - centre
-        cov = (total - (nk_raw[:, None] * dm).T @ dm) / nk.sum()
-        cov = (cov + cov.T) / 2
-        cov.flat[:: cov.shape[0] + 1] += reg_covar
-    return nk / nk.sum(), means, cov
+    delta = s1 / nk[:, None]
+    st = _Stats(nk_raw, nk, s1, s2, delta, ref + delta, reg_covar, tied_total)
+    return nk / nk.sum(), st.means, TABLE[cov_type].covariance(st)
 
 
 def covariances_from_prec_chol(entry, prec_chol):

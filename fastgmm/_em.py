@@ -7,6 +7,7 @@ log-likelihood of the current parameters and the statistics for the next ones
 """
 
 import math
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -15,7 +16,8 @@ from . import _covariance as cov
 from ._estep import em_pass, score_pass
 from ._jit import chunk_rows
 from ._kmeans import label_stats
-from ._logdensity import FULL, kernel_arrays
+from ._logdensity import DIAG, FULL, kernel_arrays
+from .exceptions import DegenerateComponentWarning
 
 
 @dataclass(frozen=True)
@@ -36,7 +38,14 @@ class Data:
     sample_weight: np.ndarray  # (n,) float64, or (0,) for unit weights
     total_weight: float
     chunk: int
+    feature_var: np.ndarray  # (d,) weighted variance of each feature
     tied_total: object = None  # (centre, scatter) for covariance_type="tied"
+
+    @property
+    def jitter(self):
+        """First diagonal increment used to repair a degenerate covariance."""
+        scale = float(np.mean(self.feature_var))
+        return 1e-6 * scale if scale > 0 and np.isfinite(scale) else 1e-6
 
 
 @dataclass(frozen=True)
@@ -45,6 +54,7 @@ class Options:
     tol: float = 1e-3
     reg_covar: float = 1e-6
     max_iter: int = 100
+    recover: bool = True  # repair degenerate components (else raise as scikit-learn)
 
 
 @dataclass(frozen=True)
@@ -65,20 +75,21 @@ def make_data(X, sample_weight, n_components, covariance_type):
     else:
         sw = np.ascontiguousarray(sample_weight, dtype=np.float64)
         total = float(sw.sum())
-    data = Data(X, sw, total, chunk)
-    if covariance_type != "tied":
-        return data
-    return Data(X, sw, total, chunk, total_scatter(data))
+    kind = FULL if covariance_type == "tied" else DIAG
+    centre, scatter = _total_scatter(X, sw, chunk, kind)
+    feature_var = (np.diag(scatter) if kind == FULL else scatter) / total
+    tied = (centre, scatter) if covariance_type == "tied" else None
+    return Data(X, sw, total, chunk, feature_var, tied)
 
 
-def total_scatter(data):
-    """(centre, sum_i w_i (x_i - centre)(x_i - centre)') with the weighted mean as centre."""
-    X = data.X
+def _total_scatter(X, sw, chunk, kind):
+    """(centre, scatter about it): full (d, d) for FULL, its diagonal for DIAG,
+    with the weighted mean as centre; one pass, accumulated about the first row."""
     ref = np.asarray(X[:1], dtype=np.float64)
-    nk, s1, s2 = label_stats(
-        X, data.sample_weight, np.empty(0, np.int64), 1, FULL, ref, data.chunk
-    )
+    nk, s1, s2 = label_stats(X, sw, np.empty(0, np.int64), 1, kind, ref, chunk)
     delta = s1[0] / nk[0]
+    if kind == DIAG:
+        return ref[0] + delta, s2[0, 0] - s1[0] * delta
     s2 = np.tril(s2[0]) + np.tril(s2[0], -1).T
     return ref[0] + delta, s2 - np.outer(s1[0], delta)
 
@@ -94,12 +105,33 @@ def kernel_params(params, covariance_type):
     return (entry.kind, *kernel_arrays(entry.kind, log_w, params.means, prec_k, log_det))
 
 
-def params_from_stats(stats, ref, reg_covar, covariance_type, tied_total=None):
-    """M-step: new Params from statistics about ``ref``."""
+def params_from_stats(stats, ref, options, data):
+    """M-step: new Params from statistics about ``ref``.
+
+    A covariance that is not positive definite raises scikit-learn's ValueError, or,
+    with ``options.recover``, is repaired (see :func:`_covariance.repair`) with a
+    :class:`DegenerateComponentWarning`.
+    """
+    cov_type = options.covariance_type
     weights, means, covariances = cov.estimate(
-        covariance_type, stats, ref, reg_covar, tied_total
+        cov_type, stats, ref, options.reg_covar, data.tied_total
     )
-    prec_chol = cov.TABLE[covariance_type].prec_chol(covariances)
+    entry = cov.TABLE[cov_type]
+    try:
+        prec_chol = entry.prec_chol(covariances)
+    except cov.IllDefinedCovariance:
+        if not options.recover:
+            raise
+        covariances, repaired = cov.repair(cov_type, covariances, data.jitter)
+        prec_chol = entry.prec_chol(covariances)
+        warnings.warn(
+            f"Component(s) {repaired} had an ill-defined covariance (collapsed onto "
+            "too few distinct points, or empty); a multiple of the data variance was "
+            "added to their diagonal and the fit continued. Increase reg_covar, reduce "
+            "n_components or scale the data to avoid this.",
+            DegenerateComponentWarning,
+            stacklevel=2,
+        )
     return Params(weights, means, covariances, prec_chol)
 
 
@@ -110,9 +142,7 @@ def em_step(data, params, options):
     ll, nk, s1, s2 = em_pass(
         data.X, data.sample_weight, kind, const, loc, prec, ref, data.chunk
     )
-    new = params_from_stats(
-        (nk, s1, s2), ref, options.reg_covar, options.covariance_type, data.tied_total
-    )
+    new = params_from_stats((nk, s1, s2), ref, options, data)
     return ll / data.total_weight, new
 
 

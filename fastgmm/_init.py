@@ -54,20 +54,11 @@ def kmeans_plusplus(data, n_components, random_state):
     return centers, indices
 
 
-def _feature_variance(data):
-    ref = np.asarray(data.X[:1], dtype=np.float64)
-    nk, s1, s2 = label_stats(
-        data.X, data.sample_weight, np.empty(0, np.int64), 1, DIAG, ref, data.chunk
-    )
-    mean_shift = s1[0] / nk[0]
-    return s2[0, 0] / nk[0] - mean_shift**2
-
-
 def kmeans(data, n_components, random_state):
     """Weighted Lloyd k-means from k-means++ seeds; returns (centers, labels)."""
     X, n = data.X, data.X.shape[0]
     centers, _ = kmeans_plusplus(data, n_components, random_state)
-    tol = KMEANS_TOL * float(np.mean(_feature_variance(data)))
+    tol = KMEANS_TOL * float(np.mean(data.feature_var))
     labels, previous, d2 = np.empty(n, np.int64), np.full(n, -1, np.int64), np.empty(n)
     for _ in range(KMEANS_MAX_ITER):
         assign(X, centers, data.chunk, labels, d2)
@@ -141,9 +132,7 @@ def initialize(data, n_components, options, method, random_state, user=(None, No
         stats, ref = initial_stats(
             data, n_components, options.covariance_type, method, random_state
         )
-        start = params_from_stats(
-            stats, ref, options.reg_covar, options.covariance_type, data.tied_total
-        )
+        start = params_from_stats(stats, ref, options, data)
     else:
         start = Params(None, None, None, None)
     weights = start.weights if weights_init is None else np.asarray(weights_init, float)
