@@ -12,7 +12,7 @@ import numpy as np
 
 from . import _covariance as cov
 from ._em import Params, params_from_stats
-from ._kmeans import assign, label_stats, potentials
+from ._kmeans import assign, label_stats, lloyd_step, potentials
 from ._logdensity import DIAG, TIED
 
 KMEANS_MAX_ITER = 300
@@ -55,22 +55,26 @@ def kmeans_plusplus(data, n_components, random_state):
 
 
 def kmeans(data, n_components, random_state):
-    """Weighted Lloyd k-means from k-means++ seeds; returns (centers, labels)."""
+    """Weighted Lloyd k-means from k-means++ seeds; returns (centers, labels).
+
+    Stops when no label changes or the squared centre shift falls below
+    1e-4 x the mean feature variance (scikit-learn's rule), after at most 300 passes.
+    Empty clusters are moved to the points farthest from their centres.
+    """
     X, n = data.X, data.X.shape[0]
     centers, _ = kmeans_plusplus(data, n_components, random_state)
     tol = KMEANS_TOL * float(np.mean(data.feature_var))
-    labels, previous, d2 = np.empty(n, np.int64), np.full(n, -1, np.int64), np.empty(n)
+    labels, d2 = np.full(n, -1, np.int64), np.empty(n)
     for _ in range(KMEANS_MAX_ITER):
-        assign(X, centers, data.chunk, labels, d2)
-        if np.array_equal(labels, previous):
+        nk, s1, changed = lloyd_step(X, data.sample_weight, centers, data.chunk, labels, d2)
+        if changed == 0:
             break
-        nk, s1, _ = label_stats(X, data.sample_weight, labels, n_components, TIED, centers, data.chunk)
         new = centers + s1 / np.maximum(nk, np.finfo(float).tiny)[:, None]
-        for k in np.flatnonzero(nk == 0):  # relocate empty clusters to far points
+        for k in np.flatnonzero(nk == 0):
             far = int(np.argmax(d2))
             new[k], d2[far] = X[far], 0.0
         shift = float(((new - centers) ** 2).sum())
-        centers, previous, labels = new, labels, previous
+        centers = new
         if shift <= tol:
             assign(X, centers, data.chunk, labels, d2)
             break

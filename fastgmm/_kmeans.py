@@ -36,6 +36,50 @@ def assign(X, centers, chunk, labels, d2):
             d2[i] = best_d
 
 
+@kernel
+def _chunk_lloyd(X, sw, centers, start, stop, labels, d2, nk, s1):
+    changed = 0
+    for i in range(start, stop):
+        best = 0
+        best_d = _sq_dist(X, i, centers, 0)
+        for k in range(1, centers.shape[0]):
+            dist = _sq_dist(X, i, centers, k)
+            if dist < best_d:
+                best_d = dist
+                best = k
+        if labels[i] != best:
+            changed += 1
+        labels[i] = best
+        d2[i] = best_d
+        w = sw[i] if sw.shape[0] > 0 else 1.0
+        nk[best] += w
+        for j in range(X.shape[1]):
+            s1[best, j] += w * (X[i, j] - centers[best, j])
+    return changed
+
+
+@kernel(parallel=True)
+def lloyd_step(X, sw, centers, chunk, labels, d2):
+    """One Lloyd pass: assign each point to its nearest centre (updating labels, d2)
+    and sum the weighted offsets from it. Returns (nk (K,), s1 (K, d), n_changed)."""
+    n, d = X.shape
+    n_components = centers.shape[0]
+    n_chunks = (n + chunk - 1) // chunk
+    pnk = np.zeros((n_chunks, n_components))
+    ps1 = np.zeros((n_chunks, n_components, d))
+    pch = np.zeros(n_chunks, np.int64)
+    for c in prange(n_chunks):
+        pch[c] = _chunk_lloyd(
+            X, sw, centers, c * chunk, min(n, (c + 1) * chunk), labels, d2, pnk[c], ps1[c]
+        )
+    nk = np.zeros(n_components)
+    s1 = np.zeros((n_components, d))
+    for c in range(n_chunks):
+        nk += pnk[c]
+        s1 += ps1[c]
+    return nk, s1, pch.sum()
+
+
 @kernel(parallel=True)
 def potentials(X, sw, d2, cands, chunk):
     """pot[t] = sum_i w_i min(d2_i, ||x_i - cand_t||^2) (sw of length 0: unit weights)."""
