@@ -6,7 +6,7 @@ scikit-learn or Numba; they load on first use.
 """
 
 __version__ = "0.1.0"
-__all__ = ["GaussianMixture", "threads", "warmup", "__version__"]
+__all__ = ["GaussianMixture", "load", "save", "threads", "warmup", "__version__"]
 
 
 def __getattr__(name):
@@ -18,6 +18,10 @@ def __getattr__(name):
         from ._jit import threads
 
         return threads
+    if name in ("load", "save"):
+        from . import _persist
+
+        return getattr(_persist, name)
     if name == "warmup":
         from ._warmup import warmup
 
