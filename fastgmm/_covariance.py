@@ -22,6 +22,12 @@ ILL_DEFINED = (
 )
 
 
+FLOAT32_HINT = (
+    " The numerical accuracy can also be improved by passing float64"
+    " data instead of float32."
+)
+
+
 class IllDefinedCovariance(ValueError):
     """A covariance matrix is not positive definite (scikit-learn's ValueError)."""
 

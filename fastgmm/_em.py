@@ -32,14 +32,27 @@ class Params:
 
 @dataclass(frozen=True)
 class Data:
-    """Validated training data: X (n, d) float32/float64 C-contiguous, weights."""
+    """Validated training data and what is precomputed from it once per fit.
 
-    X: np.ndarray
-    sample_weight: np.ndarray  # (n,) float64, or (0,) for unit weights
+    In memory, X (n, d) is float32/float64 C-contiguous and ``sample_weight`` (n,)
+    float64 or (0,) for unit weights. For streamed or distributed data X is None and
+    ``source`` delivers the blocks (see :mod:`fastgmm._stream`).
+    """
+
+    X: object
+    sample_weight: np.ndarray
     total_weight: float
     chunk: int
     feature_var: np.ndarray  # (d,) weighted variance of each feature
     tied_total: object = None  # (centre, scatter) for covariance_type="tied"
+    source: object = None
+
+    def map_sum(self, fn, *args):
+        """sum over blocks of fn(X_block, sw_block, *args): tuples added element-wise,
+        in block order (so results do not depend on scheduling)."""
+        if self.source is None:
+            return fn(self.X, self.sample_weight, *args)
+        return self.source.map_sum(fn, *args)
 
     @property
     def jitter(self):
@@ -66,32 +79,42 @@ class EMResult:
     converged: bool = False
 
 
-def make_data(X, sample_weight, n_components, covariance_type):
-    """Wrap validated X and weights; precompute the total scatter for "tied"."""
-    n, d = X.shape
+def make_data(X, sample_weight, n_components, covariance_type, source=None):
+    """Wrap validated X and weights (or a block ``source`` with X=None) and
+    precompute the feature variances and, for "tied", the total scatter."""
+    d = source.n_features if source is not None else X.shape[1]
     chunk = chunk_rows(d, n_components)
     if sample_weight is None:
-        sw, total = np.empty(0), float(n)
+        sw = np.empty(0)
     else:
         sw = np.ascontiguousarray(sample_weight, dtype=np.float64)
-        total = float(sw.sum())
+    data = Data(X, sw, 0.0, chunk, np.zeros(d), None, source)
     kind = FULL if covariance_type == "tied" else DIAG
-    centre, scatter = _total_scatter(X, sw, chunk, kind)
+    ref = source.first_row() if source is not None else np.asarray(X[0], np.float64)
+    total, centre, scatter = _total_scatter(data, ref, kind)
+    if not total > 0:
+        raise ValueError("The total sample weight must be positive.")
     feature_var = (np.diag(scatter) if kind == FULL else scatter) / total
     tied = (centre, scatter) if covariance_type == "tied" else None
-    return Data(X, sw, total, chunk, feature_var, tied)
+    return Data(X, sw, total, chunk, feature_var, tied, source)
 
 
-def _total_scatter(X, sw, chunk, kind):
-    """(centre, scatter about it): full (d, d) for FULL, its diagonal for DIAG,
-    with the weighted mean as centre; one pass, accumulated about the first row."""
-    ref = np.asarray(X[:1], dtype=np.float64)
+def block_scatter(X, sw, kind, ref, chunk):
+    """(total weight, s1, s2) of a block about ``ref`` (1, d): one label_stats pass."""
     nk, s1, s2 = label_stats(X, sw, np.empty(0, np.int64), 1, kind, ref, chunk)
-    delta = s1[0] / nk[0]
+    return nk[0], s1[0], s2[0]
+
+
+def _total_scatter(data, ref, kind):
+    """(total weight, centre, scatter about it) with the weighted mean as centre:
+    the full (d, d) scatter for FULL, its diagonal for DIAG."""
+    ref = np.ascontiguousarray(ref, dtype=np.float64).reshape(1, -1)
+    total, s1, s2 = data.map_sum(block_scatter, kind, ref, data.chunk)
+    delta = s1 / total
     if kind == DIAG:
-        return ref[0] + delta, s2[0, 0] - s1[0] * delta
-    s2 = np.tril(s2[0]) + np.tril(s2[0], -1).T
-    return ref[0] + delta, s2 - np.outer(s1[0], delta)
+        return total, ref[0] + delta, s2[0] - s1 * delta
+    s2 = np.tril(s2) + np.tril(s2, -1).T
+    return total, ref[0] + delta, s2 - np.outer(s1, delta)
 
 
 def kernel_params(params, covariance_type):
@@ -135,13 +158,16 @@ def params_from_stats(stats, ref, options, data):
     return Params(weights, means, covariances, prec_chol)
 
 
+def block_em(X, sw, kind, const, loc, prec, ref, chunk):
+    """(loglik sum, nk, s1, s2) of one block: the fused kernel (picklable wrapper)."""
+    return em_pass(X, sw, kind, const, loc, prec, ref, chunk)
+
+
 def em_step(data, params, options):
     """One fused pass: (mean log-likelihood of ``params``, next Params)."""
     kind, const, loc, prec = kernel_params(params, options.covariance_type)
     ref = np.ascontiguousarray(params.means, dtype=np.float64)
-    ll, nk, s1, s2 = em_pass(
-        data.X, data.sample_weight, kind, const, loc, prec, ref, data.chunk
-    )
+    ll, nk, s1, s2 = data.map_sum(block_em, kind, const, loc, prec, ref, data.chunk)
     new = params_from_stats((nk, s1, s2), ref, options, data)
     return ll / data.total_weight, new
 

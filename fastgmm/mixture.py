@@ -17,6 +17,10 @@ from ._checks import check_user_init
 from ._em import EMResult, Options, Params, make_data, run_em, score
 from ._init import initialize
 from ._jit import threads
+from ._stream import as_source, is_source
+
+#: rows sampled from a streamed data set to initialise the fit
+INIT_SAMPLE_ROWS = 200_000
 
 
 class GaussianMixture(DensityMixin, BaseEstimator):
@@ -56,6 +60,12 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     n_jobs : int, default=None
         Threads for the kernels: None keeps Numba's setting (all cores by default),
         -1 all cores, a positive int that many.
+    on_degenerate : {'recover', 'raise'}, default='recover'
+        What to do when a component collapses (its covariance is not positive
+        definite): 'recover' adds a small multiple of the data variance to its
+        diagonal (10x more per try), warns with
+        :class:`~fastgmm.exceptions.DegenerateComponentWarning` and continues;
+        'raise' stops with scikit-learn's ValueError.
 
     Attributes
     ----------
@@ -88,6 +98,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         "means_init": ["array-like", None],
         "precisions_init": ["array-like", None],
         "n_jobs": [Integral, None],
+        "on_degenerate": [StrOptions({"recover", "raise"})],
     }
 
     def __init__(
@@ -108,6 +119,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         verbose=0,
         verbose_interval=10,
         n_jobs=None,
+        on_degenerate="recover",
     ):
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -124,6 +136,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.verbose = verbose
         self.verbose_interval = verbose_interval
         self.n_jobs = n_jobs
+        self.on_degenerate = on_degenerate
 
     # ------------------------------------------------------------------ fitting
     def fit(self, X, y=None, sample_weight=None):
@@ -131,7 +144,12 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like of shape (n_samples, n_features), or a block source
+            In-memory data, or data streamed block by block with memory bounded by
+            the block size: a ``numpy.memmap``, an h5py/zarr array, or a callable
+            returning a new iterable of blocks (arrays, or (rows, weights) pairs).
+            Streamed data are initialised on a seeded sample of at most
+            ``INIT_SAMPLE_ROWS`` rows; EM itself runs on all rows.
         y : Ignored
         sample_weight : array-like of shape (n_samples,), default=None
             Non-negative weights; integer weights give the same fit as repeated rows.
@@ -140,7 +158,13 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         -------
         self : GaussianMixture
         """
-        self.fit_predict(X, y, sample_weight=sample_weight)
+        snapshot = dict(self.__dict__)
+        try:
+            self._fit(X, sample_weight)
+        except BaseException:
+            self.__dict__.clear()  # a failed call never changes a fitted model
+            self.__dict__.update(snapshot)
+            raise
         return self
 
     def fit_predict(self, X, y=None, sample_weight=None):
@@ -150,46 +174,69 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         -------
         labels : ndarray of shape (n_samples,)
         """
-        snapshot = dict(self.__dict__)
-        try:
-            return self._fit(X, sample_weight)
-        except BaseException:
-            self.__dict__.clear()  # a failed call never changes a fitted model
-            self.__dict__.update(snapshot)
-            raise
+        return self.fit(X, sample_weight=sample_weight).predict(X)
 
     def _validate_fit_input(self, X, sample_weight):
-        self._validate_params()
         X = validate_data(
             self, X, dtype=[np.float64, np.float32], ensure_min_samples=2, order="C"
         )
-        if X.shape[0] < self.n_components:
-            raise ValueError(
-                "Expected n_samples >= n_components "
-                f"but got n_components = {self.n_components}, "
-                f"n_samples = {X.shape[0]}"
-            )
+        self._check_n_samples(X.shape[0])
         if sample_weight is not None:
             sample_weight = _check_sample_weight(
                 sample_weight, X, dtype=np.float64, ensure_non_negative=True
             )
-        return X, sample_weight, check_user_init(self, X.shape[1])
+        return X, sample_weight
+
+    def _check_n_samples(self, n_samples):
+        if n_samples < self.n_components:
+            raise ValueError(
+                "Expected n_samples >= n_components "
+                f"but got n_components = {self.n_components}, "
+                f"n_samples = {n_samples}"
+            )
+
+    def _training_data(self, X, sample_weight, random_state):
+        """(data for EM, data for the initialisation, dtype)."""
+        args = (self.n_components, self.covariance_type)
+        if not is_source(X):
+            X, sample_weight = self._validate_fit_input(X, sample_weight)
+            data = make_data(X, sample_weight, *args)
+            return data, data, X.dtype
+        if sample_weight is not None:
+            raise TypeError(
+                "sample_weight cannot be given with streamed data: yield "
+                "(rows, weights) pairs from the source instead."
+            )
+        source = as_source(X)
+        data = make_data(None, None, *args, source=source)
+        self._check_n_samples(source.n_rows)
+        self.n_features_in_ = source.n_features
+        if hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
+        sample, weights = source.sample(INIT_SAMPLE_ROWS, random_state)
+        self._check_n_samples(sample.shape[0])
+        return data, make_data(sample, weights, *args), source.dtype
 
     def _fit(self, X, sample_weight):
-        X, sample_weight, user = self._validate_fit_input(X, sample_weight)
-        do_init = not (self.warm_start and hasattr(self, "converged_"))
+        self._validate_params()
         random_state = check_random_state(self.random_state)
-        options = Options(self.covariance_type, self.tol, self.reg_covar, self.max_iter)
         with threads(self.n_jobs):
-            data = make_data(X, sample_weight, self.n_components, self.covariance_type)
+            data, init_data, dtype = self._training_data(X, sample_weight, random_state)
+            user = check_user_init(self, data.feature_var.shape[0])
+            do_init = not (self.warm_start and hasattr(self, "converged_"))
+            options = Options(
+                self.covariance_type, self.tol, self.reg_covar, self.max_iter,
+                recover=self.on_degenerate == "recover",
+            )
             best = None
             for init in range(self.n_init if do_init else 1):
-                result = self._one_init(data, options, random_state, user, do_init, init)
+                result = self._one_init(
+                    data, init_data, options, random_state, user, do_init, init
+                )
                 if best is None or self.max_iter == 0 or (
                     result.lower_bound > best.lower_bound
                 ):
                     best = result
-            (labels,) = score(X, best.params, self.covariance_type, labels=True)
         if not best.converged and self.max_iter > 0:
             warnings.warn(
                 "Best performing initialization did not converge. "
@@ -197,21 +244,26 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 "tol, or check for degenerate data.",
                 ConvergenceWarning,
             )
-        self._set_fitted(best, X.dtype)
-        return labels
+        self._set_fitted(best, dtype)
 
-    def _one_init(self, data, options, random_state, user, do_init, init):
+    def _one_init(self, data, init_data, options, random_state, user, do_init, init):
         self._verbose_init_beg(init)
         if do_init:
             start = initialize(
-                data, self.n_components, options, self.init_params, random_state, user
+                init_data, self.n_components, options, self.init_params,
+                random_state, user,
             )
             lower_bound = -math.inf
         else:
             start, lower_bound = self._params(), self.lower_bound_
         if self.max_iter == 0:
             return EMResult(start, -math.inf, [], 0, False)
-        result = run_em(data, start, options, lower_bound, self._verbose_iter)
+        try:
+            result = run_em(data, start, options, lower_bound, self._verbose_iter)
+        except cov.IllDefinedCovariance as exc:
+            if data.source is None and data.X.dtype == np.float32:
+                raise cov.IllDefinedCovariance(f"{exc}{cov.FLOAT32_HINT}") from None
+            raise
         self._verbose_init_end(result.lower_bound, result.converged)
         return result
 
@@ -241,9 +293,21 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     # ------------------------------------------------------------- inference
     def _score(self, X, **wanted):
         check_is_fitted(self)
+        if is_source(X):
+            source = as_source(X)
+            if source.n_features != self.n_features_in_:
+                raise ValueError(
+                    f"X has {source.n_features} features, but {type(self).__name__} "
+                    f"is expecting {self.n_features_in_} features as input."
+                )
+            parts = [self._score_array(Xb, wanted) for Xb, _ in source._iter()]
+            return tuple(np.concatenate(p) for p in zip(*parts))
         X = validate_data(
             self, X, reset=False, dtype=[np.float64, np.float32], order="C"
         )
+        return self._score_array(X, wanted)
+
+    def _score_array(self, X, wanted):
         with threads(self.n_jobs):
             return score(X, self._params(), self.covariance_type, **wanted)
 
@@ -310,6 +374,21 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     def aic(self, X):
         """Akaike information criterion on X (lower is better)."""
         return -2 * self.score(X) * X.shape[0] + 2 * self._n_parameters()
+
+    # ----------------------------------------------------------- persistence
+    def save(self, path):
+        """Write the fitted model to ``path`` in fastgmm's safe, versioned format
+        (a zip of ``.npy`` arrays and JSON metadata; no pickle). See :func:`fastgmm.load`."""
+        from ._persist import save
+
+        save(self, path)
+
+    @classmethod
+    def load(cls, path):
+        """Read a model written by :meth:`save`, validating every field."""
+        from ._persist import load
+
+        return load(path)
 
     # --------------------------------------------------------------- verbose
     def _verbose_init_beg(self, n_init):

@@ -1,0 +1,147 @@
+"""Data that do not fit in memory: block sources streamed through the fused kernel.
+
+A source delivers the rows of a data set in blocks, afresh on every pass; EM adds
+the per-block sufficient statistics in block order, so a streamed fit equals the
+in-memory fit from the same start up to float rounding. Memory is bounded by the
+block size, not by the number of rows.
+
+Accepted inputs (see :func:`as_source`):
+
+- ``numpy.memmap``: read block by block with plain file reads (no mapping stays
+  resident, so the resident set stays bounded);
+- array-likes with ``shape`` and slicing that are not numpy arrays (h5py datasets,
+  zarr arrays);
+- a callable returning a new iterable of blocks at each call; a block is an array
+  (rows, n_features) or a pair (rows, sample_weight).
+"""
+
+import numpy as np
+
+#: rows read per block from memmaps and array-likes
+DEFAULT_BLOCK_ROWS = 1 << 18
+
+
+def is_source(X):
+    """Whether ``X`` should be streamed rather than loaded."""
+    if isinstance(X, np.memmap):
+        return True
+    if isinstance(X, np.ndarray):
+        return False
+    module = type(X).__module__.split(".")[0]
+    return callable(X) or module in ("h5py", "zarr")
+
+
+def _check_block(X, w, n_features, index):
+    X = np.asarray(X)
+    if X.dtype.kind not in "biuf":
+        raise ValueError(f"block {index}: expected numeric data, got dtype {X.dtype}")
+    if X.dtype != np.float32:
+        X = X.astype(np.float64)
+    X = np.ascontiguousarray(X)
+    if X.ndim != 2 or (n_features is not None and X.shape[1] != n_features):
+        raise ValueError(
+            f"block {index}: expected a 2D block with {n_features} features, got shape "
+            f"{X.shape}"
+        )
+    if not np.all(np.isfinite(X)):
+        raise ValueError(f"block {index}: Input X contains NaN or infinity.")
+    if w is None:
+        return X, np.empty(0)
+    w = np.ascontiguousarray(w, dtype=np.float64)
+    if w.shape != (X.shape[0],) or not np.all(np.isfinite(w)) or np.any(w < 0):
+        raise ValueError(
+            f"block {index}: sample weights must be finite, non-negative, one per row"
+        )
+    return X, w
+
+
+class BlockSource:
+    """Rows in blocks: ``blocks()`` returns a new iterator of (X, weights or None)."""
+
+    def __init__(self, blocks, n_features=None):
+        self._blocks = blocks
+        self.n_features = n_features
+        self.n_rows = None
+        self.dtype = None
+        self._first = None
+        self._peek()
+
+    def _peek(self):
+        for index, (X, w) in enumerate(self._iter()):
+            self._first = np.asarray(X[0], dtype=np.float64)
+            self.dtype = X.dtype
+            return
+        raise ValueError("Found array with 0 sample(s) (the data source is empty).")
+
+    def _iter(self):
+        for index, block in enumerate(self._blocks()):
+            X, w = block if isinstance(block, tuple) else (block, None)
+            X, w = _check_block(X, w, self.n_features, index)
+            if X.shape[0] == 0:
+                continue
+            self.n_features = X.shape[1]
+            yield X, w
+
+    def first_row(self):
+        return self._first
+
+    def map_sum(self, fn, *args):
+        """Sum of fn(X, w, *args) over the blocks, in order (tuples element-wise)."""
+        total, rows = None, 0
+        for X, w in self._iter():
+            out = fn(X, w, *args)
+            total = out if total is None else tuple(a + b for a, b in zip(total, out))
+            rows += X.shape[0]
+        self.n_rows = rows
+        return total
+
+    def sample(self, n_max, random_state):
+        """A seeded Bernoulli sample of about ``n_max`` rows (all rows if fewer),
+        with their weights; needs one full pass first (to know the row count)."""
+        if self.n_rows is None:
+            self.map_sum(lambda X, w: (X.shape[0],))
+        p = min(1.0, n_max / self.n_rows)
+        xs, ws, weighted = [], [], False
+        for X, w in self._iter():
+            keep = random_state.uniform(size=X.shape[0]) < p if p < 1 else slice(None)
+            xs.append(X[keep])
+            ws.append(np.ones(X.shape[0])[keep] if w.shape[0] == 0 else w[keep])
+            weighted |= w.shape[0] > 0
+        X = np.ascontiguousarray(np.concatenate(xs))
+        return X, (np.concatenate(ws) if weighted else None)
+
+
+def _memmap_blocks(X, rows):
+    """Blocks of a C-ordered 2-D memmap read with np.fromfile (nothing stays mapped)."""
+    if X.ndim != 2 or not X.flags.c_contiguous or X.filename is None:
+        return _slice_blocks(np.asarray(X), rows)
+    n, d = X.shape
+    path, offset, dtype = X.filename, X.offset, X.dtype
+
+    def blocks():
+        with open(path, "rb") as fh:
+            for start in range(0, n, rows):
+                count = min(rows, n - start)
+                fh.seek(offset + start * d * dtype.itemsize)
+                yield np.fromfile(fh, dtype=dtype, count=count * d).reshape(count, d)
+
+    return blocks
+
+
+def _slice_blocks(X, rows):
+    def blocks():
+        for start in range(0, X.shape[0], rows):
+            yield np.asarray(X[start : start + rows])
+
+    return blocks
+
+
+def as_source(X, block_rows=DEFAULT_BLOCK_ROWS):
+    """A :class:`BlockSource` for a memmap, an h5py/zarr array or a callable."""
+    if isinstance(X, np.memmap):
+        return BlockSource(_memmap_blocks(X, block_rows))
+    if callable(X) and not hasattr(X, "shape"):
+        return BlockSource(X)
+    if len(getattr(X, "shape", ())) != 2:
+        raise ValueError(f"Expected a 2D array-like, got shape {getattr(X, 'shape', None)}")
+    return BlockSource(_slice_blocks(X, block_rows), X.shape[1])
