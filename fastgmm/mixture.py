@@ -17,6 +17,7 @@ from ._checks import check_user_init
 from ._em import EMResult, Options, Params, make_data, run_em, score
 from ._init import initialize
 from ._jit import threads
+from ._online import online_step
 from ._stream import as_source, is_source
 
 #: rows sampled from a streamed data set to initialise the fit
@@ -66,6 +67,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         diagonal (10x more per try), warns with
         :class:`~fastgmm.exceptions.DegenerateComponentWarning` and continues;
         'raise' stops with scikit-learn's ValueError.
+    learning_decay : float in (0.5, 1], default=0.6
+        Step-size exponent of :meth:`partial_fit` (online EM): the statistics of the
+        t-th chunk enter the running average with weight ``t ** -learning_decay``.
 
     Attributes
     ----------
@@ -99,6 +103,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         "precisions_init": ["array-like", None],
         "n_jobs": [Integral, None],
         "on_degenerate": [StrOptions({"recover", "raise"})],
+        "learning_decay": [Interval(Real, 0.5, 1.0, closed="right")],
     }
 
     def __init__(
@@ -120,6 +125,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         verbose_interval=10,
         n_jobs=None,
         on_degenerate="recover",
+        learning_decay=0.6,
     ):
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -137,6 +143,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.verbose_interval = verbose_interval
         self.n_jobs = n_jobs
         self.on_degenerate = on_degenerate
+        self.learning_decay = learning_decay
 
     # ------------------------------------------------------------------ fitting
     def fit(self, X, y=None, sample_weight=None):
@@ -245,6 +252,67 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 ConvergenceWarning,
             )
         self._set_fitted(best, dtype)
+
+    def partial_fit(self, X, y=None, sample_weight=None):
+        """Update the model with one chunk of a stream (online EM).
+
+        The first call initialises the parameters on the chunk with ``init_params``
+        (or ``*_init``); each call then runs one stochastic EM step (see
+        :mod:`fastgmm._online`): an approximation of the batch fit that converges on
+        a stationary stream, usable between calls. ``n_iter_`` counts the chunks seen
+        and ``lower_bound_`` is the last chunk's mean log-likelihood before its update.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : Ignored
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        self : GaussianMixture
+        """
+        snapshot = dict(self.__dict__)
+        try:
+            self._partial_fit(X, sample_weight)
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(snapshot)
+            raise
+        return self
+
+    def _partial_fit(self, X, sample_weight):
+        self._validate_params()
+        first = not hasattr(self, "converged_")
+        X = validate_data(
+            self, X, reset=first, dtype=[np.float64, np.float32], order="C"
+        )
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(
+                sample_weight, X, dtype=np.float64, ensure_non_negative=True
+            )
+        options = Options(
+            self.covariance_type, self.tol, self.reg_covar, self.max_iter,
+            recover=self.on_degenerate == "recover",
+        )
+        with threads(self.n_jobs):
+            if first:
+                self._check_n_samples(X.shape[0])
+                data = make_data(X, sample_weight, self.n_components, self.covariance_type)
+                user = check_user_init(self, X.shape[1])
+                params = initialize(
+                    data, self.n_components, options, self.init_params,
+                    check_random_state(self.random_state), user,
+                )
+            else:
+                params = self._params()
+            state, params, ll = online_step(
+                getattr(self, "_online_state", None), X, sample_weight, params,
+                options, self.learning_decay,
+            )
+        bounds = [] if first else list(self.lower_bounds_)
+        self._set_fitted(EMResult(params, ll, bounds + [ll], state.t, False), X.dtype)
+        self._online_state = state
 
     def _one_init(self, data, init_data, options, random_state, user, do_init, init):
         self._verbose_init_beg(init)
