@@ -23,7 +23,9 @@ DEFAULT_BLOCK_ROWS = 1 << 18
 
 def is_source(X):
     """Whether ``X`` should be streamed rather than loaded."""
-    if isinstance(X, np.memmap):
+    from .dask import is_dask_array
+
+    if isinstance(X, np.memmap) or is_dask_array(X):
         return True
     if isinstance(X, np.ndarray):
         return False
@@ -136,8 +138,18 @@ def _slice_blocks(X, rows):
     return blocks
 
 
-def as_source(X, block_rows=DEFAULT_BLOCK_ROWS):
-    """A :class:`BlockSource` for a memmap, an h5py/zarr array or a callable."""
+def as_source(X, sample_weight=None, block_rows=DEFAULT_BLOCK_ROWS):
+    """A block source for a memmap, an h5py/zarr array, a callable or a dask array
+    (sample weights only for a dask array: other sources yield (rows, weights))."""
+    from .dask import DaskSource, is_dask_array
+
+    if is_dask_array(X):
+        return DaskSource(X, sample_weight)
+    if sample_weight is not None:
+        raise TypeError(
+            "sample_weight cannot be given with streamed data: yield "
+            "(rows, weights) pairs from the source instead."
+        )
     if isinstance(X, np.memmap):
         return BlockSource(_memmap_blocks(X, block_rows))
     if callable(X) and not hasattr(X, "shape"):

@@ -19,6 +19,7 @@ from ._init import initialize
 from ._jit import threads
 from ._online import online_step
 from ._stream import as_source, is_source
+from .dask import is_dask_array, lazy_score
 
 #: rows sampled from a streamed data set to initialise the fit
 INIT_SAMPLE_ROWS = 200_000
@@ -209,12 +210,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             X, sample_weight = self._validate_fit_input(X, sample_weight)
             data = make_data(X, sample_weight, *args)
             return data, data, X.dtype
-        if sample_weight is not None:
-            raise TypeError(
-                "sample_weight cannot be given with streamed data: yield "
-                "(rows, weights) pairs from the source instead."
-            )
-        source = as_source(X)
+        source = as_source(X, sample_weight)
         data = make_data(None, None, *args, source=source)
         self._check_n_samples(source.n_rows)
         self.n_features_in_ = source.n_features
@@ -361,19 +357,27 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     # ------------------------------------------------------------- inference
     def _score(self, X, **wanted):
         check_is_fitted(self)
+        if is_dask_array(X):
+            self._check_features(X.shape[1])
+            ((what, _),) = wanted.items()
+            params, k = self._params(), self.n_components
+            return (lazy_score(X, params, self.covariance_type, what, k),)
         if is_source(X):
             source = as_source(X)
-            if source.n_features != self.n_features_in_:
-                raise ValueError(
-                    f"X has {source.n_features} features, but {type(self).__name__} "
-                    f"is expecting {self.n_features_in_} features as input."
-                )
+            self._check_features(source.n_features)
             parts = [self._score_array(Xb, wanted) for Xb, _ in source._iter()]
             return tuple(np.concatenate(p) for p in zip(*parts))
         X = validate_data(
             self, X, reset=False, dtype=[np.float64, np.float32], order="C"
         )
         return self._score_array(X, wanted)
+
+    def _check_features(self, n_features):
+        if n_features != self.n_features_in_:
+            raise ValueError(
+                f"X has {n_features} features, but {type(self).__name__} "
+                f"is expecting {self.n_features_in_} features as input."
+            )
 
     def _score_array(self, X, wanted):
         with threads(self.n_jobs):
