@@ -12,7 +12,7 @@ import numpy as np
 
 from . import _covariance as cov
 from ._em import Params, params_from_stats
-from ._kmeans import assign, label_stats, lloyd_step, potentials
+from ._kmeans import assign, label_stats, lloyd_step, potentials, update_min_dist
 from ._logdensity import DIAG, TIED
 
 KMEANS_MAX_ITER = 300
@@ -22,13 +22,6 @@ KMEANS_TOL = 1e-4
 def _weights(data):
     sw = data.sample_weight
     return sw if sw.shape[0] else None
-
-
-def _sq_dist_to(data, center):
-    n = data.X.shape[0]
-    labels, d2 = np.empty(n, np.int64), np.empty(n)
-    assign(data.X, np.ascontiguousarray(center[None], dtype=np.float64), data.chunk, labels, d2)
-    return d2
 
 
 def kmeans_plusplus(data, n_components, random_state):
@@ -41,16 +34,16 @@ def kmeans_plusplus(data, n_components, random_state):
     indices = np.empty(n_components, np.int64)
     centers = np.empty((n_components, X.shape[1]))
     indices[0], centers[0] = first, X[first]
-    d2 = _sq_dist_to(data, centers[0])
-    pot = float(np.dot(w, d2)) if w is not None else float(d2.sum())
+    d2 = np.full(n, np.inf)
+    update_min_dist(X, centers[0], data.chunk, d2)
     for c in range(1, n_components):
         cum = np.cumsum(d2 if w is None else w * d2)
         cand = np.searchsorted(cum, random_state.uniform(size=n_trials) * cum[-1])
         cand = np.minimum(cand, n - 1)
         pots = potentials(X, data.sample_weight, d2, np.asarray(X[cand], np.float64), data.chunk)
         best = int(np.argmin(pots))
-        indices[c], centers[c], pot = cand[best], X[cand[best]], pots[best]
-        d2 = np.minimum(d2, _sq_dist_to(data, centers[c]))
+        indices[c], centers[c] = cand[best], X[cand[best]]
+        update_min_dist(X, centers[c], data.chunk, d2)
     return centers, indices
 
 

@@ -5,8 +5,8 @@ chunk order, like the E-step, so results do not depend on the thread count."""
 import numpy as np
 from numba import prange
 
-from ._jit import GROUP, kernel
-from ._logdensity import FULL, TIED
+from ._jit import BLOCK, GROUP, kernel
+from ._logdensity import FULL, TIED, load_block
 
 
 @kernel
@@ -18,44 +18,83 @@ def _sq_dist(X, i, centers, k):
     return acc
 
 
+@kernel
+def _block_nearest(xt, nb, centers, best, best_d, dist):
+    """Nearest centre of each point of a transposed block (SIMD over points):
+    best[b] (float-coded index) and best_d[b] its squared distance."""
+    d = xt.shape[0]
+    for b in range(nb):
+        best_d[b] = np.inf
+        best[b] = 0.0
+    for k in range(centers.shape[0]):
+        for b in range(nb):
+            dist[b] = 0.0
+        for j in range(d):
+            c = centers[k, j]
+            for b in range(nb):
+                t = xt[j, b] - c
+                dist[b] += t * t
+        for b in range(nb):
+            better = dist[b] < best_d[b]
+            best_d[b] = dist[b] if better else best_d[b]
+            best[b] = k if better else best[b]
+
+
+@kernel
+def _block_label_sums(xt, nb, centers, best, wb, nk, s1):
+    """nk[k] += sum of weights with label k; s1[k] += their weighted offsets from
+    centre k (masked sums over points: SIMD, no scatter)."""
+    for k in range(centers.shape[0]):
+        acc = 0.0
+        for b in range(nb):
+            acc += wb[b] if best[b] == k else 0.0
+        nk[k] += acc
+        for j in range(xt.shape[0]):
+            c = centers[k, j]
+            acc = 0.0
+            for b in range(nb):
+                acc += (wb[b] * (xt[j, b] - c)) if best[b] == k else 0.0
+            s1[k, j] += acc
+
+
+@kernel
+def _chunk_lloyd(X, sw, centers, start, stop, labels, d2, nk, s1):
+    """Assign rows start:stop (labels, d2); add weighted offsets to nk, s1 (if given)."""
+    d = X.shape[1]
+    xt = np.zeros((d, BLOCK))
+    best = np.empty(BLOCK)
+    best_d = np.empty(BLOCK)
+    dist = np.empty(BLOCK)
+    wb = np.empty(BLOCK)
+    changed = 0
+    for b0 in range(start, stop, BLOCK):
+        nb = min(BLOCK, stop - b0)
+        load_block(X, b0, nb, xt)
+        _block_nearest(xt, nb, centers, best, best_d, dist)
+        for b in range(nb):
+            i = b0 + b
+            k = int(best[b])
+            changed += labels[i] != k
+            labels[i] = k
+            d2[i] = best_d[b]
+            wb[b] = sw[i] if sw.shape[0] > 0 else 1.0
+        if nk.shape[0] > 0:
+            _block_label_sums(xt, nb, centers, best, wb, nk, s1)
+    return changed
+
+
 @kernel(parallel=True)
 def assign(X, centers, chunk, labels, d2):
     """labels[i] = argmin_k ||x_i - c_k||^2 and d2[i] = that squared distance."""
     n = X.shape[0]
     n_chunks = (n + chunk - 1) // chunk
+    none_k = np.zeros(0)
+    none_s = np.zeros((0, centers.shape[1]))
+    sw = np.zeros(0)
     for c in prange(n_chunks):
-        for i in range(c * chunk, min(n, (c + 1) * chunk)):
-            best = 0
-            best_d = _sq_dist(X, i, centers, 0)
-            for k in range(1, centers.shape[0]):
-                dist = _sq_dist(X, i, centers, k)
-                if dist < best_d:
-                    best_d = dist
-                    best = k
-            labels[i] = best
-            d2[i] = best_d
-
-
-@kernel
-def _chunk_lloyd(X, sw, centers, start, stop, labels, d2, nk, s1):
-    changed = 0
-    for i in range(start, stop):
-        best = 0
-        best_d = _sq_dist(X, i, centers, 0)
-        for k in range(1, centers.shape[0]):
-            dist = _sq_dist(X, i, centers, k)
-            if dist < best_d:
-                best_d = dist
-                best = k
-        if labels[i] != best:
-            changed += 1
-        labels[i] = best
-        d2[i] = best_d
-        w = sw[i] if sw.shape[0] > 0 else 1.0
-        nk[best] += w
-        for j in range(X.shape[1]):
-            s1[best, j] += w * (X[i, j] - centers[best, j])
-    return changed
+        _chunk_lloyd(
+            X, sw, centers, c * chunk, min(n, (c + 1) * chunk), labels, d2, none_k, none_s
+        )
 
 
 @kernel(parallel=True)
@@ -78,6 +117,20 @@ def lloyd_step(X, sw, centers, chunk, labels, d2):
         nk += pnk[c]
         s1 += ps1[c]
     return nk, s1, pch.sum()
+
+
+@kernel(parallel=True)
+def update_min_dist(X, center, chunk, d2):
+    """d2[i] = min(d2[i], ||x_i - center||^2) in place."""
+    n, d = X.shape
+    n_chunks = (n + chunk - 1) // chunk
+    for c in prange(n_chunks):
+        for i in range(c * chunk, min(n, (c + 1) * chunk)):
+            acc = 0.0
+            for j in range(d):
+                t = X[i, j] - center[j]
+                acc += t * t
+            d2[i] = min(d2[i], acc)
 
 
 @kernel(parallel=True)
