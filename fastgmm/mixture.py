@@ -312,17 +312,17 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
     def _one_init(self, data, init_data, options, random_state, user, do_init, init):
         self._verbose_init_beg(init)
-        if do_init:
-            start = initialize(
-                init_data, self.n_components, options, self.init_params,
-                random_state, user,
-            )
-            lower_bound = -math.inf
-        else:
-            start, lower_bound = self._params(), self.lower_bound_
-        if self.max_iter == 0:
-            return EMResult(start, -math.inf, [], 0, False)
-        try:
+        try:  # the initial M-step can fail too: same message as in EM
+            if do_init:
+                start = initialize(
+                    init_data, self.n_components, options, self.init_params,
+                    random_state, user,
+                )
+                lower_bound = -math.inf
+            else:
+                start, lower_bound = self._params(), self.lower_bound_
+            if self.max_iter == 0:
+                return EMResult(start, -math.inf, [], 0, False)
             result = run_em(data, start, options, lower_bound, self._verbose_iter)
         except cov.IllDefinedCovariance as exc:
             if data.source is None and data.X.dtype == np.float32:

@@ -1,0 +1,625 @@
+"""The Numba kernels against the plain NumPy oracle (tests/reference.py), and their
+invariants: responsibilities sum to one, scatter is symmetric PSD, diag-as-full,
+component permutation, far points, thread-count and run-to-run reproducibility."""
+
+import numba
+import numpy as np
+import pytest
+from scipy.stats import multivariate_normal
+
+from fastgmm import _covariance as cov
+from fastgmm._em import Options, Params, em_step, kernel_params, make_data, score
+from fastgmm._estep import em_pass, score_pass
+from fastgmm._fastexp import FLOOR, exp_nonpos_inplace
+from fastgmm._jit import BLOCK, GROUP, chunk_rows, threads
+from fastgmm._kmeans import assign, label_stats, lloyd_step, potentials, update_min_dist
+from fastgmm._logdensity import FULL, GEMM_MIN_D
+
+from . import reference as ref
+
+COV_TYPES = ref.COVARIANCE_TYPES
+DTYPES = [np.float32, np.float64]
+
+#: (n, d, K, chunk): n < one block, exactly one block, K=1, d=1, several chunks,
+#: more chunks than GROUP partial-sum slots, and the chunk size the driver picks.
+SHAPES = [
+    pytest.param(37, 1, 1, None, id="n37-d1-K1"),
+    pytest.param(BLOCK, 2, 3, None, id="n128-d2-K3"),
+    pytest.param(300, 3, 1, None, id="n300-d3-K1"),
+    pytest.param(517, 1, 4, 2 * BLOCK, id="n517-d1-K4-3chunks"),
+    pytest.param(1000, 4, 3, 3 * BLOCK, id="n1000-d4-K3-3chunks"),
+    pytest.param(GROUP * BLOCK + 300, 2, 2, BLOCK, id="n8492-d2-K2-67chunks"),
+    pytest.param(5000, 5, 4, None, id="n5000-d5-K4-driverchunks"),
+    # from GEMM_MIN_D features on, FULL and TIED use a BLAS GEMM per block
+    pytest.param(300, GEMM_MIN_D, 3, 2 * BLOCK, id="n300-d16-K3-gemm"),
+    pytest.param(333, GEMM_MIN_D + 5, 2, None, id="n333-d21-K2-gemm"),
+]
+
+
+# ----------------------------------------------------------------------------- helpers
+def make_problem(rng, n, d, n_components, covariance_type, dtype, weighted):
+    """(X, sample_weight or None, Params) with X drawn from the random mixture."""
+    w, means, covariances, prec_chol = ref.random_params(
+        rng, n_components, d, covariance_type
+    )
+    X = ref.sample_mixture(rng, n, w, means, covariances, covariance_type).astype(dtype)
+    sw = None
+    if weighted:
+        sw = rng.uniform(0.0, 3.0, n)
+        sw[rng.random(n) < 0.1] = 0.0  # some zero weights
+    return X, sw, Params(w, means, covariances, prec_chol)
+
+
+def kernel_args(params, covariance_type):
+    return kernel_params(params, covariance_type)  # (kind, const, loc, prec)
+
+
+def run_em_pass(X, sw, params, covariance_type, ref_point, chunk):
+    kind, const, loc, prec = kernel_args(params, covariance_type)
+    sw_arr = np.empty(0) if sw is None else np.asarray(sw, np.float64)
+    return em_pass(X, sw_arr, kind, const, loc, prec, ref_point, chunk)
+
+
+def run_score_pass(X, params, covariance_type, chunk, lse=True, resp=True, labels=True):
+    n, n_components = X.shape[0], params.means.shape[0]
+    kind, const, loc, prec = kernel_args(params, covariance_type)
+    out_lse = np.empty(n if lse else 0, X.dtype)
+    out_resp = np.empty((n if resp else 0, n_components), X.dtype)
+    out_label = np.empty(n if labels else 0, np.int64)
+    score_pass(X, kind, const, loc, prec, chunk, out_lse, out_resp, out_label)
+    return out_lse, out_resp, out_label
+
+
+def assert_close(actual, expected, rtol, scale=None):
+    """allclose with an absolute tolerance relative to ``scale`` (default: max |expected|)."""
+    expected = np.asarray(expected, np.float64)
+    if scale is None:
+        scale = max(float(np.max(np.abs(expected), initial=0.0)), 1.0)
+    np.testing.assert_allclose(actual, expected, rtol=rtol, atol=rtol * scale)
+
+
+def oracle_stats(X, sw, params, covariance_type, ref_point):
+    log_norm, resp = ref.e_step(
+        X, params.weights, params.means, params.prec_chol, covariance_type
+    )
+    w = np.ones(len(X)) if sw is None else sw
+    nk, s1, s2 = ref.sufficient_stats(X, resp, sw, ref_point, covariance_type)
+    return float(np.sum(w * log_norm)), nk, s1, s2
+
+
+def chunk_for(chunk, d, n_components):
+    return chunk_rows(d, n_components) if chunk is None else chunk
+
+
+# ------------------------------------------------------------------ oracle cross-check
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+def test_oracle_log_density_matches_scipy(rng, covariance_type):
+    """The oracle itself: log N from precision-Cholesky factors equals scipy's logpdf."""
+    n_components, d = 3, 4
+    _, means, covariances, prec_chol = ref.random_params(
+        rng, n_components, d, covariance_type
+    )
+    X = rng.normal(scale=3.0, size=(50, d))
+    got = ref.log_gaussian_prob(X, means, prec_chol, covariance_type)
+    full = {
+        "full": lambda k: covariances[k],
+        "tied": lambda k: covariances,
+        "diag": lambda k: np.diag(covariances[k]),
+        "spherical": lambda k: covariances[k] * np.eye(d),
+    }[covariance_type]
+    for k in range(n_components):
+        expected = multivariate_normal(means[k], full(k)).logpdf(X)
+        np.testing.assert_allclose(got[:, k], expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+def test_oracle_m_step_matches_sklearn(rng, covariance_type):
+    """The oracle's M-step equals scikit-learn's _estimate_gaussian_parameters."""
+    from sklearn.mixture._gaussian_mixture import _estimate_gaussian_parameters
+
+    X = rng.normal(size=(200, 3)) + 2.0
+    resp = rng.dirichlet(np.ones(4), size=200)
+    nk, means, cov_sk = _estimate_gaussian_parameters(X, resp, 1e-6, covariance_type)
+    w, means_o, cov_o = ref.m_step(X, resp, 1e-6, covariance_type)
+    np.testing.assert_allclose(w, nk / nk.sum(), rtol=1e-14)
+    np.testing.assert_allclose(means_o, means, rtol=1e-13)
+    np.testing.assert_allclose(cov_o, cov_sk, rtol=1e-10)
+
+
+# -------------------------------------------------------------------------- em_pass
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+@pytest.mark.parametrize("n, d, n_components, chunk", SHAPES)
+def test_em_pass_matches_oracle(
+    rng, n, d, n_components, chunk, covariance_type, dtype, weighted
+):
+    X, sw, params = make_problem(
+        rng, n, d, n_components, covariance_type, dtype, weighted
+    )
+    # statistics about a reference point that is not the mean
+    ref_point = np.ascontiguousarray(
+        params.means + rng.normal(scale=0.3, size=params.means.shape)
+    )
+    ll, nk, s1, s2 = run_em_pass(
+        X, sw, params, covariance_type, ref_point, chunk_for(chunk, d, n_components)
+    )
+    ll_o, nk_o, s1_o, s2_o = oracle_stats(X, sw, params, covariance_type, ref_point)
+
+    total = float(np.sum(sw)) if weighted else float(n)
+    np.testing.assert_allclose(ll, ll_o, rtol=1e-11)
+    assert_close(nk, nk_o, 1e-11, scale=total)
+    scale1 = float(np.sum(np.abs(X.astype(float) - ref_point.mean(0)))) * (total / n)
+    assert_close(s1, s1_o, 1e-10, scale=scale1)
+    if covariance_type == "full":
+        assert s2.shape == (n_components, d, d)
+        lower = np.tril(np.ones((d, d), bool))
+        assert_close(s2[:, lower], s2_o[:, lower], 1e-10)
+    elif covariance_type == "tied":
+        assert s2.shape == (n_components, 1, d)  # tied scatter comes from X'X, not here
+    else:
+        assert s2.shape == (n_components, 1, d)
+        assert_close(s2, s2_o, 1e-10)
+
+
+def test_em_pass_zero_weights_equal_removed_rows(rng):
+    X, _, params = make_problem(rng, 700, 3, 3, "full", np.float64, False)
+    sw = rng.integers(0, 2, len(X)).astype(np.float64)
+    chunk = 2 * BLOCK
+    ref_point = np.ascontiguousarray(params.means)
+    got = run_em_pass(X, sw, params, "full", ref_point, chunk)
+    kept = np.ascontiguousarray(X[sw > 0])
+    expected = run_em_pass(kept, None, params, "full", ref_point, chunk)
+    for a, b in zip(got, expected):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+# ----------------------------------------------------------------------- score_pass
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+@pytest.mark.parametrize("n, d, n_components, chunk", SHAPES)
+def test_score_pass_matches_oracle(
+    rng, n, d, n_components, chunk, covariance_type, dtype
+):
+    X, _, params = make_problem(rng, n, d, n_components, covariance_type, dtype, False)
+    lse, resp, labels = run_score_pass(
+        X, params, covariance_type, chunk_for(chunk, d, n_components)
+    )
+    log_norm, resp_o = ref.e_step(
+        X, params.weights, params.means, params.prec_chol, covariance_type
+    )
+    wlp = ref.weighted_log_prob(
+        X, params.weights, params.means, params.prec_chol, covariance_type
+    )
+    assert lse.dtype == dtype and resp.dtype == dtype and labels.dtype == np.int64
+    rtol = 1e-12 if dtype == np.float64 else 2e-7
+    np.testing.assert_allclose(lse, log_norm, rtol=rtol, atol=rtol)
+    np.testing.assert_allclose(resp, resp_o, rtol=0, atol=10 * rtol)
+    # labels: argmax of the weighted log-probabilities, ignoring exact near-ties
+    top2 = np.sort(wlp, axis=1)[:, -2:] if n_components > 1 else None
+    clear = np.ones(n, bool) if top2 is None else (top2[:, 1] - top2[:, 0]) > 1e-9
+    np.testing.assert_array_equal(labels[clear], np.argmax(wlp, axis=1)[clear])
+
+
+@pytest.mark.parametrize("wanted", [(1, 0, 0), (0, 1, 0), (0, 0, 1), (1, 0, 1)])
+def test_score_pass_outputs_are_independent(rng, wanted):
+    """Outputs given with length 0 are skipped and the others are unaffected."""
+    X, _, params = make_problem(rng, 400, 2, 3, "tied", np.float64, False)
+    full = run_score_pass(X, params, "tied", BLOCK)
+    part = run_score_pass(X, params, "tied", BLOCK, *map(bool, wanted))
+    for flag, a, b in zip(wanted, part, full):
+        if flag:
+            np.testing.assert_array_equal(a, b)
+        else:
+            assert a.shape[0] == 0
+
+
+# ------------------------------------------------------------------ k-means kernels
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+@pytest.mark.parametrize("n, d, n_components, chunk", SHAPES)
+def test_label_stats_matches_oracle(
+    rng, n, d, n_components, chunk, covariance_type, dtype, weighted
+):
+    X, sw, _ = make_problem(rng, n, d, n_components, "diag", dtype, weighted)
+    labels = rng.integers(-1, n_components, n)  # -1: in no component
+    centers = rng.normal(size=(n_components, d))
+    kind = cov.TABLE[covariance_type].kind
+    sw_arr = np.empty(0) if sw is None else sw
+    nk, s1, s2 = label_stats(
+        X,
+        sw_arr,
+        labels,
+        n_components,
+        kind,
+        centers,
+        chunk_for(chunk, d, n_components),
+    )
+    onehot = np.zeros((n, n_components))
+    onehot[labels >= 0, labels[labels >= 0]] = 1.0
+    nk_o, s1_o, s2_o = ref.sufficient_stats(X, onehot, sw, centers, covariance_type)
+    assert_close(nk, nk_o, 1e-12)
+    assert_close(s1, s1_o, 1e-10, scale=float(np.abs(s1_o).sum()) + 1.0)
+    if kind == FULL:
+        lower = np.tril(np.ones((d, d), bool))
+        assert_close(s2[:, lower], s2_o[:, lower], 1e-10)
+    else:
+        assert s2.shape == (n_components, 1, d)
+        if covariance_type != "tied":
+            assert_close(s2, s2_o, 1e-10)
+
+
+def test_label_stats_without_labels_is_one_component(rng):
+    X = rng.normal(size=(1000, 3))
+    ref_point = X[:1].copy()
+    one = label_stats(X, np.empty(0), np.empty(0, np.int64), 1, FULL, ref_point, BLOCK)
+    zeros = label_stats(
+        X, np.empty(0), np.zeros(1000, np.int64), 1, FULL, ref_point, BLOCK
+    )
+    for a, b in zip(one, zeros):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(one[1][0], (X - ref_point).sum(0), rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("n, d, n_components, chunk", SHAPES)
+def test_assign_matches_brute_force(rng, n, d, n_components, chunk, dtype):
+    X = rng.normal(size=(n, d)).astype(dtype)
+    centers = rng.normal(size=(n_components, d))
+    labels, d2 = np.empty(n, np.int64), np.empty(n)
+    assign(X, centers, chunk_for(chunk, d, n_components), labels, d2)
+    dist = ((X.astype(float)[:, None, :] - centers[None]) ** 2).sum(-1)
+    np.testing.assert_allclose(d2, dist.min(1), rtol=1e-12, atol=1e-14)
+    srt = np.sort(dist, axis=1)
+    clear = np.ones(n, bool) if n_components == 1 else (srt[:, 1] - srt[:, 0]) > 1e-9
+    np.testing.assert_array_equal(labels[clear], dist.argmin(1)[clear])
+
+
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("n, d, n_components, chunk", SHAPES)
+def test_potentials_match_brute_force(rng, n, d, n_components, chunk, dtype, weighted):
+    X = rng.normal(size=(n, d)).astype(dtype)
+    sw = rng.uniform(0, 2, n) if weighted else None
+    d2 = rng.uniform(0, 3, n)
+    cands = rng.normal(size=(n_components + 1, d))
+    pot = potentials(
+        X,
+        np.empty(0) if sw is None else sw,
+        d2,
+        cands,
+        chunk_for(chunk, d, n_components),
+    )
+    dist = ((X.astype(float)[:, None, :] - cands[None]) ** 2).sum(-1)
+    w = np.ones(n) if sw is None else sw
+    expected = (w[:, None] * np.minimum(d2[:, None], dist)).sum(0)
+    np.testing.assert_allclose(pot, expected, rtol=1e-11)
+
+
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("n, d, n_components, chunk", SHAPES)
+def test_lloyd_step_matches_brute_force(
+    rng, n, d, n_components, chunk, dtype, weighted
+):
+    X = rng.normal(size=(n, d)).astype(dtype)
+    sw = rng.uniform(0, 2, n) if weighted else None
+    centers = rng.normal(size=(n_components, d))
+    labels = rng.integers(0, n_components, n)
+    before = labels.copy()
+    d2 = np.empty(n)
+    nk, s1, changed = lloyd_step(
+        X,
+        np.empty(0) if sw is None else sw,
+        centers,
+        chunk_for(chunk, d, n_components),
+        labels,
+        d2,
+    )
+    Xf = X.astype(float)
+    dist = ((Xf[:, None, :] - centers[None]) ** 2).sum(-1)
+    srt = np.sort(dist, axis=1)
+    clear = np.ones(n, bool) if n_components == 1 else (srt[:, 1] - srt[:, 0]) > 1e-9
+    np.testing.assert_array_equal(labels[clear], dist.argmin(1)[clear])
+    np.testing.assert_allclose(d2, dist.min(1), rtol=1e-12, atol=1e-14)
+    assert changed == np.sum(labels != before)
+    onehot = np.eye(n_components)[labels]
+    nk_o, s1_o, _ = ref.sufficient_stats(Xf, onehot, sw, centers, "tied")
+    assert_close(nk, nk_o, 1e-12)
+    assert_close(s1, s1_o, 1e-10, scale=float(np.abs(s1_o).sum()) + 1.0)
+    # a second pass from the same centres changes nothing
+    _, _, changed_again = lloyd_step(
+        X,
+        np.empty(0) if sw is None else sw,
+        centers,
+        chunk_for(chunk, d, n_components),
+        labels,
+        d2,
+    )
+    assert changed_again == 0
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("n, d, n_components, chunk", SHAPES)
+def test_update_min_dist_matches_brute_force(rng, n, d, n_components, chunk, dtype):
+    X = rng.normal(size=(n, d)).astype(dtype)
+    d2 = rng.uniform(0, 2 * d, n)
+    before = d2.copy()
+    center = rng.normal(size=d)
+    update_min_dist(X, center, chunk_for(chunk, d, n_components), d2)
+    dist = ((X.astype(float) - center) ** 2).sum(1)
+    np.testing.assert_allclose(d2, np.minimum(before, dist), rtol=1e-12, atol=1e-14)
+
+
+def test_fast_exp_within_one_ulp_of_libm(rng):
+    t = np.concatenate(
+        [
+            -rng.uniform(0, 1, 3000),
+            -rng.uniform(0, FLOOR, 5000),
+            -np.logspace(-300, np.log10(FLOOR), 1000),
+            [
+                0.0,
+                -0.0,
+                -1e-300,
+                -np.log(2),
+                -FLOOR + 1e-9,
+                -708.0,
+                -FLOOR - 1,
+                -1e300,
+                -np.inf,
+            ],
+        ]
+    )
+    out = t.copy()
+    exp_nonpos_inplace(out, len(out), np.empty(len(out)))
+    expected = np.exp(t)
+    expected[t <= -FLOOR] = 0.0  # below the floor: exactly zero, -inf included
+    ulp = np.spacing(expected)
+    assert np.all(np.abs(out - expected) <= np.maximum(ulp, 0.0))
+    assert out[t == 0.0].tolist() == [1.0, 1.0]
+    assert np.all(out[t <= -FLOOR] == 0.0)
+    # only the first nb entries are touched
+    part = t[:100].copy()
+    exp_nonpos_inplace(part, 40, np.empty(100))
+    np.testing.assert_array_equal(part[40:], t[40:100])
+
+
+# ------------------------------------------------------------------- em_step / score
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+@pytest.mark.parametrize(
+    "n, d, n_components",
+    [(37, 1, 1), (300, 3, 1), (517, 1, 4), (5000, 5, 4), (400, GEMM_MIN_D + 2, 3)],
+    ids=[
+        "n37-d1-K1",
+        "n300-d3-K1",
+        "n517-d1-K4",
+        "n5000-d5-K4-3chunks",
+        "n400-d18-K3-gemm",
+    ],
+)
+def test_em_step_matches_oracle(
+    rng, n, d, n_components, covariance_type, dtype, weighted
+):
+    X, sw, params = make_problem(
+        rng, n, d, n_components, covariance_type, dtype, weighted
+    )
+    reg_covar = 1e-4
+    data = make_data(X, sw, n_components, covariance_type)
+    lower_bound, new = em_step(
+        data, params, Options(covariance_type, 1e-3, reg_covar, 10)
+    )
+    lb_o, w_o, means_o, cov_o, pc_o = ref.em_iteration(
+        X,
+        params.weights,
+        params.means,
+        params.prec_chol,
+        covariance_type,
+        reg_covar,
+        sw,
+    )
+    np.testing.assert_allclose(lower_bound, lb_o, rtol=1e-11)
+    np.testing.assert_allclose(new.weights, w_o, rtol=1e-10)
+    assert_close(new.means, means_o, 1e-10)
+    assert_close(new.covariances, cov_o, 1e-9)
+    assert_close(new.prec_chol, pc_o, 1e-8)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+def test_score_matches_oracle(rng, covariance_type, dtype):
+    X, _, params = make_problem(rng, 3000, 3, 4, covariance_type, dtype, False)
+    lse, resp, labels = score(
+        X, params, covariance_type, lse=True, resp=True, labels=True
+    )
+    log_norm, resp_o = ref.e_step(
+        X, params.weights, params.means, params.prec_chol, covariance_type
+    )
+    rtol = 1e-12 if dtype == np.float64 else 2e-7
+    np.testing.assert_allclose(lse, log_norm, rtol=rtol, atol=rtol)
+    np.testing.assert_allclose(resp, resp_o, atol=10 * rtol)
+    assert np.mean(labels == resp_o.argmax(1)) > 0.999
+    (only_labels,) = score(X, params, covariance_type, labels=True)
+    np.testing.assert_array_equal(only_labels, labels)
+
+
+# ----------------------------------------------------------------------- invariants
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+def test_responsibilities_sum_to_one(rng, covariance_type, dtype):
+    X, _, params = make_problem(rng, 1500, 3, 4, covariance_type, dtype, False)
+    X[:5] *= 50.0  # points where one component dominates by far
+    _, resp, _ = run_score_pass(X, params, covariance_type, BLOCK)
+    assert np.all(resp >= 0)
+    tol = 1e-12 if dtype == np.float64 else 1e-6
+    np.testing.assert_allclose(resp.astype(float).sum(1), 1.0, rtol=0, atol=tol)
+    # the weighted responsibilities of em_pass sum to the weights
+    sw = rng.uniform(0, 2, len(X))
+    _, nk, _, _ = run_em_pass(X, sw, params, covariance_type, params.means, BLOCK)
+    np.testing.assert_allclose(nk.sum(), sw.sum(), rtol=1e-12)
+
+
+def test_full_scatter_is_symmetric_psd(rng):
+    # nearly collinear data: the scatter is close to singular
+    t = rng.normal(size=(2000, 1))
+    X = np.hstack(
+        [t, 2 * t + 1e-6 * rng.normal(size=(2000, 1)), rng.normal(size=(2000, 1))]
+    )
+    _, _, params = make_problem(rng, 10, 3, 3, "full", np.float64, False)
+    _, nk, s1, s2 = run_em_pass(X, None, params, "full", params.means, BLOCK)
+    for k in range(3):
+        sym = np.tril(s2[k]) + np.tril(s2[k], -1).T
+        centred = sym - np.outer(s1[k], s1[k]) / nk[k]
+        eig = np.linalg.eigvalsh(centred)
+        assert eig.min() >= -1e-10 * eig.max()
+    data = make_data(X, None, 3, "full")
+    _, new = em_step(data, params, Options("full", 1e-3, 0.0, 10))
+    for c in new.covariances:
+        np.testing.assert_allclose(c, c.T, rtol=1e-14, atol=1e-14 * np.abs(c).max())
+        assert np.linalg.eigvalsh((c + c.T) / 2).min() >= -1e-10 * np.abs(c).max()
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
+def test_diag_as_full_gives_same_outputs(rng, covariance_type, dtype):
+    X, sw, params = make_problem(rng, 700, 3, 3, covariance_type, dtype, True)
+    pc = params.prec_chol
+    if covariance_type == "spherical":
+        pc = np.repeat(pc[:, None], 3, axis=1)
+    full = Params(
+        params.weights, params.means, None, np.stack([np.diag(p) for p in pc])
+    )
+    lse_d, resp_d, lab_d = run_score_pass(X, params, covariance_type, BLOCK)
+    lse_f, resp_f, lab_f = run_score_pass(X, full, "full", BLOCK)
+    rtol = 1e-12 if dtype == np.float64 else 2e-7
+    np.testing.assert_allclose(lse_d, lse_f, rtol=rtol)
+    assert np.mean(lab_d == lab_f) > 0.999  # equal but for exact near-ties
+    np.testing.assert_allclose(resp_d, resp_f, atol=10 * rtol)
+    ll_d, nk_d, s1_d, s2_d = run_em_pass(
+        X, sw, params, covariance_type, params.means, BLOCK
+    )
+    ll_f, nk_f, s1_f, s2_f = run_em_pass(X, sw, full, "full", params.means, BLOCK)
+    np.testing.assert_allclose(ll_d, ll_f, rtol=1e-12)
+    np.testing.assert_allclose(nk_d, nk_f, rtol=1e-12)
+    np.testing.assert_allclose(s1_d, s1_f, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(
+        s2_d[:, 0], np.diagonal(s2_f, axis1=1, axis2=2), rtol=1e-10
+    )
+
+
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+def test_permuting_components_permutes_outputs(rng, covariance_type):
+    X, sw, params = make_problem(rng, 900, 3, 4, covariance_type, np.float64, True)
+    perm = np.array([2, 0, 3, 1])
+    pc = params.prec_chol if covariance_type == "tied" else params.prec_chol[perm]
+    permuted = Params(params.weights[perm], params.means[perm], None, pc)
+    lse, resp, labels = run_score_pass(X, params, covariance_type, BLOCK)
+    lse_p, resp_p, labels_p = run_score_pass(X, permuted, covariance_type, BLOCK)
+    np.testing.assert_allclose(lse_p, lse, rtol=1e-13)
+    np.testing.assert_allclose(resp_p, resp[:, perm], rtol=1e-12, atol=1e-15)
+    np.testing.assert_array_equal(perm[labels_p], labels)
+    ref_point = np.ascontiguousarray(params.means)
+    out = run_em_pass(X, sw, params, covariance_type, ref_point, BLOCK)
+    out_p = run_em_pass(X, sw, permuted, covariance_type, ref_point[perm], BLOCK)
+    np.testing.assert_allclose(out_p[0], out[0], rtol=1e-13)
+    for a, b in zip(out_p[1:], out[1:]):
+        np.testing.assert_allclose(a, b[perm], rtol=1e-11, atol=1e-11)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+def test_far_points_and_zero_weights_stay_finite(rng, covariance_type, dtype):
+    """-inf log-weights and points ~1e12 standard deviations away: finite, no NaN."""
+    X, _, params = make_problem(rng, 300, 2, 3, covariance_type, dtype, False)
+    X[:3] = np.array([[1e12, -1e12], [-3e12, 0.0], [0.0, 5e11]], dtype=dtype)
+    weights = params.weights.copy()
+    weights[1] = 0.0  # log w = -inf for one component
+    weights /= weights.sum()
+    zero_w = Params(weights, params.means, None, params.prec_chol)
+    for p in (params, zero_w):
+        lse, resp, labels = run_score_pass(X, p, covariance_type, BLOCK)
+        assert np.all(np.isfinite(lse)) and np.all(np.isfinite(resp))
+        np.testing.assert_array_equal(labels, resp.argmax(1))
+        assert lse[:3].max() < -1e20  # really far away, yet finite
+        np.testing.assert_allclose(resp.astype(float).sum(1), 1.0, atol=1e-6)
+        ll, nk, s1, s2 = run_em_pass(X, None, p, covariance_type, p.means, BLOCK)
+        assert np.isfinite(ll) and all(np.all(np.isfinite(a)) for a in (nk, s1, s2))
+    _, resp0, labels0 = run_score_pass(X, zero_w, covariance_type, BLOCK)
+    assert np.all(resp0[:, 1] == 0.0) and not np.any(labels0 == 1)
+
+
+def test_empty_component_gives_finite_parameters(rng):
+    """A component no point reaches: zero responsibilities, finite M-step (reg_covar)."""
+    X = rng.normal(size=(400, 2))
+    means = np.array([[0.0, 0.0], [1e3, 1e3]])
+    prec_chol = np.stack([np.eye(2), np.eye(2)])
+    params = Params(np.array([0.5, 0.5]), means, None, prec_chol)
+    ll, nk, s1, s2 = run_em_pass(X, None, params, "full", means, BLOCK)
+    assert nk[1] == 0.0 and np.all(s1[1] == 0.0) and np.all(s2[1] == 0.0)
+    _, new = em_step(
+        make_data(X, None, 2, "full"), params, Options("full", 1e-3, 1e-6, 10)
+    )
+    for a in (new.weights, new.means, new.covariances, new.prec_chol):
+        assert np.all(np.isfinite(a))
+    np.testing.assert_allclose(new.covariances[1], 1e-6 * np.eye(2))
+    lb_o, w_o, means_o, cov_o, _ = ref.em_iteration(
+        X, params.weights, means, prec_chol, "full", 1e-6
+    )
+    np.testing.assert_allclose(ll / len(X), lb_o, rtol=1e-12)
+    np.testing.assert_allclose(new.weights, w_o, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(new.means[0], means_o[0], rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(new.covariances[0], cov_o[0], rtol=1e-10)
+
+
+# -------------------------------------------------------------- reproducibility
+def _all_kernels(X, sw, params, covariance_type, chunk):
+    """Every kernel's outputs, as a flat list of arrays."""
+    n, n_components = X.shape[0], params.means.shape[0]
+    ref_point = np.ascontiguousarray(params.means)
+    out = list(run_em_pass(X, sw, params, covariance_type, ref_point, chunk))
+    sw = np.empty(0) if sw is None else sw
+    out += list(run_score_pass(X, params, covariance_type, chunk))
+    labels = np.arange(n) % n_components
+    kind = cov.TABLE[covariance_type].kind
+    out += list(label_stats(X, sw, labels, n_components, kind, ref_point, chunk))
+    lab, d2 = np.empty(n, np.int64), np.empty(n)
+    assign(X, ref_point, chunk, lab, d2)
+    out += [lab, d2, potentials(X, sw, d2, ref_point, chunk)]
+    lab = np.zeros(n, np.int64)
+    out += list(lloyd_step(X, sw, ref_point, chunk, lab, d2)) + [lab, d2]
+    update_min_dist(X, ref_point[0] + 0.5, chunk, d2)
+    out.append(d2.copy())
+    return [np.asarray(a) for a in out]
+
+
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 Numba threads")
+@pytest.mark.parametrize("d", [3, GEMM_MIN_D])
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+def test_one_thread_equals_two_threads_bitwise(rng, covariance_type, dtype, d):
+    X, sw, params = make_problem(
+        rng, 20 * BLOCK + 55, d, 3, covariance_type, dtype, True
+    )
+    with threads(1):
+        assert numba.get_num_threads() == 1
+        one = _all_kernels(X, sw, params, covariance_type, BLOCK)
+    with threads(2):
+        assert numba.get_num_threads() == 2
+        two = _all_kernels(X, sw, params, covariance_type, BLOCK)
+    for a, b in zip(one, two):
+        np.testing.assert_array_equal(a, b)
+        assert a.tobytes() == b.tobytes()
+
+
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+def test_run_to_run_bitwise_equal(rng, covariance_type):
+    X, sw, params = make_problem(
+        rng, 70 * BLOCK + 9, 2, 2, covariance_type, np.float64, True
+    )
+    first = _all_kernels(X, sw, params, covariance_type, BLOCK)
+    for _ in range(2):
+        again = _all_kernels(X, sw, params, covariance_type, BLOCK)
+        for a, b in zip(first, again):
+            assert a.tobytes() == b.tobytes()
