@@ -6,24 +6,33 @@ scikit-learn or Numba; they load on first use.
 """
 
 __version__ = "0.1.0"
-__all__ = ["GaussianMixture", "load", "save", "threads", "warmup", "__version__"]
+__all__ = [
+    "GaussianMixture",
+    "load",
+    "save",
+    "segment",
+    "select",
+    "threads",
+    "warmup",
+    "__version__",
+]
+
+
+#: public name -> module that defines it (imported on first access)
+_LAZY = {
+    "GaussianMixture": ".mixture",
+    "threads": "._jit",
+    "load": "._persist",
+    "save": "._persist",
+    "select": ".selection",
+    "segment": ".segmentation",
+    "warmup": "._warmup",
+}
 
 
 def __getattr__(name):
-    if name == "GaussianMixture":
-        from .mixture import GaussianMixture
+    if name in _LAZY:
+        from importlib import import_module
 
-        return GaussianMixture
-    if name == "threads":
-        from ._jit import threads
-
-        return threads
-    if name in ("load", "save"):
-        from . import _persist
-
-        return getattr(_persist, name)
-    if name == "warmup":
-        from ._warmup import warmup
-
-        return warmup
+        return getattr(import_module(_LAZY[name], __name__), name)
     raise AttributeError(f"module 'fastgmm' has no attribute {name!r}")
