@@ -209,3 +209,24 @@ def n_parameters(cov_type, n_components, n_features):
     """Free parameters of a mixture (as scikit-learn's ``_n_parameters``)."""
     cov_params = TABLE[cov_type].n_cov_params(n_components, n_features)
     return int(cov_params + n_features * n_components + n_components - 1)
+
+
+def _draw(rng, covariance_type, mean, covariances, k, count):
+    if covariance_type == "full":
+        return rng.multivariate_normal(mean, covariances[k], count)
+    if covariance_type == "tied":
+        return rng.multivariate_normal(mean, covariances, count)
+    return mean + rng.standard_normal(size=(count, mean.shape[0])) * np.sqrt(covariances[k])
+
+
+def sample(rng, covariance_type, weights, means, covariances, n_samples):
+    """Draw from a mixture with scikit-learn's sequence of random numbers:
+    component counts from a multinomial, then each component's rows in order.
+    Returns (X float64 (n_samples, d), labels int64 (n_samples,))."""
+    counts = rng.multinomial(n_samples, weights)
+    parts = [
+        _draw(rng, covariance_type, means[k], covariances, k, int(c))
+        for k, c in enumerate(counts)
+    ]
+    labels = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
+    return np.vstack(parts).astype(np.float64), labels

@@ -112,8 +112,16 @@ def initial_stats(data, n_components, covariance_type, method, random_state):
     if method == "k-means++":
         _, indices = kmeans_plusplus(data, n_components, random_state)
         return _at_indices(data, indices, n_components, covariance_type)
-    if method == "random_from_data":
-        indices = random_state.choice(data.X.shape[0], size=n_components, replace=False)
+    if method == "random_from_data":  # rows of zero weight are not data: never drawn
+        rows = data.X.shape[0]
+        if data.sample_weight.shape[0]:
+            rows = np.flatnonzero(data.sample_weight > 0)
+            if rows.shape[0] < n_components:
+                raise ValueError(
+                    f"Expected at least n_components = {n_components} samples with "
+                    f"positive weight, got {rows.shape[0]}."
+                )
+        indices = random_state.choice(rows, size=n_components, replace=False)
         return _at_indices(data, indices, n_components, covariance_type)
     if method == "random":
         return _random_stats(data, n_components, covariance_type, random_state)

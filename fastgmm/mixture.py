@@ -3,7 +3,6 @@
 import math
 import warnings
 from numbers import Integral, Real
-from time import time
 
 import numpy as np
 from sklearn.base import BaseEstimator, DensityMixin
@@ -17,6 +16,7 @@ from ._checks import check_user_init
 from ._em import EMResult, Options, Params, make_data, run_em, score
 from ._init import initialize
 from ._jit import threads
+from ._verbose import VerboseReport
 from ._online import online_step
 from ._stream import as_source, is_source
 from .dask import is_dask_array, lazy_score
@@ -227,14 +227,13 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             data, init_data, dtype = self._training_data(X, sample_weight, random_state)
             user = check_user_init(self, data.feature_var.shape[0])
             do_init = not (self.warm_start and hasattr(self, "converged_"))
-            options = Options(
-                self.covariance_type, self.tol, self.reg_covar, self.max_iter,
-                recover=self.on_degenerate == "recover",
-            )
+            options = self._options()
+            report = VerboseReport(self.verbose, self.verbose_interval)
             best = None
             for init in range(self.n_init if do_init else 1):
+                report.init_begin(init)
                 result = self._one_init(
-                    data, init_data, options, random_state, user, do_init, init
+                    data, init_data, options, random_state, user, do_init, report
                 )
                 if best is None or self.max_iter == 0 or (
                     result.lower_bound > best.lower_bound
@@ -287,10 +286,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             sample_weight = _check_sample_weight(
                 sample_weight, X, dtype=np.float64, ensure_non_negative=True
             )
-        options = Options(
-            self.covariance_type, self.tol, self.reg_covar, self.max_iter,
-            recover=self.on_degenerate == "recover",
-        )
+        options = self._options()
         with threads(self.n_jobs):
             if first:
                 self._check_n_samples(X.shape[0])
@@ -310,8 +306,13 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self._set_fitted(EMResult(params, ll, bounds + [ll], state.t, False), X.dtype)
         self._online_state = state
 
-    def _one_init(self, data, init_data, options, random_state, user, do_init, init):
-        self._verbose_init_beg(init)
+    def _options(self):
+        return Options(
+            self.covariance_type, self.tol, self.reg_covar, self.max_iter,
+            recover=self.on_degenerate == "recover",
+        )
+
+    def _one_init(self, data, init_data, options, random_state, user, do_init, report):
         try:  # the initial M-step can fail too: same message as in EM
             if do_init:
                 start = initialize(
@@ -323,12 +324,12 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 start, lower_bound = self._params(), self.lower_bound_
             if self.max_iter == 0:
                 return EMResult(start, -math.inf, [], 0, False)
-            result = run_em(data, start, options, lower_bound, self._verbose_iter)
+            result = run_em(data, start, options, lower_bound, report.iteration)
         except cov.IllDefinedCovariance as exc:
             if data.source is None and data.X.dtype == np.float32:
                 raise cov.IllDefinedCovariance(f"{exc}{cov.FLOAT32_HINT}") from None
             raise
-        self._verbose_init_end(result.lower_bound, result.converged)
+        report.init_end(result.lower_bound, result.converged)
         return result
 
     def _set_fitted(self, result, dtype):
@@ -415,21 +416,10 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 "least one sample." % (self.n_components)
             )
         rng = check_random_state(self.random_state)
-        counts = rng.multinomial(n_samples, self.weights_)
-        parts = []
-        for k, count in enumerate(counts):
-            parts.append(self._sample_component(rng, k, int(count)))
-        y = np.concatenate([np.full(int(c), k, dtype=np.int64) for k, c in enumerate(counts)])
-        return np.vstack(parts).astype(np.float64), y
-
-    def _sample_component(self, rng, k, count):
-        mean = self.means_[k]
-        if self.covariance_type == "full":
-            return rng.multivariate_normal(mean, self.covariances_[k], count)
-        if self.covariance_type == "tied":
-            return rng.multivariate_normal(mean, self.covariances_, count)
-        scale = np.sqrt(self.covariances_[k])
-        return mean + rng.standard_normal(size=(count, mean.shape[0])) * scale
+        return cov.sample(
+            rng, self.covariance_type, self.weights_, self.means_, self.covariances_,
+            n_samples,
+        )
 
     def _n_parameters(self):
         """Number of free parameters of the model."""
@@ -461,30 +451,3 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         from ._persist import load
 
         return load(path)
-
-    # --------------------------------------------------------------- verbose
-    def _verbose_init_beg(self, n_init):
-        if self.verbose >= 1:
-            print("Initialization %d" % n_init)
-            self._init_prev_time = self._iter_prev_time = time()
-
-    def _verbose_iter(self, n_iter, diff_ll):
-        if n_iter % self.verbose_interval or not self.verbose:
-            return
-        if self.verbose == 1:
-            print("  Iteration %d" % n_iter)
-        else:
-            cur = time()
-            print(
-                "  Iteration %d\t time lapse %.5fs\t ll change %.5f"
-                % (n_iter, cur - self._iter_prev_time, diff_ll)
-            )
-            self._iter_prev_time = cur
-
-    def _verbose_init_end(self, lb, converged):
-        msg = "converged" if converged else "did not converge"
-        if self.verbose == 1:
-            print(f"Initialization {msg}.")
-        elif self.verbose >= 2:
-            t = time() - self._init_prev_time
-            print(f"Initialization {msg}. time lapse {t:.5f}s\t lower bound {lb:.5f}.")
