@@ -1240,3 +1240,15 @@ def test_constant_column_with_reg_covar(rng, covariance_type):
     sk = quiet(SKGaussianMixture(2, covariance_type=covariance_type, **start).fit, X)
     fg = quiet(GaussianMixture(2, covariance_type=covariance_type, **start).fit, X)
     assert fg.lower_bound_ == pytest.approx(sk.lower_bound_, rel=1e-6)
+
+
+def test_random_from_data_never_starts_at_zero_weight_rows(rng):
+    X = rng.normal(size=(200, 2))
+    w = np.zeros(200)
+    w[:6] = 1.0
+    for seed in range(5):
+        gm = GaussianMixture(
+            3, init_params="random_from_data", random_state=seed, max_iter=0
+        ).fit(X, sample_weight=w)
+        for mean in gm.means_:
+            assert np.any(np.all(np.isclose(X[:6], mean), axis=1))
