@@ -12,6 +12,7 @@ FASTGMM_CACHE
 """
 
 import os
+import threading
 from contextlib import contextmanager
 
 CACHE = os.environ.get("FASTGMM_CACHE", "1") != "0"
@@ -72,6 +73,27 @@ def n_threads_for(n_jobs):
     return min(n_jobs, avail)
 
 
+_blas_lock = threading.Lock()
+_blas_users = [0, None]  # [active calls, threadpoolctl limiter to restore]
+
+
+def _pin_blas(enter):
+    """Reference-counted BLAS pinning: the first concurrent caller limits BLAS to one
+    thread, the last one restores it (threadpoolctl's limits are process-global)."""
+    from threadpoolctl import threadpool_limits
+
+    with _blas_lock:
+        if enter:
+            if _blas_users[0] == 0:
+                _blas_users[1] = threadpool_limits(limits=1, user_api="blas")
+            _blas_users[0] += 1
+        else:
+            _blas_users[0] -= 1
+            if _blas_users[0] == 0:
+                _blas_users[1].restore_original_limits()
+                _blas_users[1] = None
+
+
 @contextmanager
 def threads(n_jobs=None):
     """Run fastgmm kernels on ``n_jobs`` threads and pin BLAS to one thread.
@@ -84,17 +106,18 @@ def threads(n_jobs=None):
 
     Notes
     -----
-    BLAS (used for the small K x d x d linear algebra) is limited to one thread for
-    the duration: its spinning worker threads otherwise steal the cores Numba needs.
+    BLAS (used for the small K x d x d linear algebra and the d >= 16 block GEMMs) is
+    limited to one thread for the duration: its spinning worker threads otherwise
+    steal the cores Numba needs. Safe to use from several Python threads at once.
     Results do not depend on the thread count.
     """
     import numba
-    from threadpoolctl import threadpool_limits
 
     previous = numba.get_num_threads()
     numba.set_num_threads(n_threads_for(n_jobs))
+    _pin_blas(True)
     try:
-        with threadpool_limits(limits=1, user_api="blas"):
-            yield
+        yield
     finally:
+        _pin_blas(False)
         numba.set_num_threads(previous)

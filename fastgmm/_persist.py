@@ -7,7 +7,8 @@ Format (``.npz``-style zip archive, ``FORMAT_VERSION`` 1):
     "params": {constructor parameters that are JSON scalars}, "fitted": {converged_,
     n_iter_, lower_bound_, lower_bounds_, n_features_in_}, "arrays": {name: sha256}}``
 ``<name>.npy``
-    one member per array (weights_, means_, covariances_, precisions_cholesky_, and
+    one member per array (weights_, means_, covariances_, precisions_,
+    precisions_cholesky_, and
     feature_names_in_ / the *_init arrays when present), written and read with
     ``allow_pickle=False``.
 
@@ -26,7 +27,9 @@ import numpy as np
 
 FORMAT = "fastgmm-model"
 FORMAT_VERSION = 1
-_FITTED_ARRAYS = ("weights_", "means_", "covariances_", "precisions_cholesky_")
+_FITTED_ARRAYS = (
+    "weights_", "means_", "covariances_", "precisions_", "precisions_cholesky_",
+)
 _INIT_ARRAYS = ("weights_init", "means_init", "precisions_init")
 
 
@@ -141,6 +144,7 @@ def _check_model(model, path):
     expected = {
         "weights_": (k,), "means_": (k, d),
         "covariances_": shapes[model.covariance_type],
+        "precisions_": shapes[model.covariance_type],
         "precisions_cholesky_": shapes[model.covariance_type],
     }
     for name, shape in expected.items():
@@ -160,7 +164,6 @@ def _check_model(model, path):
 
 def load(path):
     """Read a model written by :func:`save`; raises ModelFileError on any problem."""
-    from . import _covariance as cov
     from .mixture import GaussianMixture
 
     meta, blobs = _read(path)
@@ -183,7 +186,4 @@ def load(path):
     if "feature_names_in_" in arrays:
         model.feature_names_in_ = arrays["feature_names_in_"].astype(object)
     _check_model(model, path)
-    model.precisions_ = cov.TABLE[model.covariance_type].precisions(
-        model.precisions_cholesky_.astype(np.float64)
-    ).astype(model.precisions_cholesky_.dtype)
     return model
