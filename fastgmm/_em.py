@@ -92,8 +92,6 @@ def make_data(X, sample_weight, n_components, covariance_type, source=None):
     kind = FULL if covariance_type == "tied" else DIAG
     ref = source.first_row() if source is not None else np.asarray(X[0], np.float64)
     total, centre, scatter = _total_scatter(data, ref, kind)
-    if not total > 0:
-        raise ValueError("The total sample weight must be positive.")
     feature_var = (np.diag(scatter) if kind == FULL else scatter) / total
     tied = (centre, scatter) if covariance_type == "tied" else None
     return Data(X, sw, total, chunk, feature_var, tied, source)
@@ -110,6 +108,8 @@ def _total_scatter(data, ref, kind):
     the full (d, d) scatter for FULL, its diagonal for DIAG."""
     ref = np.ascontiguousarray(ref, dtype=np.float64).reshape(1, -1)
     total, s1, s2 = data.map_sum(block_scatter, kind, ref, data.chunk)
+    if not total > 0:
+        raise ValueError("The total sample weight must be positive.")
     delta = s1 / total
     if kind == DIAG:
         return total, ref[0] + delta, s2[0] - s1 * delta

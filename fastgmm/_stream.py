@@ -30,7 +30,8 @@ def is_source(X):
     if isinstance(X, np.ndarray):
         return False
     module = type(X).__module__.split(".")[0]
-    return callable(X) or module in ("h5py", "zarr")
+    # iterators are claimed here only to be refused with a clear error by as_source
+    return callable(X) or module in ("h5py", "zarr") or hasattr(X, "__next__")
 
 
 def _check_block(X, w, n_features, index):
@@ -87,6 +88,18 @@ class BlockSource:
     def first_row(self):
         return self._first
 
+    def _check_rows(self, rows):
+        """Every pass must deliver the same rows: a callable that returns the same
+        (exhausted) iterator, or different data, on each call is an error."""
+        if rows == 0 or (self.n_rows is not None and rows != self.n_rows):
+            raise ValueError(
+                f"The data source yielded {rows} rows on this pass but "
+                f"{self.n_rows or 'some'} before: EM reads the data several times, so "
+                "the callable must return a new iterable over the same rows at each "
+                "call (not the same generator)."
+            )
+        self.n_rows = rows
+
     def map_sum(self, fn, *args):
         """Sum of fn(X, w, *args) over the blocks, in order (tuples element-wise)."""
         total, rows = None, 0
@@ -94,7 +107,7 @@ class BlockSource:
             out = fn(X, w, *args)
             total = out if total is None else tuple(a + b for a, b in zip(total, out))
             rows += X.shape[0]
-        self.n_rows = rows
+        self._check_rows(rows)
         return total
 
     def sample(self, n_max, random_state):
@@ -103,22 +116,44 @@ class BlockSource:
         if self.n_rows is None:
             self.map_sum(lambda X, w: (X.shape[0],))
         p = min(1.0, n_max / self.n_rows)
-        xs, ws, weighted = [], [], False
+        xs, ws, weighted, rows = [], [], False, 0
         for X, w in self._iter():
             keep = random_state.uniform(size=X.shape[0]) < p if p < 1 else slice(None)
             xs.append(X[keep])
             ws.append(np.ones(X.shape[0])[keep] if w.shape[0] == 0 else w[keep])
             weighted |= w.shape[0] > 0
+            rows += X.shape[0]
+        self._check_rows(rows)
         X = np.ascontiguousarray(np.concatenate(xs))
         return X, (np.concatenate(ws) if weighted else None)
 
 
+def _file_offset(X):
+    """Byte offset in ``X.filename`` of X's first element, or None if X may differ
+    from the file (copy-on-write) or its mapping is unknown. numpy gives a view of a
+    memmap (``mm[1000:]``) its parent's ``offset``, so the offset is taken from the
+    addresses of the view and of the mapping instead."""
+    import mmap
+
+    mapping = getattr(X, "_mmap", None)
+    if X.filename is None or mapping is None or X.mode == "c":
+        return None
+    try:
+        base = np.frombuffer(mapping, dtype=np.uint8).ctypes.data
+    except (TypeError, ValueError):  # closed or otherwise unreadable mapping
+        return None
+    start = X.offset - X.offset % mmap.ALLOCATIONGRANULARITY
+    return start + X.ctypes.data - base
+
+
 def _memmap_blocks(X, rows):
-    """Blocks of a C-ordered 2-D memmap read with np.fromfile (nothing stays mapped)."""
-    if X.ndim != 2 or not X.flags.c_contiguous or X.filename is None:
+    """Blocks of a C-ordered 2-D memmap read with np.fromfile (nothing stays mapped);
+    other memmaps (views with strides, copy-on-write) are sliced through the mapping."""
+    offset = _file_offset(X) if X.ndim == 2 and X.flags.c_contiguous else None
+    if offset is None:
         return _slice_blocks(np.asarray(X), rows)
     n, d = X.shape
-    path, offset, dtype = X.filename, X.offset, X.dtype
+    path, dtype = X.filename, X.dtype
 
     def blocks():
         with open(path, "rb") as fh:
@@ -152,6 +187,12 @@ def as_source(X, sample_weight=None, block_rows=DEFAULT_BLOCK_ROWS):
         )
     if isinstance(X, np.memmap):
         return BlockSource(_memmap_blocks(X, block_rows))
+    if hasattr(X, "__next__") and not callable(X):
+        raise TypeError(
+            f"A {type(X).__name__} can be read only once, but EM reads the data at "
+            "every iteration: pass a callable returning a new iterable of blocks "
+            "instead, e.g. fit(lambda: read_blocks(path))."
+        )
     if callable(X) and not hasattr(X, "shape"):
         return BlockSource(X)
     if len(getattr(X, "shape", ())) != 2:

@@ -37,8 +37,15 @@ def _checked_block(X):
     return X
 
 
+def _checked_weights(w):
+    w = np.ascontiguousarray(w, dtype=np.float64)
+    if not np.all(np.isfinite(w)) or np.any(w < 0):
+        raise ValueError("sample weights must be finite and non-negative")
+    return w
+
+
 def _apply(fn, X, w, args):
-    w = np.empty(0) if w is None else np.ascontiguousarray(w, dtype=np.float64)
+    w = np.empty(0) if w is None else _checked_weights(w)
     return fn(_checked_block(X), w, *args)
 
 
@@ -46,19 +53,55 @@ def _add(a, b):
     return tuple(x + y for x, y in zip(a, b))
 
 
+def sample_indices(n, size, random_state):
+    """Sorted indices of min(n, size) distinct rows drawn uniformly from n, in memory
+    O(size): ``RandomState.choice(n, replace=False)`` permutes all n rows (8 GB and
+    minutes for n = 1e9)."""
+    if size >= n:
+        return np.arange(n)
+    if n <= 4 * size:
+        return np.sort(random_state.choice(n, size=size, replace=False))
+    picked = np.empty(0, np.int64)
+    while picked.shape[0] < size:  # few rounds: duplicates are rare when n > 4 size
+        draw = random_state.randint(0, n, size=size - picked.shape[0], dtype=np.int64)
+        picked = np.union1d(picked, draw)
+    return picked
+
+
+def _require_array(X):
+    if not hasattr(X, "rechunk"):  # a dask DataFrame or Series
+        raise TypeError(
+            f"Expected a dask array, got a {type(X).__name__}: convert it with "
+            "X.to_dask_array(lengths=True)."
+        )
+
+
 class DaskSource:
     """A dask array (and optional dask weights) as an EM block source."""
 
     def __init__(self, X, sample_weight=None):
+        _require_array(X)
         if X.ndim != 2:
             raise ValueError(f"Expected 2D array, got {X.ndim}D dask array instead.")
         if np.isnan(X.shape[0]):
             X = X.compute_chunk_sizes()
         self.X = X.rechunk({1: -1})
         self.weights = None
-        if sample_weight is not None:
-            self.weights = sample_weight.rechunk((self.X.chunks[0],))
         self.n_rows, self.n_features = self.X.shape
+        if self.n_rows == 0:
+            raise ValueError("Found array with 0 sample(s) (the dask array is empty).")
+        if sample_weight is not None:
+            import dask.array as da
+
+            sample_weight = da.asarray(sample_weight)  # numpy weights are accepted too
+            if sample_weight.ndim == 1 and np.isnan(sample_weight.shape[0]):
+                sample_weight = sample_weight.compute_chunk_sizes()
+            if sample_weight.shape != (self.n_rows,):
+                raise ValueError(
+                    f"sample_weight.shape == {sample_weight.shape}, expected "
+                    f"{(self.n_rows,)}!"
+                )
+            self.weights = sample_weight.rechunk((self.X.chunks[0],))
         self.dtype = np.dtype(np.float32 if X.dtype == np.float32 else np.float64)
 
     def first_row(self):
@@ -85,11 +128,10 @@ class DaskSource:
         """A seeded uniform sample of min(n_max, n_rows) rows, gathered to the client."""
         import dask
 
-        n = self.n_rows
-        idx = np.sort(random_state.choice(n, size=min(n, n_max), replace=False))
+        idx = sample_indices(self.n_rows, n_max, random_state)
         X, w = self.X[idx], None if self.weights is None else self.weights[idx]
         X, w = dask.compute(X, w)
-        return np.ascontiguousarray(_checked_block(X)), w
+        return _checked_block(X), None if w is None else _checked_weights(w)
 
 
 def _score_block(X, params, covariance_type, what):
@@ -101,6 +143,7 @@ def _score_block(X, params, covariance_type, what):
 
 def lazy_score(X, params, covariance_type, what, n_components):
     """Per-block outputs of a fitted model on a dask array, as a lazy dask array."""
+    _require_array(X)
     X = X.rechunk({1: -1})
     if what == "resp":
         return X.map_blocks(

@@ -216,12 +216,15 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.n_features_in_ = source.n_features
         if hasattr(self, "feature_names_in_"):
             del self.feature_names_in_
+        if all(v is not None for v in (self.weights_init, self.means_init, self.precisions_init)):
+            return data, data, source.dtype  # nothing to initialise: no sample pass
         sample, weights = source.sample(INIT_SAMPLE_ROWS, random_state)
         self._check_n_samples(sample.shape[0])
         return data, make_data(sample, weights, *args), source.dtype
 
     def _fit(self, X, sample_weight):
         self._validate_params()
+        self.__dict__.pop("_online_state", None)  # a batch fit starts a new stream
         random_state = check_random_state(self.random_state)
         with threads(self.n_jobs):
             data, init_data, dtype = self._training_data(X, sample_weight, random_state)
