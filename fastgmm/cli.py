@@ -87,8 +87,82 @@ def _run_warmup(args):
     return 0
 
 
+def _k_values(text):
+    """``-k`` of ``segment``: ``5``, a range ``2-8`` or a list ``2,4,8``."""
+    try:
+        if "-" in text:
+            lo, hi = (int(v) for v in text.split("-"))
+            values = list(range(lo, hi + 1))
+        else:
+            values = [int(v) for v in text.split(",")]
+    except ValueError:
+        values = []
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"invalid K {text!r}: use 5, 2-8 or 2,4,8")
+    return values[0] if len(values) == 1 else values
+
+
+def _cmd_segment(sub):
+    """Register ``fastgmm segment``: segment an image by the colours of its pixels."""
+    p = sub.add_parser(
+        "segment",
+        help="segment an image (PNG, JPEG, TIFF) with a Gaussian mixture",
+        description="Fit a Gaussian mixture to the colours (and with --xy the "
+        "positions) of the pixels of IN; write the image with every pixel painted in "
+        "its segment's mean colour (-o) and/or the label map (--labels). 8-bit images "
+        "are fitted exactly, on their distinct colours weighted by their counts.",
+    )
+    p.add_argument("input", metavar="IN", help="image file (PNG, JPEG, TIFF, ...)")
+    p.add_argument(
+        "-k",
+        type=_k_values,
+        required=True,
+        metavar="K",
+        help="number of segments, or candidates 2-8 / 2,4,8 chosen by BIC",
+    )
+    p.add_argument("-o", "--output", metavar="OUT", help="recoloured image to write")
+    p.add_argument("--labels", metavar="FILE", help="label map to write (.npy)")
+    p.add_argument(
+        "--colour-space",
+        "--color-space",
+        dest="colour_space",
+        default="rgb",
+        choices=("rgb", "lab", "hsv"),
+    )
+    p.add_argument(
+        "--xy",
+        type=float,
+        default=0.0,
+        metavar="W",
+        help="weight of pixel coordinates: >0 for compact segments",
+    )
+    p.add_argument(
+        "--covariance-type",
+        default="full",
+        choices=("full", "tied", "diag", "spherical"),
+    )
+    p.add_argument(
+        "--sample-size",
+        type=int,
+        default=1_000_000,
+        metavar="N",
+        help="pixels fitted when the fit is not exact (default 1000000)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=_run_segment)
+
+
+def _run_segment(args):
+    from fastgmm._segment_cli import run
+
+    return run(args)
+
+
+from fastgmm._cli_commands import COMMANDS as _MORE_COMMANDS  # noqa: E402
+
 #: subcommand registrars, in the order ``--help`` lists them
-COMMANDS = (_cmd_demo, _cmd_warmup)
+COMMANDS = (_cmd_demo, _cmd_warmup, *_MORE_COMMANDS, _cmd_segment)
 
 
 def build_parser():
