@@ -2,6 +2,7 @@
 
 import math
 import warnings
+from contextlib import contextmanager
 from numbers import Integral, Real
 
 import numpy as np
@@ -23,6 +24,18 @@ from .dask import is_dask_array, lazy_score
 
 #: rows sampled from a streamed data set to initialise the fit
 INIT_SAMPLE_ROWS = 200_000
+
+
+@contextmanager
+def _unchanged_on_error(estimator):
+    """A failed call never changes a fitted model: restore its state on any error."""
+    snapshot = dict(estimator.__dict__)
+    try:
+        yield
+    except BaseException:
+        estimator.__dict__.clear()
+        estimator.__dict__.update(snapshot)
+        raise
 
 
 class GaussianMixture(DensityMixin, BaseEstimator):
@@ -166,13 +179,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         -------
         self : GaussianMixture
         """
-        snapshot = dict(self.__dict__)
-        try:
+        with _unchanged_on_error(self):
             self._fit(X, sample_weight)
-        except BaseException:
-            self.__dict__.clear()  # a failed call never changes a fitted model
-            self.__dict__.update(snapshot)
-            raise
         return self
 
     def fit_predict(self, X, y=None, sample_weight=None):
@@ -270,13 +278,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         -------
         self : GaussianMixture
         """
-        snapshot = dict(self.__dict__)
-        try:
+        with _unchanged_on_error(self):
             self._partial_fit(X, sample_weight)
-        except BaseException:
-            self.__dict__.clear()
-            self.__dict__.update(snapshot)
-            raise
         return self
 
     def _partial_fit(self, X, sample_weight):
