@@ -132,6 +132,7 @@ def _choose_k(candidates, fit_set, options, sample_size, rng):
 
 # --------------------------------------------------------------------------- predict
 def _params(model):
+    """The fitted model as the float64 :class:`_em.Params` that ``score`` takes."""
     from ._em import Params
 
     f64 = [np.asarray(a, np.float64) for a in (model.weights_, model.means_)]
