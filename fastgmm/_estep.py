@@ -18,6 +18,7 @@ which the E-step already subtracts), so there is no E[xx'] - mu mu' cancellation
 import numpy as np
 from numba import prange
 
+from ._blas import add_gram_lower
 from ._fastexp import exp_nonpos_inplace
 from ._jit import BLOCK, GROUP, kernel
 from ._logdensity import (
@@ -66,16 +67,39 @@ def block_resp(lp, nb, wb, s, mx, scratch):
     return ll
 
 
+#: rows gathered per component before one dsyrk adds their scatter (GEMM path)
+PENDING = 256
+
+
 @kernel
-def block_stats(nb, kind, ref, resp, nk, s1, s2, mats, dkt, tmp):
+def pending_buffers(kind, d, n_components):
+    """Scratch for the FULL scatter of the BLAS path: rows (K, PENDING, d) waiting for
+    dsyrk, and their count per component; empty unless FULL with d >= GEMM_MIN_D."""
+    if kind == FULL and d >= GEMM_MIN_D:
+        return np.empty((n_components, PENDING, d)), np.zeros(n_components, np.int64)
+    return np.empty((0, 0, d)), np.zeros(0, np.int64)
+
+
+@kernel
+def flush_pending(pend, fill, s2):
+    """Add the pending rows' scatter (lower triangle) to s2 and empty the buffers."""
+    for k in range(fill.shape[0]):
+        add_gram_lower(pend[k], fill[k], s2[k])
+        fill[k] = 0
+
+
+@kernel
+def block_stats(nb, kind, ref, resp, nk, s1, s2, mats, pend, fill):
     """Add one block's weighted statistics (see module docstring) into nk, s1, s2.
 
-    The block is mats[0] (d, BLOCK); mats[1], mats[3], dkt (BLOCK, d) and tmp (d, d)
-    are scratch. Columns b >= nb of resp must be zero (GEMM path).
+    The block is mats[0] (d, BLOCK); mats[1] and mats[3] are scratch. With non-empty
+    ``pend``/``fill`` (see pending_buffers) the FULL scatter goes through dsyrk: rows
+    with a non-zero responsibility are queued as sqrt(r)(x - ref); rows with r = 0,
+    most of them when components are well separated, add exactly nothing and are
+    skipped. Call flush_pending before reading s2.
     """
     xt, dk, rd = mats[0], mats[1], mats[3]
     d = xt.shape[0]
-    gemm = kind == FULL and d >= GEMM_MIN_D
     for k in range(resp.shape[0]):
         acc = 0.0
         for b in range(nb):
@@ -83,20 +107,25 @@ def block_stats(nb, kind, ref, resp, nk, s1, s2, mats, dkt, tmp):
         nk[k] += acc
         for j in range(d):
             m = ref[k, j]
-            for b in range(BLOCK):
+            for b in range(nb):
                 dk[j, b] = xt[j, b] - m
         for j in range(d):
             acc = 0.0
             for b in range(nb):
                 acc += resp[k, b] * dk[j, b]
             s1[k, j] += acc
-        if gemm:
-            for j in range(d):
-                for b in range(BLOCK):
-                    rd[j, b] = resp[k, b] * dk[j, b]
-                    dkt[b, j] = dk[j, b]
-            np.dot(rd, dkt, tmp)
-            s2[k] += tmp
+        if fill.shape[0] > 0:
+            for b in range(nb):
+                r = resp[k, b]
+                if r > 0.0:
+                    row = pend[k, fill[k]]
+                    sr = np.sqrt(r)
+                    for j in range(d):
+                        row[j] = sr * dk[j, b]
+                    fill[k] += 1
+                    if fill[k] == PENDING:
+                        add_gram_lower(pend[k], PENDING, s2[k])
+                        fill[k] = 0
         elif kind == FULL:
             for i in range(d):
                 for b in range(nb):
@@ -118,9 +147,9 @@ def block_stats(nb, kind, ref, resp, nk, s1, s2, mats, dkt, tmp):
 def _chunk_em(X, sw, start, stop, kind, const, loc, prec, ref, nk, s1, s2):
     """E-step and statistics for rows start:stop; returns sum_i w_i log p(x_i)."""
     d = X.shape[1]
-    mats, dkt, lp, vec = block_buffers(d, const.shape[0])
+    mats, _, lp, vec = block_buffers(d, const.shape[0])
     wb, s, mx, ex = vec[0], vec[1], vec[2], vec[3]
-    tmp = np.empty((d, d))
+    pend, fill = pending_buffers(kind, d, const.shape[0])
     ll = 0.0
     for b0 in range(start, stop, BLOCK):
         nb = min(BLOCK, stop - b0)
@@ -130,9 +159,8 @@ def _chunk_em(X, sw, start, stop, kind, const, loc, prec, ref, nk, s1, s2):
                 wb[b] = sw[b0 + b]
         block_log_prob(nb, kind, const, loc, prec, mats, lp, s)
         ll += block_resp(lp, nb, wb, s, mx, ex)
-        if nb < BLOCK:
-            lp[:, nb:] = 0.0
-        block_stats(nb, kind, ref, lp, nk, s1, s2, mats, dkt, tmp)
+        block_stats(nb, kind, ref, lp, nk, s1, s2, mats, pend, fill)
+    flush_pending(pend, fill, s2)
     return ll
 
 

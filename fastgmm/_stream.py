@@ -34,26 +34,30 @@ def is_source(X):
     return callable(X) or module in ("h5py", "zarr") or hasattr(X, "__next__")
 
 
-def _check_block(X, w, n_features, index):
+def _check_block(X, w, n_features, index=None):
+    """(X float32/float64 C-contiguous, weights float64 or empty) of one block, checked.
+
+    ``n_features=None`` accepts any width; ``index`` (or None) names the block in errors.
+    Float blocks already in the right layout are not copied.
+    """
+    where = "" if index is None else f"block {index}: "
     X = np.asarray(X)
     if X.dtype.kind not in "biuf":
-        raise ValueError(f"block {index}: expected numeric data, got dtype {X.dtype}")
-    if X.dtype != np.float32:
-        X = X.astype(np.float64)
-    X = np.ascontiguousarray(X)
+        raise ValueError(f"{where}expected numeric data, got dtype {X.dtype}")
+    X = np.ascontiguousarray(X, dtype=X.dtype if X.dtype == np.float32 else np.float64)
     if X.ndim != 2 or (n_features is not None and X.shape[1] != n_features):
         raise ValueError(
-            f"block {index}: expected a 2D block with {n_features} features, got shape "
+            f"{where}expected a 2D block with {n_features} features, got shape "
             f"{X.shape}"
         )
     if not np.all(np.isfinite(X)):
-        raise ValueError(f"block {index}: Input X contains NaN or infinity.")
+        raise ValueError(f"{where}Input X contains NaN or infinity.")
     if w is None:
         return X, np.empty(0)
     w = np.ascontiguousarray(w, dtype=np.float64)
     if w.shape != (X.shape[0],) or not np.all(np.isfinite(w)) or np.any(w < 0):
         raise ValueError(
-            f"block {index}: sample weights must be finite, non-negative, one per row"
+            f"{where}sample weights must be finite, non-negative, one per row"
         )
     return X, w
 

@@ -20,33 +20,15 @@ it was.
 
 import numpy as np
 
+from ._stream import _check_block
+
 
 def is_dask_array(X):
     return type(X).__module__.split(".")[0] == "dask" and hasattr(X, "to_delayed")
 
 
-def _checked_block(X):
-    X = np.asarray(X)
-    if X.dtype.kind not in "biuf":
-        raise ValueError(f"expected numeric data, got dtype {X.dtype}")
-    if X.dtype != np.float32:
-        X = X.astype(np.float64)
-    X = np.ascontiguousarray(X)
-    if not np.all(np.isfinite(X)):
-        raise ValueError("Input X contains NaN or infinity.")
-    return X
-
-
-def _checked_weights(w):
-    w = np.ascontiguousarray(w, dtype=np.float64)
-    if not np.all(np.isfinite(w)) or np.any(w < 0):
-        raise ValueError("sample weights must be finite and non-negative")
-    return w
-
-
 def _apply(fn, X, w, args):
-    w = np.empty(0) if w is None else _checked_weights(w)
-    return fn(_checked_block(X), w, *args)
+    return fn(*_check_block(X, w, None), *args)
 
 
 def _add(a, b):
@@ -131,13 +113,14 @@ class DaskSource:
         idx = sample_indices(self.n_rows, n_max, random_state)
         X, w = self.X[idx], None if self.weights is None else self.weights[idx]
         X, w = dask.compute(X, w)
-        return _checked_block(X), None if w is None else _checked_weights(w)
+        X, checked = _check_block(X, w, None)
+        return X, None if w is None else checked
 
 
 def _score_block(X, params, covariance_type, what):
     from ._em import score
 
-    (out,) = score(_checked_block(X), params, covariance_type, **{what: True})
+    (out,) = score(_check_block(X, None, None)[0], params, covariance_type, **{what: True})
     return out
 
 

@@ -13,7 +13,9 @@ from fastgmm._estep import em_pass, score_pass
 from fastgmm._fastexp import FLOOR, exp_nonpos_inplace
 from fastgmm._jit import BLOCK, GROUP, chunk_rows, threads
 from fastgmm._kmeans import assign, label_stats, lloyd_step, potentials, update_min_dist
-from fastgmm._logdensity import FULL, GEMM_MIN_D
+from fastgmm._blas import SYRK_MIN_D, add_gram_lower, whiten_rows
+from fastgmm._estep import PENDING
+from fastgmm._logdensity import FULL, GEMM_MIN_D, TRMM_MIN_D
 
 from . import reference as ref
 
@@ -33,6 +35,10 @@ SHAPES = [
     # from GEMM_MIN_D features on, FULL and TIED use a BLAS GEMM per block
     pytest.param(300, GEMM_MIN_D, 3, 2 * BLOCK, id="n300-d16-K3-gemm"),
     pytest.param(333, GEMM_MIN_D + 5, 2, None, id="n333-d21-K2-gemm"),
+    # from TRMM_MIN_D whitening is a dtrmm, from SYRK_MIN_D the FULL scatter a dsyrk;
+    # K=2 and 4-block chunks queue more than PENDING rows per component: mid-chunk flush
+    pytest.param(600, TRMM_MIN_D, 3, 2 * BLOCK, id="n600-d32-K3-trmm"),
+    pytest.param(700, SYRK_MIN_D, 2, 4 * BLOCK, id="n700-d48-K2-syrk"),
 ]
 
 
@@ -160,6 +166,51 @@ def test_em_pass_matches_oracle(
     else:
         assert s2.shape == (n_components, 1, d)
         assert_close(s2, s2_o, 1e-10)
+
+
+def test_blas_whiten_rows_matches_numpy(rng):
+    d, nb = 37, 101
+    upper = rng.normal(size=(d, d))  # only the upper triangle may be read
+    zt = rng.normal(size=(d, BLOCK))
+    before = zt.copy()
+    whiten_rows(upper, zt, nb)
+    np.testing.assert_allclose(zt[:, :nb], (before[:, :nb].T @ np.triu(upper)).T, rtol=1e-13, atol=1e-12)
+    np.testing.assert_array_equal(zt[:, nb:], before[:, nb:])  # padding untouched
+
+
+@pytest.mark.parametrize("d", [SYRK_MIN_D - 1, SYRK_MIN_D], ids=["gemm", "syrk"])
+def test_blas_add_gram_lower_matches_numpy(rng, d):
+    rows = rng.normal(size=(PENDING, d))
+    out = rng.normal(size=(d, d))
+    before = out.copy()
+    add_gram_lower(rows, 77, out)
+    lower = np.tril(np.ones((d, d), bool))
+    expected = before + rows[:77].T @ rows[:77]
+    np.testing.assert_allclose(out[lower], expected[lower], rtol=1e-13, atol=1e-12)
+    add_gram_lower(rows, 0, out)  # nothing to add
+    np.testing.assert_allclose(out[lower], expected[lower], rtol=1e-13, atol=1e-12)
+
+
+def test_em_pass_sparse_responsibilities_match_oracle(rng):
+    """Far-apart components: most responsibilities are exactly 0 (their rows are
+    skipped by the dsyrk scatter) and one component queues more than PENDING rows
+    in a chunk (a mid-chunk flush); the statistics still equal the oracle's."""
+    n, d, chunk = 700, SYRK_MIN_D, 4 * BLOCK
+    w, means, covariances, prec_chol = ref.random_params(rng, 2, d, "full")
+    means *= 4.0
+    X = ref.sample_mixture(rng, n, w, means, covariances, "full")
+    params = Params(w, means, covariances, prec_chol)
+    _, resp, _ = run_score_pass(X, params, "full", chunk)
+    assert np.mean(resp == 0.0) > 0.2
+    assert np.max(np.sum(resp[:chunk] > 0.0, axis=0)) > PENDING
+    ref_point = np.ascontiguousarray(means + rng.normal(scale=0.3, size=means.shape))
+    ll, nk, s1, s2 = run_em_pass(X, None, params, "full", ref_point, chunk)
+    ll_o, nk_o, s1_o, s2_o = oracle_stats(X, None, params, "full", ref_point)
+    np.testing.assert_allclose(ll, ll_o, rtol=1e-11)
+    assert_close(nk, nk_o, 1e-11, scale=n)
+    assert_close(s1, s1_o, 1e-10, scale=float(np.sum(np.abs(X - ref_point.mean(0)))))
+    lower = np.tril(np.ones((d, d), bool))
+    assert_close(s2[:, lower], s2_o[:, lower], 1e-10)
 
 
 def test_em_pass_zero_weights_equal_removed_rows(rng):
