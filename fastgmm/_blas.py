@@ -22,7 +22,9 @@ from ._jit import kernel
 
 def _register(name, n_args):
     symbol = "fastgmm_" + name
-    llvm.add_symbol(symbol, get_cython_function_address("scipy.linalg.cython_blas", name))
+    llvm.add_symbol(
+        symbol, get_cython_function_address("scipy.linalg.cython_blas", name)
+    )
     # every argument is a pointer, passed as an address (intp) from the kernels
     return types.ExternalFunction(symbol, types.void(*([types.intp] * n_args)))
 

@@ -21,6 +21,7 @@ from numba import prange
 from ._blas import add_gram_lower
 from ._fastexp import exp_nonpos_inplace
 from ._jit import BLOCK, GROUP, kernel
+from ._reduce import add_slots, slot_buffers
 from ._logdensity import (
     FULL,
     GEMM_MIN_D,
@@ -176,31 +177,19 @@ def em_pass(X, sw, kind, const, loc, prec, ref, chunk):
     p = d if kind == FULL else 1
     n_chunks = (n + chunk - 1) // chunk
     n_slots = max(1, min(GROUP, n_chunks))
-    pnk = np.zeros((n_slots, n_components))
-    ps1 = np.zeros((n_slots, n_components, d))
-    ps2 = np.zeros((n_slots, n_components, p, d))
-    pll = np.zeros(n_slots)
-    nk = np.zeros(n_components)
-    s1 = np.zeros((n_components, d))
-    s2 = np.zeros((n_components, p, d))
+    pll, pnk, ps1, ps2 = slot_buffers(n_slots, n_components, p, d)
+    _, nk, s1, s2 = slot_buffers(1, n_components, p, d)
     ll = 0.0
     for g0 in range(0, n_chunks, n_slots):
         m = min(n_slots, n_chunks - g0)
         for c in prange(m):
-            pnk[c] = 0.0
-            ps1[c] = 0.0
-            ps2[c] = 0.0
             start = (g0 + c) * chunk
             stop = min(n, start + chunk)
             pll[c] = _chunk_em(
                 X, sw, start, stop, kind, const, loc, prec, ref, pnk[c], ps1[c], ps2[c]
             )
-        for c in range(m):
-            ll += pll[c]
-            nk += pnk[c]
-            s1 += ps1[c]
-            s2 += ps2[c]
-    return ll, nk, s1, s2
+        ll += add_slots(m, pll, pnk, ps1, ps2, nk[0], s1[0], s2[0])
+    return ll, nk[0], s1[0], s2[0]
 
 
 @kernel

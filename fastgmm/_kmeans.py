@@ -7,6 +7,7 @@ from numba import prange
 
 from ._jit import BLOCK, GROUP, kernel
 from ._logdensity import FULL, TIED, load_block
+from ._reduce import add_slots, slot_buffers, sum_rows
 
 
 @kernel
@@ -83,14 +84,17 @@ def _chunk_lloyd(X, sw, centers, start, stop, labels, d2, nk, s1):
     return changed
 
 
+@kernel
+def _no_sums(d):
+    return np.zeros(0), np.zeros((0, d)), np.zeros(0)
+
+
 @kernel(parallel=True)
 def assign(X, centers, chunk, labels, d2):
     """labels[i] = argmin_k ||x_i - c_k||^2 and d2[i] = that squared distance."""
     n = X.shape[0]
     n_chunks = (n + chunk - 1) // chunk
-    none_k = np.zeros(0)
-    none_s = np.zeros((0, centers.shape[1]))
-    sw = np.zeros(0)
+    none_k, none_s, sw = _no_sums(centers.shape[1])
     for c in prange(n_chunks):
         _chunk_lloyd(
             X, sw, centers, c * chunk, min(n, (c + 1) * chunk), labels, d2, none_k, none_s
@@ -104,19 +108,14 @@ def lloyd_step(X, sw, centers, chunk, labels, d2):
     n, d = X.shape
     n_components = centers.shape[0]
     n_chunks = (n + chunk - 1) // chunk
-    pnk = np.zeros((n_chunks, n_components))
-    ps1 = np.zeros((n_chunks, n_components, d))
-    pch = np.zeros(n_chunks, np.int64)
+    pch, pnk, ps1, ps2 = slot_buffers(n_chunks, n_components, 0, d)
+    _, nk, s1, s2 = slot_buffers(1, n_components, 0, d)
     for c in prange(n_chunks):
         pch[c] = _chunk_lloyd(
             X, sw, centers, c * chunk, min(n, (c + 1) * chunk), labels, d2, pnk[c], ps1[c]
         )
-    nk = np.zeros(n_components)
-    s1 = np.zeros((n_components, d))
-    for c in range(n_chunks):
-        nk += pnk[c]
-        s1 += ps1[c]
-    return nk, s1, pch.sum()
+    changed = add_slots(n_chunks, pch, pnk, ps1, ps2, nk[0], s1[0], s2[0])
+    return nk[0], s1[0], int(changed)
 
 
 @kernel(parallel=True)
@@ -139,16 +138,13 @@ def potentials(X, sw, d2, cands, chunk):
     n = X.shape[0]
     n_cand = cands.shape[0]
     n_chunks = (n + chunk - 1) // chunk
-    part = np.zeros((n_chunks, n_cand))
+    _, part, _, _ = slot_buffers(n_chunks, n_cand, 0, 0)
     for c in prange(n_chunks):
         for i in range(c * chunk, min(n, (c + 1) * chunk)):
             w = sw[i] if sw.shape[0] > 0 else 1.0
             for t in range(n_cand):
                 part[c, t] += w * min(d2[i], _sq_dist(X, i, cands, t))
-    pot = np.zeros(n_cand)
-    for c in range(n_chunks):
-        pot += part[c]
-    return pot
+    return sum_rows(part)
 
 
 @kernel
@@ -183,25 +179,15 @@ def label_stats(X, sw, labels, n_components, kind, ref, chunk):
     p = d if kind == FULL else 1
     n_chunks = (n + chunk - 1) // chunk
     n_slots = max(1, min(GROUP, n_chunks))
-    pnk = np.zeros((n_slots, n_components))
-    ps1 = np.zeros((n_slots, n_components, d))
-    ps2 = np.zeros((n_slots, n_components, p, d))
-    nk = np.zeros(n_components)
-    s1 = np.zeros((n_components, d))
-    s2 = np.zeros((n_components, p, d))
+    pll, pnk, ps1, ps2 = slot_buffers(n_slots, n_components, p, d)
+    _, nk, s1, s2 = slot_buffers(1, n_components, p, d)
     for g0 in range(0, n_chunks, n_slots):
         m = min(n_slots, n_chunks - g0)
         for c in prange(m):
-            pnk[c] = 0.0
-            ps1[c] = 0.0
-            ps2[c] = 0.0
             start = (g0 + c) * chunk
             stop = min(n, start + chunk)
             _chunk_label_stats(
                 X, sw, labels, start, stop, kind, ref, pnk[c], ps1[c], ps2[c]
             )
-        for c in range(m):
-            nk += pnk[c]
-            s1 += ps1[c]
-            s2 += ps2[c]
-    return nk, s1, s2
+        add_slots(m, pll, pnk, ps1, ps2, nk[0], s1[0], s2[0])
+    return nk[0], s1[0], s2[0]
