@@ -21,7 +21,6 @@ from numba import prange
 from ._blas import add_gram_lower
 from ._fastexp import exp_nonpos_inplace
 from ._jit import BLOCK, GROUP, kernel
-from ._reduce import add_slots, slot_buffers
 from ._logdensity import (
     FULL,
     GEMM_MIN_D,
@@ -30,6 +29,7 @@ from ._logdensity import (
     block_log_prob,
     load_block,
 )
+from ._reduce import add_slots, slot_buffers
 
 
 @kernel

@@ -13,7 +13,7 @@ import numpy as np
 from . import _covariance as cov
 from ._em import Params, params_from_stats
 from ._kmeans import assign, label_stats, lloyd_step, potentials, update_min_dist
-from ._logdensity import DIAG, TIED
+from ._logdensity import DIAG
 
 KMEANS_MAX_ITER = 300
 KMEANS_TOL = 1e-4

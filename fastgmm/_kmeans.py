@@ -96,9 +96,8 @@ def assign(X, centers, chunk, labels, d2):
     n_chunks = (n + chunk - 1) // chunk
     none_k, none_s, sw = _no_sums(centers.shape[1])
     for c in prange(n_chunks):
-        _chunk_lloyd(
-            X, sw, centers, c * chunk, min(n, (c + 1) * chunk), labels, d2, none_k, none_s
-        )
+        start, stop = c * chunk, min(n, (c + 1) * chunk)
+        _chunk_lloyd(X, sw, centers, start, stop, labels, d2, none_k, none_s)
 
 
 @kernel(parallel=True)
@@ -111,9 +110,8 @@ def lloyd_step(X, sw, centers, chunk, labels, d2):
     pch, pnk, ps1, ps2 = slot_buffers(n_chunks, n_components, 0, d)
     _, nk, s1, s2 = slot_buffers(1, n_components, 0, d)
     for c in prange(n_chunks):
-        pch[c] = _chunk_lloyd(
-            X, sw, centers, c * chunk, min(n, (c + 1) * chunk), labels, d2, pnk[c], ps1[c]
-        )
+        start, stop = c * chunk, min(n, (c + 1) * chunk)
+        pch[c] = _chunk_lloyd(X, sw, centers, start, stop, labels, d2, pnk[c], ps1[c])
     changed = add_slots(n_chunks, pch, pnk, ps1, ps2, nk[0], s1[0], s2[0])
     return nk[0], s1[0], int(changed)
 

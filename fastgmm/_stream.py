@@ -200,5 +200,7 @@ def as_source(X, sample_weight=None, block_rows=DEFAULT_BLOCK_ROWS):
     if callable(X) and not hasattr(X, "shape"):
         return BlockSource(X)
     if len(getattr(X, "shape", ())) != 2:
-        raise ValueError(f"Expected a 2D array-like, got shape {getattr(X, 'shape', None)}")
+        raise ValueError(
+            f"Expected a 2D array-like, got shape {getattr(X, 'shape', None)}"
+        )
     return BlockSource(_slice_blocks(X, block_rows), X.shape[1])

@@ -95,7 +95,9 @@ class DaskSource:
 
         blocks = self.X.to_delayed().ravel()
         weights = (
-            [None] * len(blocks) if self.weights is None else self.weights.to_delayed().ravel()
+            [None] * len(blocks)
+            if self.weights is None
+            else self.weights.to_delayed().ravel()
         )
         apply = dask.delayed(_apply, pure=True)
         add = dask.delayed(_add, pure=True)
@@ -120,7 +122,9 @@ class DaskSource:
 def _score_block(X, params, covariance_type, what):
     from ._em import score
 
-    (out,) = score(_check_block(X, None, None)[0], params, covariance_type, **{what: True})
+    (out,) = score(
+        _check_block(X, None, None)[0], params, covariance_type, **{what: True}
+    )
     return out
 
 
@@ -130,11 +134,18 @@ def lazy_score(X, params, covariance_type, what, n_components):
     X = X.rechunk({1: -1})
     if what == "resp":
         return X.map_blocks(
-            _score_block, params, covariance_type, what,
+            _score_block,
+            params,
+            covariance_type,
+            what,
             dtype=X.dtype if X.dtype == np.float32 else np.float64,
             chunks=(X.chunks[0], (n_components,)),
         )
-    dtype = np.int64 if what == "labels" else (np.float32 if X.dtype == np.float32 else np.float64)
+    dtype = (
+        np.int64
+        if what == "labels"
+        else (np.float32 if X.dtype == np.float32 else np.float64)
+    )
     return X.map_blocks(
         _score_block, params, covariance_type, what, dtype=dtype, drop_axis=1
     )

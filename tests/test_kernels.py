@@ -8,13 +8,12 @@ import pytest
 from scipy.stats import multivariate_normal
 
 from fastgmm import _covariance as cov
+from fastgmm._blas import SYRK_MIN_D, add_gram_lower, whiten_rows
 from fastgmm._em import Options, Params, em_step, kernel_params, make_data, score
-from fastgmm._estep import em_pass, score_pass
+from fastgmm._estep import PENDING, em_pass, score_pass
 from fastgmm._fastexp import FLOOR, exp_nonpos_inplace
 from fastgmm._jit import BLOCK, GROUP, chunk_rows, threads
 from fastgmm._kmeans import assign, label_stats, lloyd_step, potentials, update_min_dist
-from fastgmm._blas import SYRK_MIN_D, add_gram_lower, whiten_rows
-from fastgmm._estep import PENDING
 from fastgmm._logdensity import FULL, GEMM_MIN_D, TRMM_MIN_D
 
 from . import reference as ref
@@ -174,7 +173,9 @@ def test_blas_whiten_rows_matches_numpy(rng):
     zt = rng.normal(size=(d, BLOCK))
     before = zt.copy()
     whiten_rows(upper, zt, nb)
-    np.testing.assert_allclose(zt[:, :nb], (before[:, :nb].T @ np.triu(upper)).T, rtol=1e-13, atol=1e-12)
+    np.testing.assert_allclose(
+        zt[:, :nb], (before[:, :nb].T @ np.triu(upper)).T, rtol=1e-13, atol=1e-12
+    )
     np.testing.assert_array_equal(zt[:, nb:], before[:, nb:])  # padding untouched
 
 
