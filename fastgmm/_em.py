@@ -79,9 +79,15 @@ class EMResult:
     converged: bool = False
 
 
-def make_data(X, sample_weight, n_components, covariance_type, source=None):
+def make_data(
+    X, sample_weight, n_components, covariance_type, source=None, variances=True
+):
     """Wrap validated X and weights (or a block ``source`` with X=None) and
-    precompute the feature variances and, for "tied", the total scatter."""
+    precompute the feature variances and, for "tied", the total scatter.
+
+    ``variances=False`` skips that data pass unless "tied" needs it (feature_var is
+    then zero): for callers that never repair a covariance from it.
+    """
     d = source.n_features if source is not None else X.shape[1]
     chunk = chunk_rows(d, n_components)
     if sample_weight is None:
@@ -89,6 +95,11 @@ def make_data(X, sample_weight, n_components, covariance_type, source=None):
     else:
         sw = np.ascontiguousarray(sample_weight, dtype=np.float64)
     data = Data(X, sw, 0.0, chunk, np.zeros(d), None, source)
+    if not variances and covariance_type != "tied" and source is None:
+        total = float(sw.sum()) if sw.shape[0] else float(X.shape[0])
+        if not total > 0:
+            raise ValueError("The total sample weight must be positive.")
+        return Data(X, sw, total, chunk, np.zeros(d), None, source)
     kind = FULL if covariance_type == "tied" else DIAG
     ref = source.first_row() if source is not None else np.asarray(X[0], np.float64)
     total, centre, scatter = _total_scatter(data, ref, kind)
@@ -125,7 +136,10 @@ def kernel_params(params, covariance_type):
         log_w = np.log(params.weights)
     prec_k = entry.to_kernel(params.prec_chol, n_components, d)
     log_det = entry.log_det(params.prec_chol, n_components, d)
-    return (entry.kind, *kernel_arrays(entry.kind, log_w, params.means, prec_k, log_det))
+    return (
+        entry.kind,
+        *kernel_arrays(entry.kind, log_w, params.means, prec_k, log_det),
+    )
 
 
 def params_from_stats(stats, ref, options, data):

@@ -46,7 +46,7 @@ def _about_centre(nk, s1, s2, ref, centre, full):
 def chunk_statistics(X, sample_weight, params, covariance_type, centre):
     """(mean loglik, nk, s1, s2, tied scatter) of a chunk per unit weight, about centre."""
     n_components = params.means.shape[0]
-    data = make_data(X, sample_weight, n_components, covariance_type)
+    data = make_data(X, sample_weight, n_components, covariance_type, variances=False)
     kind, const, loc, prec = kernel_params(params, covariance_type)
     ref = np.ascontiguousarray(params.means, dtype=np.float64)
     ll, nk, s1, s2 = data.map_sum(block_em, kind, const, loc, prec, ref, data.chunk)
