@@ -647,7 +647,7 @@ def _all_kernels(X, sw, params, covariance_type, chunk):
 
 
 @pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 Numba threads")
-@pytest.mark.parametrize("d", [3, GEMM_MIN_D])
+@pytest.mark.parametrize("d", [3, GEMM_MIN_D, TRMM_MIN_D, SYRK_MIN_D])
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 @pytest.mark.parametrize("covariance_type", COV_TYPES)
 def test_one_thread_equals_two_threads_bitwise(rng, covariance_type, dtype, d):
