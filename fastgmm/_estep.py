@@ -19,7 +19,7 @@ import numpy as np
 from numba import prange
 
 from ._blas import add_gram_lower
-from ._fastexp import exp_nonpos_inplace
+from ._fastexp import exp_nonpos_inplace, log_pos
 from ._jit import BLOCK, GROUP, kernel
 from ._logdensity import (
     FULL,
@@ -38,9 +38,10 @@ def block_resp(lp, nb, wb, s, mx, scratch):
 
     After the call lp[k, b] = wb[b] * exp(lp[k, b] - lse_b) and s[b] = lse_b.
     Responsibilities below exp(-500) relative to the largest are set to 0 (see
-    _fastexp). ``scratch`` is a float64 buffer of length BLOCK.
+    _fastexp). ``scratch`` is a float64 buffer of shape (3, BLOCK).
     """
     n_components = lp.shape[0]
+    bits, scale, logs = scratch[0], scratch[1], scratch[2]
     for b in range(nb):
         mx[b] = lp[0, b]
     for k in range(1, n_components):
@@ -52,19 +53,20 @@ def block_resp(lp, nb, wb, s, mx, scratch):
         row = lp[k]
         for b in range(nb):
             row[b] -= mx[b]
-        exp_nonpos_inplace(row, nb, scratch)
+        exp_nonpos_inplace(row, nb, bits)
         for b in range(nb):
             s[b] += row[b]
+    for b in range(nb):
+        scale[b] = wb[b] / s[b]
+    log_pos(s, nb, logs, bits)  # s >= 1: the largest term is exp(0)
     ll = 0.0
     for b in range(nb):
-        lse = mx[b] + np.log(s[b])
+        lse = mx[b] + logs[b]
         ll += wb[b] * lse
-        scale = wb[b] / s[b]
         s[b] = lse
-        mx[b] = scale
     for k in range(n_components):
         for b in range(nb):
-            lp[k, b] *= mx[b]
+            lp[k, b] *= scale[b]
     return ll
 
 
@@ -148,8 +150,8 @@ def block_stats(nb, kind, ref, resp, nk, s1, s2, mats, pend, fill):
 def _chunk_em(X, sw, start, stop, kind, const, loc, prec, ref, nk, s1, s2):
     """E-step and statistics for rows start:stop; returns sum_i w_i log p(x_i)."""
     d = X.shape[1]
-    mats, _, lp, vec = block_buffers(d, const.shape[0])
-    wb, s, mx, ex = vec[0], vec[1], vec[2], vec[3]
+    mats, lp, vec = block_buffers(d, const.shape[0])
+    wb, s, mx, ex = vec[0], vec[1], vec[2], vec[3:]
     pend, fill = pending_buffers(kind, d, const.shape[0])
     ll = 0.0
     for b0 in range(start, stop, BLOCK):
@@ -196,8 +198,8 @@ def em_pass(X, sw, kind, const, loc, prec, ref, chunk):
 def _chunk_score(X, start, stop, kind, const, loc, prec, out_lse, out_resp, out_label):
     d = X.shape[1]
     n_components = const.shape[0]
-    mats, _, lp, vec = block_buffers(d, n_components)
-    wb, s, mx, ex = vec[0], vec[1], vec[2], vec[3]
+    mats, lp, vec = block_buffers(d, n_components)
+    wb, s, mx, ex = vec[0], vec[1], vec[2], vec[3:]
     for b0 in range(start, stop, BLOCK):
         nb = min(BLOCK, stop - b0)
         load_block(X, b0, nb, mats[0])

@@ -34,6 +34,10 @@ STRICT_FASTMATH = {"contract"}
 def kernel(fn=None, *, parallel=False, strict=False):
     """Decorate a Numba kernel with the project policy (lazy, cached, safe fastmath).
 
+    ``error_model="numpy"``: a float division by zero gives inf/NaN as in NumPy instead
+    of raising, so divisions carry no hidden branch and their loops vectorise (inputs
+    are validated before any kernel runs).
+
     ``strict=True`` allows only FMA contraction: for code that relies on exact
     IEEE rounding, which re-association would optimise away.
     """
@@ -41,7 +45,14 @@ def kernel(fn=None, *, parallel=False, strict=False):
 
     def wrap(f):
         flags = STRICT_FASTMATH if strict else FASTMATH
-        return numba.njit(f, cache=CACHE, parallel=parallel, fastmath=flags, nogil=True)
+        return numba.njit(
+            f,
+            cache=CACHE,
+            parallel=parallel,
+            fastmath=flags,
+            nogil=True,
+            error_model="numpy",
+        )
 
     return wrap if fn is None else wrap(fn)
 

@@ -43,6 +43,34 @@ def _whiten(xt, nb, upper, zt):
                 zt[j, b] += xt[i, b] * p
 
 
+@kernel
+def _maha_upper(xt, nb, mean, upper, acc, maha):
+    """maha[b] = ||(x_b - mean) U||^2 for b < nb, U upper-triangular (d, d).
+
+    One pass over the block per non-zero of U, each fused with the subtraction and
+    the last one with the square, so nothing but ``acc`` (BLOCK,) is stored between
+    passes (the small-d FULL path: no whitened block is kept).
+    """
+    d = xt.shape[0]
+    for j in range(d):
+        ujj, mj = upper[j, j], mean[j]
+        if j == 0:
+            for b in range(nb):
+                t = (xt[0, b] - mj) * ujj
+                maha[b] = t * t
+            continue
+        u, m = upper[0, j], mean[0]
+        for b in range(nb):
+            acc[b] = (xt[0, b] - m) * u
+        for i in range(1, j):
+            u, m = upper[i, j], mean[i]
+            for b in range(nb):
+                acc[b] += (xt[i, b] - m) * u
+        for b in range(nb):
+            t = acc[b] + (xt[j, b] - mj) * ujj
+            maha[b] += t * t
+
+
 #: from this dimension on, FULL and TIED whiten each block with BLAS (dtrmm; FULL also
 #: accumulates its scatter with dsyrk, see _estep) instead of the SIMD loops
 #: (measured: ~1.2-2x the loops at d >= 16; below, the call overhead loses)
@@ -55,15 +83,10 @@ TRMM_MIN_D = 32
 @kernel
 def block_buffers(d, n_components):
     """Zeroed scratch for one task: mats (4, d, BLOCK) = xt, dk, zt, rd;
-    dkt (BLOCK, d); lp (K, BLOCK); vec (4, BLOCK) = weights, s, mx, ex."""
-    vec = np.zeros((4, BLOCK))
+    lp (K, BLOCK); vec (6, BLOCK) = weights (ones), s, mx, and three scratch rows."""
+    vec = np.zeros((6, BLOCK))
     vec[0] = 1.0
-    return (
-        np.zeros((4, d, BLOCK)),
-        np.zeros((BLOCK, d)),
-        np.zeros((n_components, BLOCK)),
-        vec,
-    )
+    return np.zeros((4, d, BLOCK)), np.zeros((n_components, BLOCK)), vec
 
 
 @kernel
@@ -89,9 +112,9 @@ def block_log_prob(nb, kind, const, loc, prec, mats, lp, maha):
         else:
             _whiten(xt, nb, prec[0], zt)
     for k in range(n_components):
-        for b in range(nb):
-            maha[b] = 0.0
-        if kind == FULL:
+        if kind == FULL and not gemm:
+            _maha_upper(xt, nb, loc[k], prec[k], dk[0], maha)
+        elif kind == FULL:
             trmm = d >= TRMM_MIN_D
             dst = zt if trmm else dk
             for i in range(d):
@@ -100,20 +123,24 @@ def block_log_prob(nb, kind, const, loc, prec, mats, lp, maha):
                     dst[i, b] = xt[i, b] - m
             if trmm:
                 whiten_rows(prec[k], zt, nb)
-            elif gemm:
-                np.dot(prec[k].T, dk, zt)
             else:
-                _whiten(dk, nb, prec[k], zt)
+                np.dot(prec[k].T, dk, zt)
+            for b in range(nb):
+                maha[b] = 0.0
             for j in range(d):
                 for b in range(nb):
                     maha[b] += zt[j, b] * zt[j, b]
         elif kind == TIED:
+            for b in range(nb):
+                maha[b] = 0.0
             for j in range(d):
                 m = loc[k, j]
                 for b in range(nb):
                     t = zt[j, b] - m
                     maha[b] += t * t
         else:
+            for b in range(nb):
+                maha[b] = 0.0
             for j in range(d):
                 m = loc[k, j]
                 p = prec[k, 0, j]

@@ -11,7 +11,7 @@ from fastgmm import _covariance as cov
 from fastgmm._blas import SYRK_MIN_D, add_gram_lower, whiten_rows
 from fastgmm._em import Options, Params, em_step, kernel_params, make_data, score
 from fastgmm._estep import PENDING, em_pass, score_pass
-from fastgmm._fastexp import FLOOR, exp_nonpos_inplace
+from fastgmm._fastexp import FLOOR, exp_nonpos_inplace, log_pos
 from fastgmm._jit import BLOCK, GROUP, chunk_rows, threads
 from fastgmm._kmeans import assign, label_stats, lloyd_step, potentials, update_min_dist
 from fastgmm._logdensity import FULL, GEMM_MIN_D, TRMM_MIN_D
@@ -435,6 +435,30 @@ def test_fast_exp_within_one_ulp_of_libm(rng):
     part = t[:100].copy()
     exp_nonpos_inplace(part, 40, np.empty(100))
     np.testing.assert_array_equal(part[40:], t[40:100])
+
+
+def test_fast_log_within_one_ulp_of_libm(rng):
+    tiny, huge = np.finfo(np.float64).tiny, np.finfo(np.float64).max
+    x = np.concatenate(
+        [
+            rng.uniform(1.0, 64.0, 5000),  # the kernels' range: a sum with one term 1
+            rng.uniform(0.5, 2.0, 5000),
+            1.0 + rng.uniform(-1e-9, 1e-9, 1000),
+            np.exp(rng.uniform(np.log(tiny), np.log(huge), 5000)),
+            [1.0, 2.0, np.e, np.sqrt(0.5), np.sqrt(2.0), tiny, huge],
+        ]
+    )
+    out = np.empty_like(x)
+    log_pos(x, len(x), out, np.empty(len(x)))
+    expected = np.log(x)
+    assert np.all(np.abs(out - expected) <= np.spacing(np.abs(expected)))
+    assert out[x == 1.0].tolist() == [0.0] * int(np.sum(x == 1.0))
+    # outside positive normal floats: +inf stays inf, the rest is NaN (never a number)
+    special = np.array([np.inf, np.nan, 0.0, -1.0, 5e-324, -np.inf])
+    out = np.zeros(8)
+    log_pos(special, 6, out, np.empty(6))
+    assert out[0] == np.inf and np.all(np.isnan(out[1:6]))
+    assert np.all(out[6:] == 0.0)  # only the first nb entries are written
 
 
 # ------------------------------------------------------------------- em_step / score
