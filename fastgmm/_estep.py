@@ -103,47 +103,63 @@ def block_stats(nb, kind, ref, resp, nk, s1, s2, mats, pend, fill):
     """
     xt, dk, rd = mats[0], mats[1], mats[3]
     d = xt.shape[0]
+    loops_full = kind == FULL and fill.shape[0] == 0
     for k in range(resp.shape[0]):
+        r = resp[k]
         acc = 0.0
         for b in range(nb):
-            acc += resp[k, b]
+            acc += r[b]
         nk[k] += acc
+        # one pass per feature: s1, and the offsets the FULL scatter needs or, for
+        # the diagonal kinds, s2
         for j in range(d):
             m = ref[k, j]
-            for b in range(nb):
-                dk[j, b] = xt[j, b] - m
-        for j in range(d):
-            acc = 0.0
-            for b in range(nb):
-                acc += resp[k, b] * dk[j, b]
-            s1[k, j] += acc
-        if fill.shape[0] > 0:
-            for b in range(nb):
-                r = resp[k, b]
-                if r > 0.0:
-                    row = pend[k, fill[k]]
-                    sr = np.sqrt(r)
-                    for j in range(d):
-                        row[j] = sr * dk[j, b]
-                    fill[k] += 1
-                    if fill[k] == PENDING:
-                        add_gram_lower(pend[k], PENDING, s2[k])
-                        fill[k] = 0
-        elif kind == FULL:
-            for i in range(d):
+            a1, a2 = 0.0, 0.0
+            if loops_full:
                 for b in range(nb):
-                    rd[0, b] = resp[k, b] * dk[i, b]
+                    t = xt[j, b] - m
+                    u = r[b] * t
+                    dk[j, b] = t
+                    rd[j, b] = u
+                    a1 += u
+            elif kind == FULL:
+                for b in range(nb):
+                    t = xt[j, b] - m
+                    dk[j, b] = t
+                    a1 += r[b] * t
+            else:
+                for b in range(nb):
+                    u = r[b] * (xt[j, b] - m)
+                    a1 += u
+                    a2 += u * (xt[j, b] - m)
+            s1[k, j] += a1
+            if kind != FULL and kind != TIED:
+                s2[k, 0, j] += a2
+        if loops_full:
+            for i in range(d):
                 for j in range(i + 1):
                     acc = 0.0
                     for b in range(nb):
-                        acc += rd[0, b] * dk[j, b]
+                        acc += rd[i, b] * dk[j, b]
                     s2[k, i, j] += acc
-        elif kind != TIED:
+        elif fill.shape[0] > 0:
+            _queue_rows(nb, k, r, dk, pend, fill, s2)
+
+
+@kernel
+def _queue_rows(nb, k, r, dk, pend, fill, s2):
+    """Queue sqrt(r_b) dk[:, b] for r_b > 0 as rows of pend[k]; dsyrk when full."""
+    d = dk.shape[0]
+    for b in range(nb):
+        if r[b] > 0.0:
+            row = pend[k, fill[k]]
+            sr = np.sqrt(r[b])
             for j in range(d):
-                acc = 0.0
-                for b in range(nb):
-                    acc += resp[k, b] * dk[j, b] * dk[j, b]
-                s2[k, 0, j] += acc
+                row[j] = sr * dk[j, b]
+            fill[k] += 1
+            if fill[k] == PENDING:
+                add_gram_lower(pend[k], PENDING, s2[k])
+                fill[k] = 0
 
 
 @kernel
