@@ -14,7 +14,7 @@ import numpy as np
 
 from . import _covariance as cov
 from ._estep import em_pass, score_pass
-from ._jit import chunk_rows
+from ._jit import chunk_rows, kernel_input
 from ._kmeans import label_stats
 from ._logdensity import DIAG, FULL, kernel_arrays
 from .exceptions import DegenerateComponentWarning
@@ -89,6 +89,7 @@ def make_data(
     then zero): for callers that never repair a covariance from it.
     """
     d = source.n_features if source is not None else X.shape[1]
+    X = kernel_input(X)
     chunk = chunk_rows(d, n_components)
     if sample_weight is None:
         sw = np.empty(0)
@@ -212,6 +213,7 @@ def score(X, params, covariance_type, *, lse=False, resp=False, labels=False):
 
     Returns a tuple with the requested arrays in that order (dtype of X for floats).
     """
+    X = kernel_input(X)
     n = X.shape[0]
     n_components = params.means.shape[0]
     kind, const, loc, prec = kernel_params(params, covariance_type)

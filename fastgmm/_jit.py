@@ -15,6 +15,8 @@ import os
 import threading
 from contextlib import contextmanager
 
+import numpy as np
+
 CACHE = os.environ.get("FASTGMM_CACHE", "1") != "0"
 
 #: LLVM fast-math flags that keep inf/NaN semantics. ``reassoc`` lets LLVM vectorise
@@ -55,6 +57,29 @@ def kernel(fn=None, *, parallel=False, strict=False):
         )
 
     return wrap if fn is None else wrap(fn)
+
+
+class _Alias:
+    """Holds an ``__array_interface__`` and keeps the array it describes alive."""
+
+    def __init__(self, array, interface):
+        self.array = array
+        self.__array_interface__ = interface
+
+
+def kernel_input(X):
+    """X itself, or for a read-only ndarray a writable-typed alias of the same memory.
+
+    Numba types read-only arrays separately, so without this every kernel would be
+    compiled (and cached) a second time for them, and that second compilation may
+    vectorise a sum differently: results 1 ulp apart for the same data. Kernels never
+    write their input, so the alias is safe even over read-only pages.
+    """
+    if not isinstance(X, np.ndarray) or X.flags.writeable:
+        return X
+    interface = dict(X.__array_interface__)
+    interface["data"] = (interface["data"][0], False)
+    return np.asarray(_Alias(X, interface))
 
 
 def chunk_rows(n_features, n_components):

@@ -17,6 +17,8 @@ Accepted inputs (see :func:`as_source`):
 
 import numpy as np
 
+from ._jit import kernel_input
+
 #: rows read per block from memmaps and array-likes
 DEFAULT_BLOCK_ROWS = 1 << 18
 
@@ -45,6 +47,7 @@ def _check_block(X, w, n_features, index=None):
     if X.dtype.kind not in "biuf":
         raise ValueError(f"{where}expected numeric data, got dtype {X.dtype}")
     X = np.ascontiguousarray(X, dtype=X.dtype if X.dtype == np.float32 else np.float64)
+    X = kernel_input(X)
     if X.ndim != 2 or (n_features is not None and X.shape[1] != n_features):
         raise ValueError(
             f"{where}expected a 2D block with {n_features} features, got shape "
