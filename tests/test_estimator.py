@@ -1057,6 +1057,23 @@ def test_awkward_input_equals_clean_input(awkward, clean, covariance_type):
     np.testing.assert_array_equal(a.score_samples(awkward(X)), c.score_samples(Xc))
 
 
+def test_read_only_input_uses_the_writable_kernels():
+    """No second compiled copy of the kernels for read-only arrays (a different
+    compilation may round a vectorised sum differently)."""
+    from numba import types
+
+    from fastgmm._estep import em_pass, score_pass
+
+    X = _readonly(_blob_data())
+    gm = GaussianMixture(3, random_state=0).fit(X)
+    gm.predict_proba(X)
+    for kernel in (em_pass, score_pass):
+        assert kernel.signatures
+        for signature in kernel.signatures:
+            arrays = [a for a in signature if isinstance(a, types.Array)]
+            assert arrays and all(a.mutable for a in arrays)
+
+
 def test_input_array_is_not_modified():
     X = _blob_data()
     X_f = np.asfortranarray(X)
