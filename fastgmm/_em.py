@@ -14,7 +14,7 @@ import numpy as np
 
 from . import _covariance as cov
 from ._estep import em_pass, score_pass
-from ._jit import chunk_rows, kernel_input
+from ._jit import chunk_rows, kernel_array, kernel_input
 from ._kmeans import label_stats
 from ._logdensity import DIAG, FULL, kernel_arrays
 from .exceptions import DegenerateComponentWarning
@@ -94,7 +94,7 @@ def make_data(
     if sample_weight is None:
         sw = np.empty(0)
     else:
-        sw = np.ascontiguousarray(sample_weight, dtype=np.float64)
+        sw = kernel_array(sample_weight)
     data = Data(X, sw, 0.0, chunk, np.zeros(d), None, source)
     if not variances and covariance_type != "tied" and source is None:
         total = float(sw.sum()) if sw.shape[0] else float(X.shape[0])
@@ -118,7 +118,7 @@ def block_scatter(X, sw, kind, ref, chunk):
 def _total_scatter(data, ref, kind):
     """(total weight, centre, scatter about it) with the weighted mean as centre:
     the full (d, d) scatter for FULL, its diagonal for DIAG."""
-    ref = np.ascontiguousarray(ref, dtype=np.float64).reshape(1, -1)
+    ref = kernel_array(np.reshape(ref, (1, -1)))
     total, s1, s2 = data.map_sum(block_scatter, kind, ref, data.chunk)
     if not total > 0:
         raise ValueError("The total sample weight must be positive.")
@@ -181,7 +181,7 @@ def block_em(X, sw, kind, const, loc, prec, ref, chunk):
 def em_step(data, params, options):
     """One fused pass: (mean log-likelihood of ``params``, next Params)."""
     kind, const, loc, prec = kernel_params(params, options.covariance_type)
-    ref = np.ascontiguousarray(params.means, dtype=np.float64)
+    ref = kernel_array(params.means)
     ll, nk, s1, s2 = data.map_sum(block_em, kind, const, loc, prec, ref, data.chunk)
     new = params_from_stats((nk, s1, s2), ref, options, data)
     return ll / data.total_weight, new

@@ -12,6 +12,7 @@ import numpy as np
 
 from . import _covariance as cov
 from ._em import Params, params_from_stats
+from ._jit import kernel_array
 from ._kmeans import assign, label_stats, lloyd_step, potentials, update_min_dist
 from ._logdensity import DIAG
 
@@ -40,7 +41,9 @@ def kmeans_plusplus(data, n_components, random_state):
         cum = np.cumsum(d2 if w is None else w * d2)
         cand = np.searchsorted(cum, random_state.uniform(size=n_trials) * cum[-1])
         cand = np.minimum(cand, n - 1)
-        pots = potentials(X, data.sample_weight, d2, np.asarray(X[cand], np.float64), data.chunk)
+        pots = potentials(
+            X, data.sample_weight, d2, np.asarray(X[cand], np.float64), data.chunk
+        )
         best = int(np.argmin(pots))
         indices[c], centers[c] = cand[best], X[cand[best]]
         update_min_dist(X, centers[c], data.chunk, d2)
@@ -59,7 +62,9 @@ def kmeans(data, n_components, random_state):
     tol = KMEANS_TOL * float(np.mean(data.feature_var))
     labels, d2 = np.full(n, -1, np.int64), np.empty(n)
     for _ in range(KMEANS_MAX_ITER):
-        nk, s1, changed = lloyd_step(X, data.sample_weight, centers, data.chunk, labels, d2)
+        nk, s1, changed = lloyd_step(
+            X, data.sample_weight, centers, data.chunk, labels, d2
+        )
         if changed == 0:
             break
         new = centers + s1 / np.maximum(nk, np.finfo(float).tiny)[:, None]
@@ -76,8 +81,10 @@ def kmeans(data, n_components, random_state):
 
 def _hard_stats(data, labels, ref, n_components, covariance_type):
     kind = cov.TABLE[covariance_type].kind
-    ref = np.ascontiguousarray(ref, dtype=np.float64)
-    return label_stats(data.X, data.sample_weight, labels, n_components, kind, ref, data.chunk), ref
+    ref = kernel_array(ref)
+    return label_stats(
+        data.X, data.sample_weight, labels, n_components, kind, ref, data.chunk
+    ), ref
 
 
 def _at_indices(data, indices, n_components, covariance_type):
@@ -128,7 +135,9 @@ def initial_stats(data, n_components, covariance_type, method, random_state):
     raise ValueError(f"Unknown init_params {method!r}.")
 
 
-def initialize(data, n_components, options, method, random_state, user=(None, None, None)):
+def initialize(
+    data, n_components, options, method, random_state, user=(None, None, None)
+):
     """Starting Params: from ``method``, overridden by user-given
     (weights_init, means_init, precisions_init) where not None."""
     weights_init, means_init, precisions_init = user
@@ -145,4 +154,6 @@ def initialize(data, n_components, options, method, random_state, user=(None, No
     if precisions_init is None:
         return Params(weights, means, start.covariances, start.prec_chol)
     prec_chol = entry.prec_chol_from_prec(np.asarray(precisions_init, float))
-    return Params(weights, means, cov.covariances_from_prec_chol(entry, prec_chol), prec_chol)
+    return Params(
+        weights, means, cov.covariances_from_prec_chol(entry, prec_chol), prec_chol
+    )

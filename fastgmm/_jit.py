@@ -82,6 +82,12 @@ def kernel_input(X):
     return np.asarray(_Alias(X, interface))
 
 
+def kernel_array(a, dtype=np.float64):
+    """``a`` as a C-contiguous, writable-typed ``dtype`` array for a kernel argument
+    (copied only when the dtype or layout differs; see kernel_input)."""
+    return kernel_input(np.ascontiguousarray(a, dtype=dtype))
+
+
 def chunk_rows(n_features, n_components):
     """Rows per partial-sum slot: a deterministic function of the problem shape only.
 

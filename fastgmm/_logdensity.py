@@ -16,7 +16,7 @@ Three kernel kinds serve the four covariance types (variants are data):
 import numpy as np
 
 from ._blas import whiten_rows
-from ._jit import BLOCK, kernel
+from ._jit import BLOCK, kernel, kernel_array
 
 FULL, TIED, DIAG = 0, 1, 2
 
@@ -168,7 +168,7 @@ def kernel_arrays(kind, log_weights, means, prec_chol_k, log_det):
     const : ndarray (K,), loc : ndarray (K, d), prec : ndarray, all float64 C-contiguous.
     """
     d = means.shape[1]
-    const = np.ascontiguousarray(log_weights + log_det - 0.5 * d * np.log(2 * np.pi))
+    const = kernel_array(log_weights + log_det - 0.5 * d * np.log(2 * np.pi))
     loc = means @ prec_chol_k[0] if kind == TIED else means
-    prec = np.ascontiguousarray(prec_chol_k, dtype=np.float64)
-    return const, np.ascontiguousarray(loc, dtype=np.float64), prec
+    prec = kernel_array(prec_chol_k)
+    return const, kernel_array(loc), prec

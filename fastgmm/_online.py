@@ -17,6 +17,7 @@ import numpy as np
 
 from . import _covariance as cov
 from ._em import Params, block_em, kernel_params, make_data
+from ._jit import kernel_array
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,7 @@ def chunk_statistics(X, sample_weight, params, covariance_type, centre):
     n_components = params.means.shape[0]
     data = make_data(X, sample_weight, n_components, covariance_type, variances=False)
     kind, const, loc, prec = kernel_params(params, covariance_type)
-    ref = np.ascontiguousarray(params.means, dtype=np.float64)
+    ref = kernel_array(params.means)
     ll, nk, s1, s2 = data.map_sum(block_em, kind, const, loc, prec, ref, data.chunk)
     full = cov.TABLE[covariance_type].kind != cov.DIAG
     s1c, s2c = _about_centre(nk, s1, s2, ref, centre, full)
@@ -72,7 +73,11 @@ def online_step(state, X, sample_weight, params, options, decay):
     gamma = 1.0 if state.nk is None else t ** (-decay)
     blend = lambda old, new: new if old is None else (1 - gamma) * old + gamma * new  # noqa: E731
     state = OnlineState(
-        t, state.centre, blend(state.nk, nk), blend(state.s1, s1), blend(state.s2, s2),
+        t,
+        state.centre,
+        blend(state.nk, nk),
+        blend(state.s1, s1),
+        blend(state.s2, s2),
         None if tied is None else blend(state.tied, tied),
     )
     return state, m_step(state, options), ll
@@ -80,7 +85,9 @@ def online_step(state, X, sample_weight, params, options, decay):
 
 def _jitter(state):
     """1e-6 x the mean feature variance implied by the running statistics."""
-    second = state.s2[:, 0, :] if state.s2.shape[1] == 1 else np.diagonal(state.s2, 0, 1, 2)
+    second = (
+        state.s2[:, 0, :] if state.s2.shape[1] == 1 else np.diagonal(state.s2, 0, 1, 2)
+    )
     total = state.nk.sum()
     var = second.sum(axis=0) / total - (state.s1.sum(axis=0) / total) ** 2
     scale = float(np.mean(var))
@@ -93,8 +100,11 @@ def m_step(state, options):
     ref = np.broadcast_to(state.centre, (n_components, state.centre.shape[0]))
     tied_total = None if state.tied is None else (state.centre, state.tied)
     weights, means, covariances = cov.estimate(
-        options.covariance_type, (state.nk, state.s1, state.s2), ref,
-        options.reg_covar, tied_total,
+        options.covariance_type,
+        (state.nk, state.s1, state.s2),
+        ref,
+        options.reg_covar,
+        tied_total,
     )
     entry = cov.TABLE[options.covariance_type]
     try:
@@ -102,6 +112,8 @@ def m_step(state, options):
     except cov.IllDefinedCovariance:
         if not options.recover:
             raise
-        covariances, _ = cov.repair(options.covariance_type, covariances, _jitter(state))
+        covariances, _ = cov.repair(
+            options.covariance_type, covariances, _jitter(state)
+        )
         prec_chol = entry.prec_chol(covariances)
     return Params(weights, means, covariances, prec_chol)

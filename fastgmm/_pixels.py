@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._jit import kernel_input
+
 # sRGB (D65) -> CIE XYZ, and the D65 white point: scikit-image's constants
 XYZ_FROM_RGB = np.array(
     [
@@ -132,10 +134,10 @@ def prepare(image, ignore, colour_space, xy):
         raise ValueError(f"colour_space={space!r} needs 3 channels, got {n_channels}")
     if not (np.isfinite(xy) and xy >= 0):
         raise ValueError(f"xy must be a finite number >= 0, got {xy!r}")
-    px = np.ascontiguousarray(img).reshape(-1, n_channels)
+    px = kernel_input(np.ascontiguousarray(img).reshape(-1, n_channels))
     flags = np.empty(0, dtype=np.bool_)
     if ignore is not None:
-        flags = np.ascontiguousarray(ignore, dtype=np.bool_)
+        flags = kernel_input(np.ascontiguousarray(ignore, dtype=np.bool_))
         if flags.shape != img.shape[:2]:
             raise ValueError(
                 f"ignore must have the shape {img.shape[:2]}, got {flags.shape}"

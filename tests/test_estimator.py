@@ -1067,6 +1067,10 @@ def test_read_only_input_uses_the_writable_kernels():
     X = _readonly(_blob_data())
     gm = GaussianMixture(3, random_state=0).fit(X)
     gm.predict_proba(X)
+    # read-only weights and starting parameters too
+    start = {k: _readonly(v) for k, v in sklearn_start(X, 3, "full").items()}
+    weights = _readonly(np.ones(len(X)))
+    GaussianMixture(3, max_iter=2, **start).fit(X, sample_weight=weights)
     for kernel in (em_pass, score_pass):
         assert kernel.signatures
         for signature in kernel.signatures:
