@@ -22,6 +22,7 @@ from ._blas import add_gram_lower
 from ._fastexp import exp_nonpos_inplace, log_pos
 from ._jit import BLOCK, GROUP, kernel
 from ._logdensity import (
+    DIAG,
     FULL,
     GEMM_MIN_D,
     TIED,
@@ -127,13 +128,16 @@ def block_stats(nb, kind, ref, resp, nk, s1, s2, mats, pend, fill):
                     t = xt[j, b] - m
                     dk[j, b] = t
                     a1 += r[b] * t
+            elif kind == TIED:  # its scatter comes from X'X
+                for b in range(nb):
+                    a1 += r[b] * (xt[j, b] - m)
             else:
                 for b in range(nb):
                     u = r[b] * (xt[j, b] - m)
                     a1 += u
                     a2 += u * (xt[j, b] - m)
             s1[k, j] += a1
-            if kind != FULL and kind != TIED:
+            if kind == DIAG:
                 s2[k, 0, j] += a2
         if loops_full:
             for i in range(d):
