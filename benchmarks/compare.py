@@ -294,7 +294,7 @@ def skipped_flops(cov_type, n, d, K, zero_frac):
     """FLOPs fastgmm does not execute: for full covariance on its BLAS path
     (d >= GEMM_MIN_D) the scatter (d^2 + 2d per pair) of pairs whose responsibility
     is exactly 0 (below exp(-500) of the largest) adds nothing and is skipped."""
-    from fastgmm._logdensity import GEMM_MIN_D
+    from fastgmm.kernels.logdensity import GEMM_MIN_D
 
     if cov_type != "full" or d < GEMM_MIN_D:
         return 0.0

@@ -26,7 +26,9 @@ except ImportError:  # a checkout without PYTHONPATH / editable install
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     import fastgmm
 
-from fastgmm import _em, _estep, _init
+from fastgmm.engine import em as _em
+from fastgmm.engine import init as _init
+from fastgmm.kernels import passes as _estep
 
 #: name -> (n, d, K)
 SHAPES = {"d3-K8": (200_000, 3, 8), "d16-K16": (200_000, 16, 16)}

@@ -21,9 +21,9 @@ __all__ = [
 #: public name -> module that defines it (imported on first access)
 _LAZY = {
     "GaussianMixture": ".mixture",
-    "threads": "._jit",
-    "load": "._persist",
-    "save": "._persist",
+    "threads": "._runtime",
+    "load": ".io.persist",
+    "save": ".io.persist",
     "select": ".selection",
     "segment": ".segmentation",
     "warmup": "._warmup",

@@ -33,7 +33,7 @@ def model_params(model):
     """
     from sklearn.utils.validation import check_is_fitted
 
-    from ._em import Params
+    from .engine.em import Params
 
     check_is_fitted(model)
     f64 = lambda name: np.asarray(getattr(model, name), dtype=np.float64)
@@ -104,8 +104,8 @@ def _score_chunks(X, params, covariance_type, chunk_size, n_jobs=None, **wanted)
     """
     from contextlib import nullcontext
 
-    from ._em import score
-    from ._jit import threads
+    from ._runtime import threads
+    from .engine.em import score
 
     chunk_size = max(1, int(chunk_size))
     for start in range(0, X.shape[0], chunk_size):
@@ -354,7 +354,7 @@ def _data_lines(model, X, threshold, head, cols):
         share = counts[c] / max(n, 1)
         mean_conf = conf_sum[c] / counts[c] if counts[c] else float("nan")
         cols[c] += [str(counts[c]), f"{100 * share:.1f}%", f"{mean_conf:.3f}"]
-    from . import _covariance as cov
+    from .model import covariance as cov
 
     p = cov.n_parameters(model.covariance_type, k, np.shape(model.means_)[1])
     bic, aic = -2 * log_lik + p * np.log(n), -2 * log_lik + 2 * p

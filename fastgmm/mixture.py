@@ -10,17 +10,21 @@ from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_is_fitted,
+    validate_data,
+)
 
-from . import _covariance as cov
-from ._checks import check_user_init
-from ._em import EMResult, Options, Params, make_data, run_em, score
-from ._init import initialize
-from ._jit import threads
-from ._verbose import VerboseReport
-from ._online import online_step
-from ._stream import as_source, is_source
-from .dask import is_dask_array, lazy_score
+from ._runtime import threads
+from .engine.dask import is_dask_array, lazy_score
+from .engine.em import EMResult, Options, Params, make_data, run_em, score
+from .engine.init import initialize
+from .engine.online import online_step
+from .engine.report import VerboseReport
+from .engine.sources import as_source, is_source
+from .model import covariance as cov
+from .model.checks import check_user_init
 
 #: rows sampled from a streamed data set to initialise the fit
 INIT_SAMPLE_ROWS = 200_000
@@ -447,13 +451,13 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     def save(self, path):
         """Write the fitted model to ``path`` in fastgmm's safe, versioned format
         (a zip of ``.npy`` arrays and JSON metadata; no pickle). See :func:`fastgmm.load`."""
-        from ._persist import save
+        from .io.persist import save
 
         save(self, path)
 
     @classmethod
     def load(cls, path):
         """Read a model written by :meth:`save`, validating every field."""
-        from ._persist import load
+        from .io.persist import load
 
         return load(path)

@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 
 import fastgmm
-from fastgmm import _bench
-from fastgmm._cli_io import read_data
-from fastgmm._progress import CLIMonitor, Progress
+from fastgmm.cli import bench as _bench
 from fastgmm.cli import main
+from fastgmm.cli.progress import CLIMonitor, Progress
+from fastgmm.cli.tables import read_data
 from fastgmm.scaling import Standardizer
 
 ROOT = Path(importlib.util.find_spec("fastgmm").origin).parent.parent

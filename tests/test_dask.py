@@ -19,8 +19,8 @@ distributed = pytest.importorskip("distributed")
 import fastgmm
 import fastgmm.mixture
 from fastgmm import GaussianMixture
-from fastgmm import _covariance as cov
 from fastgmm.dask import DaskSource, sample_indices
+from fastgmm.model import covariance as cov
 
 from ._same_fit import (
     COVARIANCE_TYPES,

@@ -1,4 +1,4 @@
-"""Tests of the built-in demo (fastgmm._demo) and the command line (fastgmm.cli)."""
+"""Tests of the built-in demo (fastgmm.cli.demo) and the command line (fastgmm.cli)."""
 
 import importlib.util
 import io
@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from fastgmm._demo import run_demo
 from fastgmm.cli import main
+from fastgmm.cli.demo import run_demo
 
 #: the directory holding the ``fastgmm`` package, put on the subprocesses' path
 ROOT = Path(importlib.util.find_spec("fastgmm").origin).parent.parent
@@ -79,13 +79,13 @@ def test_unknown_subcommand_subprocess():
 
 
 def test_failing_command_is_one_line(monkeypatch, capsys):
-    import fastgmm._demo
+    import fastgmm.cli.demo
 
     def boom(**kwargs):
         raise ValueError("bad\ninput")
 
     monkeypatch.delenv("FASTGMM_DEBUG", raising=False)
-    monkeypatch.setattr(fastgmm._demo, "run_demo", boom)
+    monkeypatch.setattr(fastgmm.cli.demo, "run_demo", boom)
     assert main(["demo", "--no-compare"]) == 1
     err = capsys.readouterr().err
     assert err == "fastgmm: error: ValueError: bad input\n"

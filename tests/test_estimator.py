@@ -16,7 +16,7 @@ from sklearn.mixture import GaussianMixture as SKGaussianMixture
 from sklearn.utils._param_validation import InvalidParameterError
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-import fastgmm._em
+import fastgmm.engine.em
 from fastgmm import GaussianMixture
 from fastgmm.exceptions import DegenerateComponentWarning
 
@@ -973,7 +973,7 @@ def test_fit_failing_during_em_leaves_fitted_model_unchanged(monkeypatch):
     gm = GaussianMixture(2, random_state=0).fit(X)
     before = fitted_state(gm)
     calls = []
-    real_step = fastgmm._em.em_step
+    real_step = fastgmm.engine.em.em_step
 
     def failing_step(*args, **kwargs):
         calls.append(1)
@@ -981,7 +981,7 @@ def test_fit_failing_during_em_leaves_fitted_model_unchanged(monkeypatch):
             raise FloatingPointError("injected failure")
         return real_step(*args, **kwargs)
 
-    monkeypatch.setattr(fastgmm._em, "em_step", failing_step)
+    monkeypatch.setattr(fastgmm.engine.em, "em_step", failing_step)
     with pytest.raises(FloatingPointError, match="injected"):
         gm.fit(_X(n=30, d=3))
     assert len(calls) == 2
@@ -1062,7 +1062,7 @@ def test_read_only_input_uses_the_writable_kernels():
     compilation may round a vectorised sum differently)."""
     from numba import types
 
-    from fastgmm._estep import em_pass, score_pass
+    from fastgmm.kernels.passes import em_pass, score_pass
 
     X = _readonly(_blob_data())
     gm = GaussianMixture(3, random_state=0).fit(X)

@@ -7,14 +7,21 @@ import numpy as np
 import pytest
 from scipy.stats import multivariate_normal
 
-from fastgmm import _covariance as cov
-from fastgmm._blas import SYRK_MIN_D, add_gram_lower, whiten_rows
-from fastgmm._em import Options, Params, em_step, kernel_params, make_data, score
-from fastgmm._estep import PENDING, em_pass, score_pass
-from fastgmm._fastexp import FLOOR, exp_nonpos_inplace, log_pos
-from fastgmm._jit import BLOCK, GROUP, chunk_rows, threads
-from fastgmm._kmeans import assign, label_stats, lloyd_step, potentials, update_min_dist
-from fastgmm._logdensity import FULL, GEMM_MIN_D, TRMM_MIN_D
+from fastgmm._jit import BLOCK, GROUP, chunk_rows
+from fastgmm._runtime import threads
+from fastgmm.engine.em import Options, Params, em_step, kernel_params, make_data, score
+from fastgmm.kernels.blas import SYRK_MIN_D, add_gram_lower, whiten_rows
+from fastgmm.kernels.kmeans import (
+    assign,
+    label_stats,
+    lloyd_step,
+    potentials,
+    update_min_dist,
+)
+from fastgmm.kernels.logdensity import FULL, GEMM_MIN_D, TRMM_MIN_D
+from fastgmm.kernels.passes import PENDING, em_pass, score_pass
+from fastgmm.kernels.vecmath import FLOOR, exp_nonpos_inplace, log_pos
+from fastgmm.model import covariance as cov
 
 from . import reference as ref
 

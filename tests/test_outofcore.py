@@ -14,8 +14,8 @@ import pytest
 
 import fastgmm.mixture
 from fastgmm import GaussianMixture
-from fastgmm import _covariance as cov
-from fastgmm._stream import as_source
+from fastgmm.engine.sources import as_source
+from fastgmm.model import covariance as cov
 
 from ._same_fit import (
     COVARIANCE_TYPES,

@@ -4,15 +4,16 @@ Inside a ``parallel=True`` function every array expression (``np.zeros``, ``a +=
 becomes a parallel region of its own; in a loop over partial-sum slots that made
 thousands of tiny regions per pass, 30 % of a pass on a quiet machine and a several-fold
 slow-down whenever another process held a core. Allocation and the ordered sums
-belong in serial kernels (``fastgmm._reduce``). Compiles fresh copies (not cached)."""
+belong in serial kernels (``fastgmm.kernels.blocks``). Compiles fresh copies (not cached)."""
 
 import numba
 import numpy as np
 import pytest
 
-from fastgmm import _estep, _kmeans
 from fastgmm._jit import FASTMATH
-from fastgmm._logdensity import FULL
+from fastgmm.kernels import kmeans as _kmeans
+from fastgmm.kernels import passes as _estep
+from fastgmm.kernels.logdensity import FULL
 
 
 def _args(name):

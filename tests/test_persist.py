@@ -12,7 +12,7 @@ import pytest
 
 import fastgmm
 from fastgmm import GaussianMixture
-from fastgmm._persist import FORMAT_VERSION, ModelFileError
+from fastgmm.io.persist import FORMAT_VERSION, ModelFileError
 
 COV_TYPES = ["full", "tied", "diag", "spherical"]
 

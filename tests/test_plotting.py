@@ -19,8 +19,8 @@ from matplotlib.collections import PathCollection
 from matplotlib.patches import Ellipse, Rectangle
 
 from fastgmm import plotting
-from fastgmm._plane import grid_log_density
 from fastgmm.mixture import GaussianMixture
+from fastgmm.plotting.plane import grid_log_density
 from fastgmm.selection import select
 
 

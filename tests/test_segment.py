@@ -19,9 +19,9 @@ import pytest
 skimage_data = pytest.importorskip("skimage.data")
 skimage_color = pytest.importorskip("skimage.color")
 
-from fastgmm import _pixels
 from fastgmm import segmentation as seg_module
 from fastgmm.mixture import GaussianMixture
+from fastgmm.segmentation import pixels as _pixels
 from fastgmm.segmentation import segment
 
 ROOT = Path(importlib.util.find_spec("fastgmm").origin).parent.parent
@@ -253,7 +253,7 @@ def test_sampled_fit_is_seeded():
 
 
 def test_sample_skips_ignored_pixels(rng):
-    from fastgmm import _segment_kernels as kern
+    from fastgmm.kernels import pixels as kern
 
     ignore = rng.random(10_000) < 0.3
     ranks = np.sort(rng.choice(int((~ignore).sum()), 500, replace=False))
@@ -392,7 +392,7 @@ def test_lookup_prediction_memory_is_bounded():
 
 # --------------------------------------------------------------------- command line
 def test_progress_bar_draws_only_when_enabled():
-    from fastgmm._segment_cli import Bar
+    from fastgmm.cli.segment import Bar
 
     out = io.StringIO()
     bar = Bar(enabled=True, stream=out)
@@ -456,7 +456,7 @@ def test_cli_writes_image_and_labels(tmp_path):
 def test_cli_image_files(tmp_path):
     from PIL import Image
 
-    from fastgmm._segment_cli import read_image, to_eight_bit, write_image
+    from fastgmm.cli.segment import read_image, to_eight_bit, write_image
 
     rgb = photo("chelsea")
     Image.fromarray(rgb).convert("P", colors=16).save(tmp_path / "palette.png")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.exceptions import ConvergenceWarning
 
-import fastgmm._init
+import fastgmm.engine.init
 from fastgmm.inspection import entropy
 from fastgmm.mixture import GaussianMixture
 from fastgmm.selection import COLUMNS, Monitor, select
@@ -105,13 +105,13 @@ def test_best_is_lowest(X, criterion):
 
 def test_kmeans_runs_once_per_k_and_restart(X, monkeypatch):
     calls = []
-    real = fastgmm._init.kmeans
+    real = fastgmm.engine.init.kmeans
 
     def counting(data, n_components, random_state):
         calls.append(n_components)
         return real(data, n_components, random_state)
 
-    monkeypatch.setattr(fastgmm._init, "kmeans", counting)
+    monkeypatch.setattr(fastgmm.engine.init, "kmeans", counting)
     select(X, [2, 3], ALL_COV, n_init=2, random_state=0)
     assert calls == [2, 2, 3, 3]  # not once per covariance type
 

@@ -1,0 +1,73 @@
+"""Threads at run time: ``threads()``, ``n_jobs`` and BLAS pinning.
+
+One home for everything that decides how many threads run fastgmm's kernels and keeps
+BLAS from competing with them for the same cores.
+"""
+
+import threading
+from contextlib import contextmanager
+
+
+def n_threads_for(n_jobs):
+    """Translate scikit-learn's ``n_jobs`` into a thread count for Numba."""
+    import numba
+
+    avail = numba.config.NUMBA_NUM_THREADS
+    if n_jobs is None:
+        return numba.get_num_threads()
+    n_jobs = int(n_jobs)
+    if n_jobs == 0:
+        raise ValueError("n_jobs == 0 has no meaning; use None, -1 or a positive int.")
+    if n_jobs < 0:
+        return max(1, avail + 1 + n_jobs)
+    return min(n_jobs, avail)
+
+
+_blas_lock = threading.Lock()
+_blas_users = [0, None]  # [active calls, threadpoolctl limiter to restore]
+
+
+def _pin_blas(enter):
+    """Reference-counted BLAS pinning: the first concurrent caller limits BLAS to one
+    thread, the last one restores it (threadpoolctl's limits are process-global)."""
+    from threadpoolctl import threadpool_limits
+
+    with _blas_lock:
+        if enter:
+            if _blas_users[0] == 0:
+                _blas_users[1] = threadpool_limits(limits=1, user_api="blas")
+            _blas_users[0] += 1
+        else:
+            _blas_users[0] -= 1
+            if _blas_users[0] == 0:
+                _blas_users[1].restore_original_limits()
+                _blas_users[1] = None
+
+
+@contextmanager
+def threads(n_jobs=None):
+    """Run fastgmm kernels on ``n_jobs`` threads and pin BLAS to one thread.
+
+    Parameters
+    ----------
+    n_jobs : int or None
+        scikit-learn's spelling: ``None`` keeps Numba's current setting, ``-1`` uses
+        all cores, ``-2`` all but one, a positive int that many threads.
+
+    Notes
+    -----
+    BLAS (used for the small K x d x d linear algebra and the d >= 16 block GEMMs) is
+    limited to one thread for the duration: its spinning worker threads otherwise
+    steal the cores Numba needs. Safe to use from several Python threads at once.
+    Results do not depend on the thread count.
+    """
+    import numba
+
+    previous = numba.get_num_threads()
+    numba.set_num_threads(n_threads_for(n_jobs))
+    _pin_blas(True)
+    try:
+        yield
+    finally:
+        _pin_blas(False)
+        numba.set_num_threads(previous)

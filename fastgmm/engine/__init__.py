@@ -1,0 +1,5 @@
+"""The EM engine: data and data sources, the one fit driver, initialisation, online
+EM, the one chunked scorer and progress reporting.
+
+Knows nothing of estimators: :mod:`fastgmm.mixture` calls it.
+"""

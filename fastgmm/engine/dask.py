@@ -1,0 +1,151 @@
+"""Dask support: exact EM over a ``dask.array`` on a cluster (optional extra ``dask``).
+
+``GaussianMixture.fit`` accepts a 2-D ``dask.array.Array``. Each EM iteration maps
+fastgmm's fused Numba chunk kernel over the row blocks on the workers and adds the
+per-block sufficient statistics in a fixed binary tree (so results do not depend on
+scheduling); the M-step runs on the client on K x d x d sums. The result equals the
+in-memory fit from the same start up to float rounding. Initialisation runs on a
+seeded sample of rows gathered to the client. With a ``distributed.Client`` active,
+the work runs on its cluster (``Client("tcp://scheduler:8786")``); otherwise on
+Dask's local scheduler.
+
+``predict``, ``predict_proba`` and ``score_samples`` on a dask array return lazy dask
+arrays computed block by block.
+
+Tasks are pure functions of their block and the current parameters, so a task lost
+with a killed worker is recomputed by Dask and the fit is unchanged; if Dask gives
+up (``KilledWorker``) the error propagates and a previously fitted model is left as
+it was.
+"""
+
+import numpy as np
+
+from .sources import _check_block
+
+
+def is_dask_array(X):
+    return type(X).__module__.split(".")[0] == "dask" and hasattr(X, "to_delayed")
+
+
+def _apply(fn, X, w, args):
+    return fn(*_check_block(X, w, None), *args)
+
+
+def _add(a, b):
+    return tuple(x + y for x, y in zip(a, b))
+
+
+def sample_indices(n, size, random_state):
+    """Sorted indices of min(n, size) distinct rows drawn uniformly from n, in memory
+    O(size): ``RandomState.choice(n, replace=False)`` permutes all n rows (8 GB and
+    minutes for n = 1e9)."""
+    if size >= n:
+        return np.arange(n)
+    if n <= 4 * size:
+        return np.sort(random_state.choice(n, size=size, replace=False))
+    picked = np.empty(0, np.int64)
+    while picked.shape[0] < size:  # few rounds: duplicates are rare when n > 4 size
+        draw = random_state.randint(0, n, size=size - picked.shape[0], dtype=np.int64)
+        picked = np.union1d(picked, draw)
+    return picked
+
+
+def _require_array(X):
+    if not hasattr(X, "rechunk"):  # a dask DataFrame or Series
+        raise TypeError(
+            f"Expected a dask array, got a {type(X).__name__}: convert it with "
+            "X.to_dask_array(lengths=True)."
+        )
+
+
+class DaskSource:
+    """A dask array (and optional dask weights) as an EM block source."""
+
+    def __init__(self, X, sample_weight=None):
+        _require_array(X)
+        if X.ndim != 2:
+            raise ValueError(f"Expected 2D array, got {X.ndim}D dask array instead.")
+        if np.isnan(X.shape[0]):
+            X = X.compute_chunk_sizes()
+        self.X = X.rechunk({1: -1})
+        self.weights = None
+        self.n_rows, self.n_features = self.X.shape
+        if self.n_rows == 0:
+            raise ValueError("Found array with 0 sample(s) (the dask array is empty).")
+        if sample_weight is not None:
+            import dask.array as da
+
+            sample_weight = da.asarray(sample_weight)  # numpy weights are accepted too
+            if sample_weight.ndim == 1 and np.isnan(sample_weight.shape[0]):
+                sample_weight = sample_weight.compute_chunk_sizes()
+            if sample_weight.shape != (self.n_rows,):
+                raise ValueError(
+                    f"sample_weight.shape == {sample_weight.shape}, expected "
+                    f"{(self.n_rows,)}!"
+                )
+            self.weights = sample_weight.rechunk((self.X.chunks[0],))
+        self.dtype = np.dtype(np.float32 if X.dtype == np.float32 else np.float64)
+
+    def first_row(self):
+        return np.asarray(self.X[0].compute(), dtype=np.float64)
+
+    def map_sum(self, fn, *args):
+        """Sum of fn(block, weights, *args) over the row blocks, as a fixed binary tree."""
+        import dask
+
+        blocks = self.X.to_delayed().ravel()
+        weights = (
+            [None] * len(blocks)
+            if self.weights is None
+            else self.weights.to_delayed().ravel()
+        )
+        apply = dask.delayed(_apply, pure=True)
+        add = dask.delayed(_add, pure=True)
+        level = [apply(fn, b, w, args) for b, w in zip(blocks, weights)]
+        while len(level) > 1:
+            pairs = [add(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
+            level = pairs + ([level[-1]] if len(level) % 2 else [])
+        (total,) = dask.compute(level[0])
+        return total
+
+    def sample(self, n_max, random_state):
+        """A seeded uniform sample of min(n_max, n_rows) rows, gathered to the client."""
+        import dask
+
+        idx = sample_indices(self.n_rows, n_max, random_state)
+        X, w = self.X[idx], None if self.weights is None else self.weights[idx]
+        X, w = dask.compute(X, w)
+        X, checked = _check_block(X, w, None)
+        return X, None if w is None else checked
+
+
+def _score_block(X, params, covariance_type, what):
+    from .em import score
+
+    (out,) = score(
+        _check_block(X, None, None)[0], params, covariance_type, **{what: True}
+    )
+    return out
+
+
+def lazy_score(X, params, covariance_type, what, n_components):
+    """Per-block outputs of a fitted model on a dask array, as a lazy dask array."""
+    _require_array(X)
+    X = X.rechunk({1: -1})
+    if what == "resp":
+        return X.map_blocks(
+            _score_block,
+            params,
+            covariance_type,
+            what,
+            dtype=X.dtype if X.dtype == np.float32 else np.float64,
+            chunks=(X.chunks[0], (n_components,)),
+        )
+    dtype = (
+        np.int64
+        if what == "labels"
+        else (np.float32 if X.dtype == np.float32 else np.float64)
+    )
+    return X.map_blocks(
+        _score_block, params, covariance_type, what, dtype=dtype, drop_axis=1
+    )

@@ -1,0 +1,119 @@
+"""Online (stochastic) EM for data arriving as a stream of chunks (Cappé & Moulines, 2009).
+
+The state is the running average of normalised sufficient statistics about a fixed
+centre c (the first chunk's weighted mean):
+
+    S_t = (1 - gamma_t) S_{t-1} + gamma_t s(chunk_t; theta_{t-1}),   gamma_t = t^(-decay)
+
+with s(.) the per-unit-weight statistics of the chunk under the current parameters
+(computed by the same fused kernel as batch EM), and theta_t = M-step(S_t). With
+0.5 < decay <= 1 the recursion converges to a stationary point of the likelihood on
+a stationary stream; it is an approximation of the batch fit, not equal to it.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .._jit import kernel_array
+from ..model import covariance as cov
+from .em import Params, block_em, kernel_params, make_data
+
+
+@dataclass(frozen=True)
+class OnlineState:
+    t: int
+    centre: np.ndarray  # (d,)
+    nk: np.ndarray  # (K,)   per unit weight
+    s1: np.ndarray  # (K, d) about centre
+    s2: np.ndarray  # (K, p, d) about centre (p = d for full/tied, 1 otherwise)
+    tied: object  # (d, d) total scatter about centre per unit weight, tied only
+
+
+def _about_centre(nk, s1, s2, ref, centre, full):
+    """Move statistics taken about ref (K, d) to be about the point ``centre``."""
+    delta = ref - centre
+    s1c = s1 + nk[:, None] * delta
+    if full:
+        s2 = np.tril(s2) + np.tril(s2, -1).transpose(0, 2, 1)
+        cross = s1[:, :, None] * delta[:, None, :]
+        s2c = s2 + cross + cross.transpose(0, 2, 1)
+        s2c += nk[:, None, None] * delta[:, :, None] * delta[:, None, :]
+    else:
+        s2c = s2 + (2 * s1 * delta + nk[:, None] * delta**2)[:, None, :]
+    return s1c, s2c
+
+
+def chunk_statistics(X, sample_weight, params, covariance_type, centre):
+    """(mean loglik, nk, s1, s2, tied scatter) of a chunk per unit weight, about centre."""
+    n_components = params.means.shape[0]
+    data = make_data(X, sample_weight, n_components, covariance_type, variances=False)
+    kind, const, loc, prec = kernel_params(params, covariance_type)
+    ref = kernel_array(params.means)
+    ll, nk, s1, s2 = data.map_sum(block_em, kind, const, loc, prec, ref, data.chunk)
+    full = cov.TABLE[covariance_type].kind != cov.DIAG
+    s1c, s2c = _about_centre(nk, s1, s2, ref, centre, full)
+    w = data.total_weight
+    tied = None
+    if data.tied_total is not None:
+        mean, scatter = data.tied_total
+        tied = (scatter + w * np.outer(mean - centre, mean - centre)) / w
+    return ll / w, nk / w, s1c / w, s2c / w, tied
+
+
+def online_step(state, X, sample_weight, params, options, decay):
+    """One stochastic-EM update: (new state, new Params, chunk mean log-likelihood)."""
+    if state is None:
+        centre = np.average(np.asarray(X, np.float64), axis=0, weights=sample_weight)
+        state = OnlineState(0, centre, None, None, None, None)
+    ll, nk, s1, s2, tied = chunk_statistics(
+        X, sample_weight, params, options.covariance_type, state.centre
+    )
+    t = state.t + 1
+    gamma = 1.0 if state.nk is None else t ** (-decay)
+    blend = lambda old, new: new if old is None else (1 - gamma) * old + gamma * new  # noqa: E731
+    state = OnlineState(
+        t,
+        state.centre,
+        blend(state.nk, nk),
+        blend(state.s1, s1),
+        blend(state.s2, s2),
+        None if tied is None else blend(state.tied, tied),
+    )
+    return state, m_step(state, options), ll
+
+
+def _jitter(state):
+    """1e-6 x the mean feature variance implied by the running statistics."""
+    second = (
+        state.s2[:, 0, :] if state.s2.shape[1] == 1 else np.diagonal(state.s2, 0, 1, 2)
+    )
+    total = state.nk.sum()
+    var = second.sum(axis=0) / total - (state.s1.sum(axis=0) / total) ** 2
+    scale = float(np.mean(var))
+    return 1e-6 * scale if scale > 0 else 1e-6
+
+
+def m_step(state, options):
+    """Params from the running statistics (the batch M-step, per unit weight)."""
+    n_components = state.nk.shape[0]
+    ref = np.broadcast_to(state.centre, (n_components, state.centre.shape[0]))
+    tied_total = None if state.tied is None else (state.centre, state.tied)
+    weights, means, covariances = cov.estimate(
+        options.covariance_type,
+        (state.nk, state.s1, state.s2),
+        ref,
+        options.reg_covar,
+        tied_total,
+    )
+    entry = cov.TABLE[options.covariance_type]
+    try:
+        prec_chol = entry.prec_chol(covariances)
+    except cov.IllDefinedCovariance:
+        if not options.recover:
+            raise
+        covariances, _ = cov.repair(
+            options.covariance_type, covariances, _jitter(state)
+        )
+        prec_chol = entry.prec_chol(covariances)
+    return Params(weights, means, covariances, prec_chol)

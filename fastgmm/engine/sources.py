@@ -1,0 +1,209 @@
+"""Data that do not fit in memory: block sources streamed through the fused kernel.
+
+A source delivers the rows of a data set in blocks, afresh on every pass; EM adds
+the per-block sufficient statistics in block order, so a streamed fit equals the
+in-memory fit from the same start up to float rounding. Memory is bounded by the
+block size, not by the number of rows.
+
+Accepted inputs (see :func:`as_source`):
+
+- ``numpy.memmap``: read block by block with plain file reads (no mapping stays
+  resident, so the resident set stays bounded);
+- array-likes with ``shape`` and slicing that are not numpy arrays (h5py datasets,
+  zarr arrays);
+- a callable returning a new iterable of blocks at each call; a block is an array
+  (rows, n_features) or a pair (rows, sample_weight).
+"""
+
+import numpy as np
+
+from .._jit import kernel_input
+
+#: rows read per block from memmaps and array-likes
+DEFAULT_BLOCK_ROWS = 1 << 18
+
+
+def is_source(X):
+    """Whether ``X`` should be streamed rather than loaded."""
+    from .dask import is_dask_array
+
+    if isinstance(X, np.memmap) or is_dask_array(X):
+        return True
+    if isinstance(X, np.ndarray):
+        return False
+    module = type(X).__module__.split(".")[0]
+    # iterators are claimed here only to be refused with a clear error by as_source
+    return callable(X) or module in ("h5py", "zarr") or hasattr(X, "__next__")
+
+
+def _check_block(X, w, n_features, index=None):
+    """(X float32/float64 C-contiguous, weights float64 or empty) of one block, checked.
+
+    ``n_features=None`` accepts any width; ``index`` (or None) names the block in errors.
+    Float blocks already in the right layout are not copied.
+    """
+    where = "" if index is None else f"block {index}: "
+    X = np.asarray(X)
+    if X.dtype.kind not in "biuf":
+        raise ValueError(f"{where}expected numeric data, got dtype {X.dtype}")
+    X = np.ascontiguousarray(X, dtype=X.dtype if X.dtype == np.float32 else np.float64)
+    X = kernel_input(X)
+    if X.ndim != 2 or (n_features is not None and X.shape[1] != n_features):
+        raise ValueError(
+            f"{where}expected a 2D block with {n_features} features, got shape "
+            f"{X.shape}"
+        )
+    if not np.all(np.isfinite(X)):
+        raise ValueError(f"{where}Input X contains NaN or infinity.")
+    if w is None:
+        return X, np.empty(0)
+    w = np.ascontiguousarray(w, dtype=np.float64)
+    if w.shape != (X.shape[0],) or not np.all(np.isfinite(w)) or np.any(w < 0):
+        raise ValueError(
+            f"{where}sample weights must be finite, non-negative, one per row"
+        )
+    return X, w
+
+
+class BlockSource:
+    """Rows in blocks: ``blocks()`` returns a new iterator of (X, weights or None)."""
+
+    def __init__(self, blocks, n_features=None):
+        self._blocks = blocks
+        self.n_features = n_features
+        self.n_rows = None
+        self.dtype = None
+        self._first = None
+        self._peek()
+
+    def _peek(self):
+        for index, (X, w) in enumerate(self._iter()):
+            self._first = np.asarray(X[0], dtype=np.float64)
+            self.dtype = X.dtype
+            return
+        raise ValueError("Found array with 0 sample(s) (the data source is empty).")
+
+    def _iter(self):
+        for index, block in enumerate(self._blocks()):
+            X, w = block if isinstance(block, tuple) else (block, None)
+            X, w = _check_block(X, w, self.n_features, index)
+            if X.shape[0] == 0:
+                continue
+            self.n_features = X.shape[1]
+            yield X, w
+
+    def first_row(self):
+        return self._first
+
+    def _check_rows(self, rows):
+        """Every pass must deliver the same rows: a callable that returns the same
+        (exhausted) iterator, or different data, on each call is an error."""
+        if rows == 0 or (self.n_rows is not None and rows != self.n_rows):
+            raise ValueError(
+                f"The data source yielded {rows} rows on this pass but "
+                f"{self.n_rows or 'some'} before: EM reads the data several times, so "
+                "the callable must return a new iterable over the same rows at each "
+                "call (not the same generator)."
+            )
+        self.n_rows = rows
+
+    def map_sum(self, fn, *args):
+        """Sum of fn(X, w, *args) over the blocks, in order (tuples element-wise)."""
+        total, rows = None, 0
+        for X, w in self._iter():
+            out = fn(X, w, *args)
+            total = out if total is None else tuple(a + b for a, b in zip(total, out))
+            rows += X.shape[0]
+        self._check_rows(rows)
+        return total
+
+    def sample(self, n_max, random_state):
+        """A seeded Bernoulli sample of about ``n_max`` rows (all rows if fewer),
+        with their weights; needs one full pass first (to know the row count)."""
+        if self.n_rows is None:
+            self.map_sum(lambda X, w: (X.shape[0],))
+        p = min(1.0, n_max / self.n_rows)
+        xs, ws, weighted, rows = [], [], False, 0
+        for X, w in self._iter():
+            keep = random_state.uniform(size=X.shape[0]) < p if p < 1 else slice(None)
+            xs.append(X[keep])
+            ws.append(np.ones(X.shape[0])[keep] if w.shape[0] == 0 else w[keep])
+            weighted |= w.shape[0] > 0
+            rows += X.shape[0]
+        self._check_rows(rows)
+        X = np.ascontiguousarray(np.concatenate(xs))
+        return X, (np.concatenate(ws) if weighted else None)
+
+
+def _file_offset(X):
+    """Byte offset in ``X.filename`` of X's first element, or None if X may differ
+    from the file (copy-on-write) or its mapping is unknown. numpy gives a view of a
+    memmap (``mm[1000:]``) its parent's ``offset``, so the offset is taken from the
+    addresses of the view and of the mapping instead."""
+    import mmap
+
+    mapping = getattr(X, "_mmap", None)
+    if X.filename is None or mapping is None or X.mode == "c":
+        return None
+    try:
+        base = np.frombuffer(mapping, dtype=np.uint8).ctypes.data
+    except (TypeError, ValueError):  # closed or otherwise unreadable mapping
+        return None
+    start = X.offset - X.offset % mmap.ALLOCATIONGRANULARITY
+    return start + X.ctypes.data - base
+
+
+def _memmap_blocks(X, rows):
+    """Blocks of a C-ordered 2-D memmap read with np.fromfile (nothing stays mapped);
+    other memmaps (views with strides, copy-on-write) are sliced through the mapping."""
+    offset = _file_offset(X) if X.ndim == 2 and X.flags.c_contiguous else None
+    if offset is None:
+        return _slice_blocks(np.asarray(X), rows)
+    n, d = X.shape
+    path, dtype = X.filename, X.dtype
+
+    def blocks():
+        with open(path, "rb") as fh:
+            for start in range(0, n, rows):
+                count = min(rows, n - start)
+                fh.seek(offset + start * d * dtype.itemsize)
+                yield np.fromfile(fh, dtype=dtype, count=count * d).reshape(count, d)
+
+    return blocks
+
+
+def _slice_blocks(X, rows):
+    def blocks():
+        for start in range(0, X.shape[0], rows):
+            yield np.asarray(X[start : start + rows])
+
+    return blocks
+
+
+def as_source(X, sample_weight=None, block_rows=DEFAULT_BLOCK_ROWS):
+    """A block source for a memmap, an h5py/zarr array, a callable or a dask array
+    (sample weights only for a dask array: other sources yield (rows, weights))."""
+    from .dask import DaskSource, is_dask_array
+
+    if is_dask_array(X):
+        return DaskSource(X, sample_weight)
+    if sample_weight is not None:
+        raise TypeError(
+            "sample_weight cannot be given with streamed data: yield "
+            "(rows, weights) pairs from the source instead."
+        )
+    if isinstance(X, np.memmap):
+        return BlockSource(_memmap_blocks(X, block_rows))
+    if hasattr(X, "__next__") and not callable(X):
+        raise TypeError(
+            f"A {type(X).__name__} can be read only once, but EM reads the data at "
+            "every iteration: pass a callable returning a new iterable of blocks "
+            "instead, e.g. fit(lambda: read_blocks(path))."
+        )
+    if callable(X) and not hasattr(X, "shape"):
+        return BlockSource(X)
+    if len(getattr(X, "shape", ())) != 2:
+        raise ValueError(
+            f"Expected a 2D array-like, got shape {getattr(X, 'shape', None)}"
+        )
+    return BlockSource(_slice_blocks(X, block_rows), X.shape[1])

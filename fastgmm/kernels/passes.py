@@ -1,0 +1,258 @@
+"""Kernels: the fused E-step (logsumexp responsibilities, per-point log-likelihood) and
+the weighted sufficient statistics, accumulated in the same pass over the data.
+
+Nothing of size n_samples x n_components is allocated: each parallel task owns a
+fixed-size chunk of rows and a slot of partial sums; the slots are added in chunk
+order, so results are bitwise identical for any thread count.
+
+Statistics are taken around a reference point per component (the current means,
+which the E-step already subtracts), so there is no E[xx'] - mu mu' cancellation:
+
+    nk[k]        = sum_i w_i r_ik
+    s1[k, j]     = sum_i w_i r_ik (x_ij - ref_kj)
+    s2[k, i, j]  = sum_i w_i r_ik (x_i - ref_k)_i (x_i - ref_k)_j   (FULL: i >= j filled)
+    s2[k, 0, j]  = sum_i w_i r_ik (x_ij - ref_kj)^2                   (DIAG)
+    (TIED needs only nk and s1: its scatter comes from X'X, computed once per fit)
+"""
+
+import numpy as np
+from numba import prange
+
+from .._jit import BLOCK, GROUP, kernel
+from .blas import add_gram_lower
+from .blocks import add_slots, slot_buffers
+from .logdensity import (
+    DIAG,
+    FULL,
+    GEMM_MIN_D,
+    TIED,
+    block_buffers,
+    block_log_prob,
+    load_block,
+)
+from .vecmath import exp_nonpos_inplace, log_pos
+
+
+@kernel
+def block_resp(lp, nb, wb, s, mx, scratch):
+    """Turn lp (K, BLOCK) into weighted responsibilities in place; return sum_b wb*lse_b.
+
+    After the call lp[k, b] = wb[b] * exp(lp[k, b] - lse_b) and s[b] = lse_b.
+    Responsibilities below exp(-500) relative to the largest are set to 0 (see
+    _fastexp). ``scratch`` is a float64 buffer of shape (3, BLOCK).
+    """
+    n_components = lp.shape[0]
+    bits, scale, logs = scratch[0], scratch[1], scratch[2]
+    for b in range(nb):
+        mx[b] = lp[0, b]
+    for k in range(1, n_components):
+        for b in range(nb):
+            mx[b] = max(mx[b], lp[k, b])
+    for b in range(nb):
+        s[b] = 0.0
+    for k in range(n_components):
+        row = lp[k]
+        for b in range(nb):
+            row[b] -= mx[b]
+        exp_nonpos_inplace(row, nb, bits)
+        for b in range(nb):
+            s[b] += row[b]
+    for b in range(nb):
+        scale[b] = wb[b] / s[b]
+    log_pos(s, nb, logs, bits)  # s >= 1: the largest term is exp(0)
+    ll = 0.0
+    for b in range(nb):
+        lse = mx[b] + logs[b]
+        ll += wb[b] * lse
+        s[b] = lse
+    for k in range(n_components):
+        for b in range(nb):
+            lp[k, b] *= scale[b]
+    return ll
+
+
+#: rows gathered per component before one dsyrk adds their scatter (GEMM path)
+PENDING = 256
+
+
+@kernel
+def pending_buffers(kind, d, n_components):
+    """Scratch for the FULL scatter of the BLAS path: rows (K, PENDING, d) waiting for
+    dsyrk, and their count per component; empty unless FULL with d >= GEMM_MIN_D."""
+    if kind == FULL and d >= GEMM_MIN_D:
+        return np.empty((n_components, PENDING, d)), np.zeros(n_components, np.int64)
+    return np.empty((0, 0, d)), np.zeros(0, np.int64)
+
+
+@kernel
+def flush_pending(pend, fill, s2):
+    """Add the pending rows' scatter (lower triangle) to s2 and empty the buffers."""
+    for k in range(fill.shape[0]):
+        add_gram_lower(pend[k], fill[k], s2[k])
+        fill[k] = 0
+
+
+@kernel
+def block_stats(nb, kind, ref, resp, nk, s1, s2, mats, pend, fill):
+    """Add one block's weighted statistics (see module docstring) into nk, s1, s2.
+
+    The block is mats[0] (d, BLOCK); mats[1] and mats[3] are scratch. With non-empty
+    ``pend``/``fill`` (see pending_buffers) the FULL scatter goes through dsyrk: rows
+    with a non-zero responsibility are queued as sqrt(r)(x - ref); rows with r = 0,
+    most of them when components are well separated, add exactly nothing and are
+    skipped. Call flush_pending before reading s2.
+    """
+    xt, dk, rd = mats[0], mats[1], mats[3]
+    d = xt.shape[0]
+    loops_full = kind == FULL and fill.shape[0] == 0
+    for k in range(resp.shape[0]):
+        r = resp[k]
+        acc = 0.0
+        for b in range(nb):
+            acc += r[b]
+        nk[k] += acc
+        # one pass per feature: s1, and the offsets the FULL scatter needs or, for
+        # the diagonal kinds, s2
+        for j in range(d):
+            m = ref[k, j]
+            a1, a2 = 0.0, 0.0
+            if loops_full:
+                for b in range(nb):
+                    t = xt[j, b] - m
+                    u = r[b] * t
+                    dk[j, b] = t
+                    rd[j, b] = u
+                    a1 += u
+            elif kind == FULL:
+                for b in range(nb):
+                    t = xt[j, b] - m
+                    dk[j, b] = t
+                    a1 += r[b] * t
+            elif kind == TIED:  # its scatter comes from X'X
+                for b in range(nb):
+                    a1 += r[b] * (xt[j, b] - m)
+            else:
+                for b in range(nb):
+                    u = r[b] * (xt[j, b] - m)
+                    a1 += u
+                    a2 += u * (xt[j, b] - m)
+            s1[k, j] += a1
+            if kind == DIAG:
+                s2[k, 0, j] += a2
+        if loops_full:
+            for i in range(d):
+                for j in range(i + 1):
+                    acc = 0.0
+                    for b in range(nb):
+                        acc += rd[i, b] * dk[j, b]
+                    s2[k, i, j] += acc
+        elif fill.shape[0] > 0:
+            _queue_rows(nb, k, r, dk, pend, fill, s2)
+
+
+@kernel
+def _queue_rows(nb, k, r, dk, pend, fill, s2):
+    """Queue sqrt(r_b) dk[:, b] for r_b > 0 as rows of pend[k]; dsyrk when full."""
+    d = dk.shape[0]
+    for b in range(nb):
+        if r[b] > 0.0:
+            row = pend[k, fill[k]]
+            sr = np.sqrt(r[b])
+            for j in range(d):
+                row[j] = sr * dk[j, b]
+            fill[k] += 1
+            if fill[k] == PENDING:
+                add_gram_lower(pend[k], PENDING, s2[k])
+                fill[k] = 0
+
+
+@kernel
+def _chunk_em(X, sw, start, stop, kind, const, loc, prec, ref, nk, s1, s2):
+    """E-step and statistics for rows start:stop; returns sum_i w_i log p(x_i)."""
+    d = X.shape[1]
+    mats, lp, vec = block_buffers(d, const.shape[0])
+    wb, s, mx, ex = vec[0], vec[1], vec[2], vec[3:]
+    pend, fill = pending_buffers(kind, d, const.shape[0])
+    ll = 0.0
+    for b0 in range(start, stop, BLOCK):
+        nb = min(BLOCK, stop - b0)
+        load_block(X, b0, nb, mats[0])
+        if sw.shape[0] > 0:
+            for b in range(nb):
+                wb[b] = sw[b0 + b]
+        block_log_prob(nb, kind, const, loc, prec, mats, lp, s)
+        ll += block_resp(lp, nb, wb, s, mx, ex)
+        block_stats(nb, kind, ref, lp, nk, s1, s2, mats, pend, fill)
+    flush_pending(pend, fill, s2)
+    return ll
+
+
+@kernel(parallel=True)
+def em_pass(X, sw, kind, const, loc, prec, ref, chunk):
+    """One fused E+M-statistics pass over X (n, d).
+
+    sw is (n,) sample weights or (0,) for unit weights. Returns
+    (loglik_sum, nk (K,), s1 (K, d), s2 (K, p, d)) with p = d for FULL, else 1.
+    """
+    n, d = X.shape
+    n_components = const.shape[0]
+    p = d if kind == FULL else 1
+    n_chunks = (n + chunk - 1) // chunk
+    n_slots = max(1, min(GROUP, n_chunks))
+    pll, pnk, ps1, ps2 = slot_buffers(n_slots, n_components, p, d)
+    _, nk, s1, s2 = slot_buffers(1, n_components, p, d)
+    ll = 0.0
+    for g0 in range(0, n_chunks, n_slots):
+        m = min(n_slots, n_chunks - g0)
+        for c in prange(m):
+            start = (g0 + c) * chunk
+            stop = min(n, start + chunk)
+            pll[c] = _chunk_em(
+                X, sw, start, stop, kind, const, loc, prec, ref, pnk[c], ps1[c], ps2[c]
+            )
+        ll += add_slots(m, pll, pnk, ps1, ps2, nk[0], s1[0], s2[0])
+    return ll, nk[0], s1[0], s2[0]
+
+
+@kernel
+def _chunk_score(X, start, stop, kind, const, loc, prec, out_lse, out_resp, out_label):
+    d = X.shape[1]
+    n_components = const.shape[0]
+    mats, lp, vec = block_buffers(d, n_components)
+    wb, s, mx, ex = vec[0], vec[1], vec[2], vec[3:]
+    for b0 in range(start, stop, BLOCK):
+        nb = min(BLOCK, stop - b0)
+        load_block(X, b0, nb, mats[0])
+        block_log_prob(nb, kind, const, loc, prec, mats, lp, s)
+        if out_label.shape[0] > 0:
+            for b in range(nb):
+                best = 0
+                for k in range(1, n_components):
+                    if lp[k, b] > lp[best, b]:
+                        best = k
+                out_label[b0 + b] = best
+        if out_lse.shape[0] > 0 or out_resp.shape[0] > 0:
+            block_resp(lp, nb, wb, s, mx, ex)
+            if out_lse.shape[0] > 0:
+                for b in range(nb):
+                    out_lse[b0 + b] = s[b]
+            if out_resp.shape[0] > 0:
+                for b in range(nb):
+                    for k in range(n_components):
+                        out_resp[b0 + b, k] = lp[k, b]
+
+
+@kernel(parallel=True)
+def score_pass(X, kind, const, loc, prec, chunk, out_lse, out_resp, out_label):
+    """Per-point outputs for X (n, d), each skipped when given with length 0.
+
+    out_lse (n,): log p(x_i); out_resp (n, K): responsibilities; out_label (n,): argmax_k.
+    """
+    n = X.shape[0]
+    n_chunks = (n + chunk - 1) // chunk
+    for c in prange(n_chunks):
+        start = c * chunk
+        stop = min(n, start + chunk)
+        _chunk_score(
+            X, start, stop, kind, const, loc, prec, out_lse, out_resp, out_label
+        )

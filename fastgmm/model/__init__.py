@@ -1,0 +1,6 @@
+"""Per-model mathematics at the NumPy level: parameters, the covariance-model table,
+statistics -> parameters (M-steps), kernel inputs, parameter counts and criteria.
+
+No estimator, no I/O, no data passes: the engine calls these on the statistics the
+kernels return.
+"""
