@@ -11,6 +11,7 @@ for any thread count.
 import numpy as np
 
 from .._jit import kernel_array
+from ..kernels import DIAG
 from ..kernels.kmeans import (
     assign,
     label_stats,
@@ -18,7 +19,6 @@ from ..kernels.kmeans import (
     potentials,
     update_min_dist,
 )
-from ..kernels.logdensity import DIAG
 from ..model import covariance as cov
 from .em import Params, params_from_stats
 

@@ -16,9 +16,8 @@ Three kernel kinds serve the four covariance types (variants are data):
 import numpy as np
 
 from .._jit import BLOCK, kernel, kernel_array
+from . import DIAG, FULL, TIED
 from .blas import whiten_rows
-
-FULL, TIED, DIAG = 0, 1, 2
 
 
 @kernel

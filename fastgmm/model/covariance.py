@@ -10,9 +10,8 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
-from scipy import linalg
 
-from ..kernels.logdensity import DIAG, FULL, TIED
+from ..kernels import DIAG, FULL, TIED
 
 ILL_DEFINED = (
     "Fitting the mixture model failed because some components have "
@@ -80,6 +79,8 @@ class _Stats:
 
 
 def _chol_full(cov):
+    from scipy import linalg
+
     n_features = cov.shape[-1]
     eye = np.eye(n_features)
     out = np.empty_like(cov)
@@ -105,6 +106,8 @@ def _chol_diag(cov):
 def repair(covariance_type, covariances, jitter, max_tries=12):
     """Make ill-defined covariances positive definite by adding ``jitter`` (x10 per try)
     to their diagonal; returns (repaired covariances, indices of repaired components)."""
+    from scipy import linalg
+
     cov = np.array(covariances, dtype=np.float64, copy=True)
     if covariance_type in ("diag", "spherical"):
         bad = ~np.isfinite(cov) | (cov <= 0.0)
@@ -181,6 +184,11 @@ TABLE = {
         lambda K, d: K,
     ),
 }
+
+
+def names():
+    """Every accepted ``covariance_type`` name (for choices in parsers and checks)."""
+    return sorted(TABLE)
 
 
 def estimate(cov_type, stats, ref, reg_covar, tied_total=None):
