@@ -219,19 +219,6 @@ def _recolour(im, model, labels):
 
 
 # -------------------------------------------------------------------------- pipeline
-def _candidates(n_components):
-    """Sorted candidate K values of an int or an iterable of ints."""
-    if isinstance(n_components, Integral):
-        ks = [int(n_components)]
-    elif isinstance(n_components, str):
-        raise TypeError("n_components must be an int or an iterable of ints")
-    else:
-        ks = sorted({int(k) for k in n_components})
-    if not ks or ks[0] < 1:
-        raise ValueError(f"n_components must be >= 1, got {n_components!r}")
-    return ks
-
-
 def _random(random_state):
     """(numpy Generator for sampling, random_state for GaussianMixture)."""
     if random_state is None or isinstance(random_state, Integral):
@@ -369,8 +356,9 @@ def segment(
     (dtype('uint8'), (400, 600), (400, 600, 3))
     """
     from .._runtime import threads
+    from ..selection.grid import k_values
 
-    candidates = _candidates(n_components)
+    candidates = k_values(n_components, name="n_components")
     if int(sample_size) < 1:
         raise ValueError(f"sample_size must be >= 1, got {sample_size!r}")
     im = prepare(image, ignore, colour_space, xy)

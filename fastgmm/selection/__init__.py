@@ -167,19 +167,6 @@ class SelectionResult:
         return self.format()
 
 
-def _k_values(k_range, n_samples):
-    ks = [int(k_range)] if np.isscalar(k_range) else [int(k) for k in k_range]
-    ks = sorted(set(ks))
-    if not ks or ks[0] < 1:
-        raise ValueError(f"k_range must hold integers >= 1, got {k_range!r}")
-    if ks[-1] > n_samples:
-        raise ValueError(
-            "Expected n_samples >= n_components "
-            f"but got n_components = {ks[-1]}, n_samples = {n_samples}"
-        )
-    return ks
-
-
 def _check_choices(covariance_types, criterion, init_params):
     from ..model import covariance as cov
 
@@ -277,6 +264,7 @@ def select(
     SelectionResult
         ``.table`` (rows with the keys of :data:`COLUMNS`), ``.models``, ``.best_``.
     """
+    from .grid import k_values
     from .sweep import sweep
 
     t0 = time.perf_counter()
@@ -286,7 +274,7 @@ def select(
     }  # fmt: skip
     cov_types = _check_choices(covariance_types, criterion, init_params)
     X, sample_weight, names = _validate(X, sample_weight, settings)
-    ks = _k_values(k_range, X.shape[0])
+    ks = k_values(k_range, name="k_range", n_samples=X.shape[0])
     seeds = _seeds(random_state, ks)
     monitor = Monitor() if monitor is None else monitor
     rows, models = sweep(
