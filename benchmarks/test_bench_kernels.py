@@ -5,8 +5,8 @@ Skipped in normal test runs (``--benchmark-skip`` in pyproject); run them with::
     python -m pytest benchmarks/ --benchmark-only
 
 Problems: n=200k points, (d=3, K=8) and (d=16, K=16), float64, blob data. Kernel
-arguments are built exactly as fastgmm's EM driver builds them (``_em.make_data``,
-``_em.kernel_params``), from a model fitted on a subsample. The JIT is warmed (every
+arguments are built exactly as fastgmm's EM driver builds them (``make_data``,
+``kernel_inputs``), from a model fitted on a subsample. The JIT is warmed (every
 kernel compiled or loaded from the on-disk cache, and each benchmarked call made once)
 before anything is timed; all calls run inside ``fastgmm.threads()`` as ``fit`` does
 (Numba's default thread count, BLAS pinned to one thread).
@@ -26,9 +26,10 @@ except ImportError:  # a checkout without PYTHONPATH / editable install
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     import fastgmm
 
-from fastgmm.engine import em as _em
 from fastgmm.engine import init as _init
+from fastgmm.engine.data import make_data
 from fastgmm.kernels import passes as _estep
+from fastgmm.model.params import kernel_inputs
 
 #: name -> (n, d, K)
 SHAPES = {"d3-K8": (200_000, 3, 8), "d16-K16": (200_000, 16, 16)}
@@ -92,8 +93,8 @@ def model_params(X, n_components, cov_type):
 def kernel_args(X, n_components, cov_type):
     """(data, kind, const, loc, prec, ref) as ``_em.em_step`` builds them."""
     params = model_params(X, n_components, cov_type)
-    data = _em.make_data(X, None, n_components, cov_type)
-    kind, const, loc, prec = _em.kernel_params(params, cov_type)
+    data = make_data(X, None, n_components, cov_type)
+    kind, const, loc, prec = kernel_inputs(params).astuple()
     ref = np.ascontiguousarray(params.means, dtype=np.float64)
     return data, kind, const, loc, prec, ref
 
@@ -134,7 +135,7 @@ def test_score_pass(benchmark, problem, cov_type):
 def test_kmeans_init(benchmark, problem):
     """The default initialisation: k-means++ seeding + Lloyd iterations (seed 0)."""
     name, X, n_components = problem
-    data = _em.make_data(X, None, n_components, "full")
+    data = make_data(X, None, n_components, "full")
 
     def run():
         return _init.kmeans(data, n_components, np.random.RandomState(0))

@@ -20,7 +20,8 @@ CHUNK_ROWS = 1_000_000
 
 
 def model_params(model):
-    """The fitted parameters of ``model`` as float64 :class:`fastgmm._em.Params`.
+    """The fitted parameters of ``model`` as float64 Params (see
+    :func:`fastgmm.model.params.from_fitted`, which this is).
 
     Parameters
     ----------
@@ -29,17 +30,11 @@ def model_params(model):
 
     Returns
     -------
-    fastgmm._em.Params
+    fastgmm.model.params.Params
     """
-    from sklearn.utils.validation import check_is_fitted
+    from .model.params import from_fitted
 
-    from .engine.em import Params
-
-    check_is_fitted(model)
-    f64 = lambda name: np.asarray(getattr(model, name), dtype=np.float64)
-    return Params(
-        f64("weights_"), f64("means_"), f64("covariances_"), f64("precisions_cholesky_")
-    )
+    return from_fitted(model)
 
 
 def _check_X(model, X):
@@ -72,17 +67,13 @@ def score_chunks(model, X, *, proba=False, chunk_size=CHUNK_ROWS):
         each of shape (chunk_rows,), and with ``proba`` the responsibilities
         ``proba`` of shape (chunk_rows, n_components) in the dtype of ``X``.
     """
+    from .engine.score import score_chunks as chunks_of
+
     X = _check_X(model, X)
-    chunks = _score_chunks(
-        X,
-        model_params(model),
-        model.covariance_type,
-        chunk_size,
-        getattr(model, "n_jobs", None),
-        lse=True,
-        resp=True,
-        labels=True,
-    )
+    chunks = chunks_of(
+        X, model_params(model), chunk_size, getattr(model, "n_jobs", None),
+        lse=True, resp=True, labels=True,
+    )  # fmt: skip
     for start, (lse, resp, labels) in chunks:
         out = {
             "labels": labels,
@@ -93,26 +84,6 @@ def score_chunks(model, X, *, proba=False, chunk_size=CHUNK_ROWS):
         if proba:
             out["proba"] = resp
         yield start, out
-
-
-def _score_chunks(X, params, covariance_type, chunk_size, n_jobs=None, **wanted):
-    """Yield (start, arrays) of :func:`fastgmm._em.score` over row chunks of X.
-
-    Each chunk's kernel call runs inside ``threads(n_jobs)`` (nothing is changed
-    while the generator is suspended); ``n_jobs=False`` means the caller already
-    holds a thread setting (entering one costs ~3 ms: threadpoolctl's library scan).
-    """
-    from contextlib import nullcontext
-
-    from ._runtime import threads
-    from .engine.em import score
-
-    chunk_size = max(1, int(chunk_size))
-    for start in range(0, X.shape[0], chunk_size):
-        part = X[start : start + chunk_size]
-        with nullcontext() if n_jobs is False else threads(n_jobs):
-            arrays = score(part, params, covariance_type, **wanted)
-        yield start, arrays
 
 
 def _confidence(resp, labels):
@@ -248,16 +219,10 @@ def _feature_names(model, feature_names, d):
 
 def full_covariances(model):
     """The covariance of every component as a (K, d, d) float64 array."""
-    cov = np.asarray(model.covariances_, dtype=np.float64)
+    from .model import covariance
+
     k, d = np.shape(model.means_)
-    kind = model.covariance_type
-    if kind == "full":
-        return cov
-    if kind == "tied":
-        return np.broadcast_to(cov, (k, d, d)).copy()
-    if kind == "diag":
-        return np.stack([np.diag(c) for c in cov])
-    return cov[:, None, None] * np.eye(d)
+    return covariance.get(model.covariance_type).full(model.covariances_, k, d)
 
 
 def component_stds(model):
@@ -354,10 +319,10 @@ def _data_lines(model, X, threshold, head, cols):
         share = counts[c] / max(n, 1)
         mean_conf = conf_sum[c] / counts[c] if counts[c] else float("nan")
         cols[c] += [str(counts[c]), f"{100 * share:.1f}%", f"{mean_conf:.3f}"]
-    from .model import covariance as cov
+    from .model import covariance, criteria
 
-    p = cov.n_parameters(model.covariance_type, k, np.shape(model.means_)[1])
-    bic, aic = -2 * log_lik + p * np.log(n), -2 * log_lik + 2 * p
+    p = covariance.n_parameters(model.covariance_type, k, np.shape(model.means_)[1])
+    bic, aic = criteria.bic(log_lik, p, n), criteria.aic(log_lik, p)
     fit_line = (
         f"on {n} points: log-likelihood {log_lik:.6g}, BIC {bic:.6g}, "
         f"AIC {aic:.6g} ({p} parameters)"

@@ -1,6 +1,5 @@
 """GaussianMixture: scikit-learn's estimator contract over fastgmm's EM core."""
 
-import math
 import warnings
 from contextlib import contextmanager
 from numbers import Integral, Real
@@ -18,13 +17,17 @@ from sklearn.utils.validation import (
 
 from ._runtime import threads
 from .engine.dask import is_dask_array, lazy_score
-from .engine.em import EMResult, Options, Params, make_data, run_em, score
+from .engine.data import make_data
+from .engine.em import EMResult, MaximumLikelihood
+from .engine.fit import Schedule, fit
 from .engine.init import initialize
 from .engine.online import online_step
-from .engine.report import VerboseReport
+from .engine.report import VerboseMonitor
+from .engine.score import score
 from .engine.sources import as_source, is_source
-from .model import covariance as cov
+from .model import covariance, criteria
 from .model.checks import check_user_init
+from .model.params import from_fitted
 
 #: rows sampled from a streamed data set to initialise the fit
 INIT_SAMPLE_ROWS = 200_000
@@ -115,7 +118,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         "warm_start": ["boolean"],
         "verbose": ["verbose"],
         "verbose_interval": [Interval(Integral, 1, None, closed="left")],
-        "covariance_type": [StrOptions({"full", "tied", "diag", "spherical"})],
+        "covariance_type": [StrOptions(set(covariance.names()))],
         "weights_init": ["array-like", None],
         "means_init": ["array-like", None],
         "precisions_init": ["array-like", None],
@@ -238,22 +241,22 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self._validate_params()
         self.__dict__.pop("_online_state", None)  # a batch fit starts a new stream
         random_state = check_random_state(self.random_state)
+        family, k = self._family(), self.n_components
+        warm = None
+        if self.warm_start and hasattr(self, "converged_"):
+            warm = (self._params(), self.lower_bound_)
         with threads(self.n_jobs):
             data, init_data, dtype = self._training_data(X, sample_weight, random_state)
-            user = check_user_init(self, data.feature_var.shape[0])
-            do_init = not (self.warm_start and hasattr(self, "converged_"))
-            options = self._options()
-            report = VerboseReport(self.verbose, self.verbose_interval)
-            best = None
-            for init in range(self.n_init if do_init else 1):
-                report.init_begin(init)
-                result = self._one_init(
-                    data, init_data, options, random_state, user, do_init, report
+            user = check_user_init(self, data.n_features)
+
+            def starts(init):
+                return initialize(
+                    init_data, k, family, self.init_params, random_state, user
                 )
-                if best is None or self.max_iter == 0 or (
-                    result.lower_bound > best.lower_bound
-                ):
-                    best = result
+
+            monitor = VerboseMonitor(self.verbose, self.verbose_interval)
+            schedule = Schedule(self.tol, self.max_iter, self.n_init)
+            best = fit(data, family, schedule, starts, k, warm=warm, monitor=monitor)
         if not best.converged and self.max_iter > 0:
             warnings.warn(
                 "Best performing initialization did not converge. "
@@ -296,74 +299,49 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             sample_weight = _check_sample_weight(
                 sample_weight, X, dtype=np.float64, ensure_non_negative=True
             )
-        options = self._options()
+        family = self._family()
         with threads(self.n_jobs):
             if first:
                 self._check_n_samples(X.shape[0])
-                data = make_data(X, sample_weight, self.n_components, self.covariance_type)
+                data = make_data(X, sample_weight, self.n_components, family.model)
                 user = check_user_init(self, X.shape[1])
                 params = initialize(
-                    data, self.n_components, options, self.init_params,
+                    data, self.n_components, family, self.init_params,
                     check_random_state(self.random_state), user,
                 )
             else:
                 params = self._params()
             state, params, ll = online_step(
                 getattr(self, "_online_state", None), X, sample_weight, params,
-                options, self.learning_decay,
+                family, self.learning_decay,
             )
         bounds = [] if first else list(self.lower_bounds_)
         self._set_fitted(EMResult(params, ll, bounds + [ll], state.t, False), X.dtype)
         self._online_state = state
 
-    def _options(self):
-        return Options(
-            self.covariance_type, self.tol, self.reg_covar, self.max_iter,
+    def _family(self):
+        return MaximumLikelihood(
+            covariance.get(self.covariance_type),
+            self.reg_covar,
             recover=self.on_degenerate == "recover",
         )
 
-    def _one_init(self, data, init_data, options, random_state, user, do_init, report):
-        try:  # the initial M-step can fail too: same message as in EM
-            if do_init:
-                start = initialize(
-                    init_data, self.n_components, options, self.init_params,
-                    random_state, user,
-                )
-                lower_bound = -math.inf
-            else:
-                start, lower_bound = self._params(), self.lower_bound_
-            if self.max_iter == 0:
-                return EMResult(start, -math.inf, [], 0, False)
-            result = run_em(data, start, options, lower_bound, report.iteration)
-        except cov.IllDefinedCovariance as exc:
-            if data.source is None and data.X.dtype == np.float32:
-                raise cov.IllDefinedCovariance(f"{exc}{cov.FLOAT32_HINT}") from None
-            raise
-        report.init_end(result.lower_bound, result.converged)
-        return result
-
     def _set_fitted(self, result, dtype):
         p = result.params
-        entry = cov.TABLE[self.covariance_type]
-        self.weights_ = p.weights.astype(dtype)
-        self.means_ = p.means.astype(dtype)
-        self.covariances_ = p.covariances.astype(dtype)
-        self.precisions_cholesky_ = p.prec_chol.astype(dtype)
-        self.precisions_ = entry.precisions(p.prec_chol).astype(dtype)
+        as_dtype = lambda a: np.asarray(a, dtype=dtype)  # noqa: E731
+        self.weights_ = as_dtype(p.weights)
+        self.means_ = as_dtype(p.means)
+        self.covariances_ = as_dtype(p.covariances)
+        self.precisions_cholesky_ = as_dtype(p.prec_chol)
+        self.precisions_ = as_dtype(p.model.precisions(p.prec_chol))
         self.converged_ = bool(result.converged)
         self.n_iter_ = int(result.n_iter)
         self.lower_bound_ = float(result.lower_bound)
         self.lower_bounds_ = [float(v) for v in result.lower_bounds]
 
     def _params(self):
-        """The fitted parameters as a float64 Params."""
-        f64 = lambda a: np.asarray(a, dtype=np.float64)  # noqa: E731
-        return Params(
-            f64(self.weights_),
-            f64(self.means_),
-            f64(self.covariances_),
-            f64(self.precisions_cholesky_),
-        )
+        """The fitted parameters as float64 Params."""
+        return from_fitted(self)
 
     # ------------------------------------------------------------- inference
     def _score(self, X, **wanted):
@@ -391,8 +369,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             )
 
     def _score_array(self, X, wanted):
-        with threads(self.n_jobs):
-            return score(X, self._params(), self.covariance_type, **wanted)
+        return score(X, self._params(), n_jobs=self.n_jobs, **wanted)
 
     def score_samples(self, X):
         """Log-likelihood of each sample, log p(x), shape (n_samples,)."""
@@ -426,26 +403,25 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 "least one sample." % (self.n_components)
             )
         rng = check_random_state(self.random_state)
-        return cov.sample(
+        return covariance.sample(
             rng, self.covariance_type, self.weights_, self.means_, self.covariances_,
             n_samples,
         )
 
     def _n_parameters(self):
         """Number of free parameters of the model."""
-        return cov.n_parameters(
+        return covariance.n_parameters(
             self.covariance_type, self.n_components, self.means_.shape[1]
         )
 
     def bic(self, X):
         """Bayesian information criterion on X (lower is better)."""
-        return -2 * self.score(X) * X.shape[0] + self._n_parameters() * math.log(
-            X.shape[0]
-        )
+        n = X.shape[0]
+        return criteria.bic(self.score(X) * n, self._n_parameters(), n)
 
     def aic(self, X):
         """Akaike information criterion on X (lower is better)."""
-        return -2 * self.score(X) * X.shape[0] + 2 * self._n_parameters()
+        return criteria.aic(self.score(X) * X.shape[0], self._n_parameters())
 
     # ----------------------------------------------------------- persistence
     def save(self, path):

@@ -2,6 +2,8 @@
 invariants: responsibilities sum to one, scatter is symmetric PSD, diag-as-full,
 component permutation, far points, thread-count and run-to-run reproducibility."""
 
+from dataclasses import replace
+
 import numba
 import numpy as np
 import pytest
@@ -9,7 +11,9 @@ from scipy.stats import multivariate_normal
 
 from fastgmm._jit import BLOCK, GROUP, chunk_rows
 from fastgmm._runtime import threads
-from fastgmm.engine.em import Options, Params, em_step, kernel_params, make_data, score
+from fastgmm.engine.data import make_data
+from fastgmm.engine.em import MaximumLikelihood, em_step
+from fastgmm.engine.score import score
 from fastgmm.kernels.blas import SYRK_MIN_D, add_gram_lower, whiten_rows
 from fastgmm.kernels.kmeans import (
     assign,
@@ -22,6 +26,7 @@ from fastgmm.kernels.logdensity import FULL, GEMM_MIN_D, TRMM_MIN_D
 from fastgmm.kernels.passes import PENDING, em_pass, score_pass
 from fastgmm.kernels.vecmath import FLOOR, exp_nonpos_inplace, log_pos
 from fastgmm.model import covariance as cov
+from fastgmm.model.params import Params, kernel_inputs
 
 from . import reference as ref
 
@@ -59,11 +64,12 @@ def make_problem(rng, n, d, n_components, covariance_type, dtype, weighted):
     if weighted:
         sw = rng.uniform(0.0, 3.0, n)
         sw[rng.random(n) < 0.1] = 0.0  # some zero weights
-    return X, sw, Params(w, means, covariances, prec_chol)
+    return X, sw, Params(cov.get(covariance_type), w, means, covariances, prec_chol)
 
 
 def kernel_args(params, covariance_type):
-    return kernel_params(params, covariance_type)  # (kind, const, loc, prec)
+    """(kind, const, loc, prec) of ``params`` read as ``covariance_type``."""
+    return kernel_inputs(replace(params, model=cov.get(covariance_type))).astuple()
 
 
 def run_em_pass(X, sw, params, covariance_type, ref_point, chunk):
@@ -207,7 +213,7 @@ def test_em_pass_sparse_responsibilities_match_oracle(rng):
     w, means, covariances, prec_chol = ref.random_params(rng, 2, d, "full")
     means *= 4.0
     X = ref.sample_mixture(rng, n, w, means, covariances, "full")
-    params = Params(w, means, covariances, prec_chol)
+    params = Params(cov.get("full"), w, means, covariances, prec_chol)
     _, resp, _ = run_score_pass(X, params, "full", chunk)
     assert np.mean(resp == 0.0) > 0.2
     assert np.max(np.sum(resp[:chunk] > 0.0, axis=0)) > PENDING
@@ -492,7 +498,7 @@ def test_em_step_matches_oracle(
     reg_covar = 1e-4
     data = make_data(X, sw, n_components, covariance_type)
     lower_bound, new = em_step(
-        data, params, Options(covariance_type, 1e-3, reg_covar, 10)
+        data, params, MaximumLikelihood(cov.get(covariance_type), reg_covar)
     )
     lb_o, w_o, means_o, cov_o, pc_o = ref.em_iteration(
         X,
@@ -514,9 +520,7 @@ def test_em_step_matches_oracle(
 @pytest.mark.parametrize("covariance_type", COV_TYPES)
 def test_score_matches_oracle(rng, covariance_type, dtype):
     X, _, params = make_problem(rng, 3000, 3, 4, covariance_type, dtype, False)
-    lse, resp, labels = score(
-        X, params, covariance_type, lse=True, resp=True, labels=True
-    )
+    lse, resp, labels = score(X, params, lse=True, resp=True, labels=True)
     log_norm, resp_o = ref.e_step(
         X, params.weights, params.means, params.prec_chol, covariance_type
     )
@@ -524,7 +528,7 @@ def test_score_matches_oracle(rng, covariance_type, dtype):
     np.testing.assert_allclose(lse, log_norm, rtol=rtol, atol=rtol)
     np.testing.assert_allclose(resp, resp_o, atol=10 * rtol)
     assert np.mean(labels == resp_o.argmax(1)) > 0.999
-    (only_labels,) = score(X, params, covariance_type, labels=True)
+    (only_labels,) = score(X, params, labels=True)
     np.testing.assert_array_equal(only_labels, labels)
 
 
@@ -558,7 +562,7 @@ def test_full_scatter_is_symmetric_psd(rng):
         eig = np.linalg.eigvalsh(centred)
         assert eig.min() >= -1e-10 * eig.max()
     data = make_data(X, None, 3, "full")
-    _, new = em_step(data, params, Options("full", 1e-3, 0.0, 10))
+    _, new = em_step(data, params, MaximumLikelihood(cov.get("full"), 0.0))
     for c in new.covariances:
         np.testing.assert_allclose(c, c.T, rtol=1e-14, atol=1e-14 * np.abs(c).max())
         assert np.linalg.eigvalsh((c + c.T) / 2).min() >= -1e-10 * np.abs(c).max()
@@ -572,8 +576,9 @@ def test_diag_as_full_gives_same_outputs(rng, covariance_type, dtype):
     if covariance_type == "spherical":
         pc = np.repeat(pc[:, None], 3, axis=1)
     full = Params(
-        params.weights, params.means, None, np.stack([np.diag(p) for p in pc])
-    )
+        cov.get("full"), params.weights, params.means, None,
+        np.stack([np.diag(p) for p in pc]),
+    )  # fmt: skip
     lse_d, resp_d, lab_d = run_score_pass(X, params, covariance_type, BLOCK)
     lse_f, resp_f, lab_f = run_score_pass(X, full, "full", BLOCK)
     rtol = 1e-12 if dtype == np.float64 else 2e-7
@@ -597,7 +602,7 @@ def test_permuting_components_permutes_outputs(rng, covariance_type):
     X, sw, params = make_problem(rng, 900, 3, 4, covariance_type, np.float64, True)
     perm = np.array([2, 0, 3, 1])
     pc = params.prec_chol if covariance_type == "tied" else params.prec_chol[perm]
-    permuted = Params(params.weights[perm], params.means[perm], None, pc)
+    permuted = Params(params.model, params.weights[perm], params.means[perm], None, pc)
     lse, resp, labels = run_score_pass(X, params, covariance_type, BLOCK)
     lse_p, resp_p, labels_p = run_score_pass(X, permuted, covariance_type, BLOCK)
     np.testing.assert_allclose(lse_p, lse, rtol=1e-13)
@@ -620,7 +625,7 @@ def test_far_points_and_zero_weights_stay_finite(rng, covariance_type, dtype):
     weights = params.weights.copy()
     weights[1] = 0.0  # log w = -inf for one component
     weights /= weights.sum()
-    zero_w = Params(weights, params.means, None, params.prec_chol)
+    zero_w = Params(params.model, weights, params.means, None, params.prec_chol)
     for p in (params, zero_w):
         lse, resp, labels = run_score_pass(X, p, covariance_type, BLOCK)
         assert np.all(np.isfinite(lse)) and np.all(np.isfinite(resp))
@@ -638,11 +643,11 @@ def test_empty_component_gives_finite_parameters(rng):
     X = rng.normal(size=(400, 2))
     means = np.array([[0.0, 0.0], [1e3, 1e3]])
     prec_chol = np.stack([np.eye(2), np.eye(2)])
-    params = Params(np.array([0.5, 0.5]), means, None, prec_chol)
+    params = Params(cov.get("full"), np.array([0.5, 0.5]), means, None, prec_chol)
     ll, nk, s1, s2 = run_em_pass(X, None, params, "full", means, BLOCK)
     assert nk[1] == 0.0 and np.all(s1[1] == 0.0) and np.all(s2[1] == 0.0)
     _, new = em_step(
-        make_data(X, None, 2, "full"), params, Options("full", 1e-3, 1e-6, 10)
+        make_data(X, None, 2, "full"), params, MaximumLikelihood(cov.get("full"), 1e-6)
     )
     for a in (new.weights, new.means, new.covariances, new.prec_chol):
         assert np.all(np.isfinite(a))

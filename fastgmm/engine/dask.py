@@ -120,11 +120,9 @@ class DaskSource:
 
 
 def _score_block(X, params, covariance_type, what):
-    from .em import score
+    from .score import score
 
-    (out,) = score(
-        _check_block(X, None, None)[0], params, covariance_type, **{what: True}
-    )
+    (out,) = score(_check_block(X, None, None)[0], params, **{what: True})
     return out
 
 

@@ -19,8 +19,7 @@ from ..kernels.kmeans import (
     potentials,
     update_min_dist,
 )
-from ..model import covariance as cov
-from .em import Params, params_from_stats
+from ..model.params import Params
 
 KMEANS_MAX_ITER = 300
 KMEANS_TOL = 1e-4
@@ -85,21 +84,22 @@ def kmeans(data, n_components, random_state):
     return centers, labels
 
 
-def _hard_stats(data, labels, ref, n_components, covariance_type):
-    kind = cov.TABLE[covariance_type].kind
+def hard_stats(data, labels, ref, n_components, model):
+    """Statistics (nk, s1, s2) of hard labels about ``ref``, and ``ref``."""
+    kind = model.kind
     ref = kernel_array(ref)
     return label_stats(
         data.X, data.sample_weight, labels, n_components, kind, ref, data.chunk
     ), ref
 
 
-def _at_indices(data, indices, n_components, covariance_type):
+def _at_indices(data, indices, n_components, model):
     labels = np.full(data.X.shape[0], -1, np.int64)
     labels[indices] = np.arange(n_components)
-    return _hard_stats(data, labels, data.X[indices], n_components, covariance_type)
+    return hard_stats(data, labels, data.X[indices], n_components, model)
 
 
-def _random_stats(data, n_components, covariance_type, random_state):
+def _random_stats(data, n_components, model, random_state):
     """Statistics of random soft responsibilities (holds an n x K array, init only)."""
     X = np.asarray(data.X, dtype=np.float64)
     resp = random_state.uniform(size=(X.shape[0], n_components))
@@ -108,7 +108,7 @@ def _random_stats(data, n_components, covariance_type, random_state):
         resp *= data.sample_weight[:, None]
     nk = resp.sum(axis=0)
     ref = (resp.T @ X) / nk[:, None]
-    full = cov.TABLE[covariance_type].kind != DIAG
+    full = model.kind != DIAG
     s2 = np.empty((n_components, X.shape[1] if full else 1, X.shape[1]))
     for k in range(n_components):
         diff = X - ref[k]
@@ -117,14 +117,14 @@ def _random_stats(data, n_components, covariance_type, random_state):
     return (nk, s1, s2), ref
 
 
-def initial_stats(data, n_components, covariance_type, method, random_state):
+def initial_stats(data, n_components, model, method, random_state):
     """Statistics (nk, s1, s2) and their reference point for an init method."""
     if method == "kmeans":
         centers, labels = kmeans(data, n_components, random_state)
-        return _hard_stats(data, labels, centers, n_components, covariance_type)
+        return hard_stats(data, labels, centers, n_components, model)
     if method == "k-means++":
         _, indices = kmeans_plusplus(data, n_components, random_state)
-        return _at_indices(data, indices, n_components, covariance_type)
+        return _at_indices(data, indices, n_components, model)
     if method == "random_from_data":  # rows of zero weight are not data: never drawn
         rows = data.X.shape[0]
         if data.sample_weight.shape[0]:
@@ -135,31 +135,27 @@ def initial_stats(data, n_components, covariance_type, method, random_state):
                     f"positive weight, got {rows.shape[0]}."
                 )
         indices = random_state.choice(rows, size=n_components, replace=False)
-        return _at_indices(data, indices, n_components, covariance_type)
+        return _at_indices(data, indices, n_components, model)
     if method == "random":
-        return _random_stats(data, n_components, covariance_type, random_state)
+        return _random_stats(data, n_components, model, random_state)
     raise ValueError(f"Unknown init_params {method!r}.")
 
 
-def initialize(
-    data, n_components, options, method, random_state, user=(None, None, None)
-):
+def initialize(data, n_components, family, method, random_state, user=(None,) * 3):
     """Starting Params: from ``method``, overridden by user-given
     (weights_init, means_init, precisions_init) where not None."""
     weights_init, means_init, precisions_init = user
-    entry = cov.TABLE[options.covariance_type]
+    model = family.model
     if weights_init is None or means_init is None or precisions_init is None:
-        stats, ref = initial_stats(
-            data, n_components, options.covariance_type, method, random_state
-        )
-        start = params_from_stats(stats, ref, options, data)
+        stats, ref = initial_stats(data, n_components, model, method, random_state)
+        start = family.update(stats, ref, data)
     else:
-        start = Params(None, None, None, None)
+        start = Params(model, None, None, None, None)
     weights = start.weights if weights_init is None else np.asarray(weights_init, float)
     means = start.means if means_init is None else np.asarray(means_init, float)
     if precisions_init is None:
-        return Params(weights, means, start.covariances, start.prec_chol)
-    prec_chol = entry.prec_chol_from_prec(np.asarray(precisions_init, float))
+        return Params(model, weights, means, start.covariances, start.prec_chol)
+    prec_chol = model.prec_chol_from_prec(np.asarray(precisions_init, float))
     return Params(
-        weights, means, cov.covariances_from_prec_chol(entry, prec_chol), prec_chol
+        model, weights, means, model.covariances_from_prec_chol(prec_chol), prec_chol
     )

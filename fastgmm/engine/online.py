@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._jit import kernel_array
-from ..model import covariance as cov
-from .em import Params, block_em, kernel_params, make_data
+from ..kernels import DIAG
+from .data import make_data
+from .em import params_from_stats, pass_stats
 
 
 @dataclass(frozen=True)
@@ -44,14 +44,12 @@ def _about_centre(nk, s1, s2, ref, centre, full):
     return s1c, s2c
 
 
-def chunk_statistics(X, sample_weight, params, covariance_type, centre):
+def chunk_statistics(X, sample_weight, params, family, centre):
     """(mean loglik, nk, s1, s2, tied scatter) of a chunk per unit weight, about centre."""
     n_components = params.means.shape[0]
-    data = make_data(X, sample_weight, n_components, covariance_type, variances=False)
-    kind, const, loc, prec = kernel_params(params, covariance_type)
-    ref = kernel_array(params.means)
-    ll, nk, s1, s2 = data.map_sum(block_em, kind, const, loc, prec, ref, data.chunk)
-    full = cov.TABLE[covariance_type].kind != cov.DIAG
+    data = make_data(X, sample_weight, n_components, family.model, variances=False)
+    ll, (nk, s1, s2), ref = pass_stats(data, params, family)
+    full = family.model.kind != DIAG
     s1c, s2c = _about_centre(nk, s1, s2, ref, centre, full)
     w = data.total_weight
     tied = None
@@ -61,13 +59,13 @@ def chunk_statistics(X, sample_weight, params, covariance_type, centre):
     return ll / w, nk / w, s1c / w, s2c / w, tied
 
 
-def online_step(state, X, sample_weight, params, options, decay):
+def online_step(state, X, sample_weight, params, family, decay):
     """One stochastic-EM update: (new state, new Params, chunk mean log-likelihood)."""
     if state is None:
         centre = np.average(np.asarray(X, np.float64), axis=0, weights=sample_weight)
         state = OnlineState(0, centre, None, None, None, None)
     ll, nk, s1, s2, tied = chunk_statistics(
-        X, sample_weight, params, options.covariance_type, state.centre
+        X, sample_weight, params, family, state.centre
     )
     t = state.t + 1
     gamma = 1.0 if state.nk is None else t ** (-decay)
@@ -80,7 +78,7 @@ def online_step(state, X, sample_weight, params, options, decay):
         blend(state.s2, s2),
         None if tied is None else blend(state.tied, tied),
     )
-    return state, m_step(state, options), ll
+    return state, m_step(state, family), ll
 
 
 def _jitter(state):
@@ -94,26 +92,10 @@ def _jitter(state):
     return 1e-6 * scale if scale > 0 else 1e-6
 
 
-def m_step(state, options):
+def m_step(state, family):
     """Params from the running statistics (the batch M-step, per unit weight)."""
     n_components = state.nk.shape[0]
     ref = np.broadcast_to(state.centre, (n_components, state.centre.shape[0]))
     tied_total = None if state.tied is None else (state.centre, state.tied)
-    weights, means, covariances = cov.estimate(
-        options.covariance_type,
-        (state.nk, state.s1, state.s2),
-        ref,
-        options.reg_covar,
-        tied_total,
-    )
-    entry = cov.TABLE[options.covariance_type]
-    try:
-        prec_chol = entry.prec_chol(covariances)
-    except cov.IllDefinedCovariance:
-        if not options.recover:
-            raise
-        covariances, _ = cov.repair(
-            options.covariance_type, covariances, _jitter(state)
-        )
-        prec_chol = entry.prec_chol(covariances)
-    return Params(weights, means, covariances, prec_chol)
+    stats = (state.nk, state.s1, state.s2)
+    return params_from_stats(stats, ref, family, tied_total, _jitter(state))

@@ -32,6 +32,27 @@ _FITTED_ARRAYS = (
 )
 _INIT_ARRAYS = ("weights_init", "means_init", "precisions_init")
 
+#: estimator classes a model file may name ("estimator" in meta.json; files written
+#: before the key existed hold a GaussianMixture), imported on load by name so that
+#: this module never imports an estimator
+ESTIMATORS = {"GaussianMixture": "fastgmm.mixture:GaussianMixture"}
+
+
+def _estimator_name(model):
+    for cls in type(model).__mro__:
+        if cls.__name__ in ESTIMATORS:
+            return cls.__name__
+    raise TypeError(f"cannot save a {type(model).__name__}: not a fastgmm estimator")
+
+
+def _estimator_class(name, path):
+    from importlib import import_module
+
+    if name not in ESTIMATORS:
+        raise ModelFileError(f"{path}: unknown estimator {name!r}")
+    module, _, attr = ESTIMATORS[name].partition(":")
+    return getattr(import_module(module), attr)
+
 
 class ModelFileError(ValueError):
     """A model file is unreadable, corrupted, tampered with or from a newer format."""
@@ -39,7 +60,10 @@ class ModelFileError(ValueError):
 
 def _array_bytes(array):
     buf = io.BytesIO()
-    np.lib.format.write_array(buf, np.ascontiguousarray(array), allow_pickle=False)
+    array = np.asarray(array)  # 0-d arrays stay 0-d (np.ascontiguousarray would not)
+    if not array.flags.c_contiguous:
+        array = array.copy(order="C")
+    np.lib.format.write_array(buf, array, allow_pickle=False)
     return buf.getvalue()
 
 
@@ -65,6 +89,7 @@ def save(model, path):
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "fastgmm_version": _version(),
+        "estimator": _estimator_name(model),
         "params": params,
         "fitted": {
             "converged_": bool(model.converged_),
@@ -137,42 +162,46 @@ def _decode_arrays(meta, blobs, path):
 
 def _check_model(model, path):
     """Shapes, dtypes and values of the fitted arrays, against the parameters."""
+    from ..model import covariance
+
     k, d = model.n_components, model.n_features_in_
-    shapes = {
-        "full": (k, d, d), "tied": (d, d), "diag": (k, d), "spherical": (k,),
-    }
+    cov_model = covariance.get(model.covariance_type)
+    shape = cov_model.shape(k, d)
     expected = {
-        "weights_": (k,), "means_": (k, d),
-        "covariances_": shapes[model.covariance_type],
-        "precisions_": shapes[model.covariance_type],
-        "precisions_cholesky_": shapes[model.covariance_type],
-    }
-    for name, shape in expected.items():
+        "weights_": (k,), "means_": (k, d), "covariances_": shape,
+        "precisions_": shape, "precisions_cholesky_": shape,
+    }  # fmt: skip
+    for name, want in expected.items():
         a = getattr(model, name)
-        if a.dtype not in (np.float32, np.float64) or a.shape != shape:
-            raise ModelFileError(f"{path}: {name} has dtype {a.dtype} and shape {a.shape}, expected float and {shape}")
+        if a.dtype not in (np.float32, np.float64) or a.shape != want:
+            raise ModelFileError(
+                f"{path}: {name} has dtype {a.dtype} and shape {a.shape}, "
+                f"expected float and {want}"
+            )
         if not np.all(np.isfinite(a)):
             raise ModelFileError(f"{path}: {name} has non-finite values")
     w = model.weights_
     if np.any(w < 0) or not math.isclose(float(w.sum()), 1.0, abs_tol=1e-5):
         raise ModelFileError(f"{path}: weights_ are not a probability vector")
     pc = model.precisions_cholesky_
-    diag = np.diagonal(pc, axis1=-2, axis2=-1) if pc.ndim >= 2 and model.covariance_type in ("full", "tied") else pc
-    if np.any(diag <= 0):
-        raise ModelFileError(f"{path}: precisions_cholesky_ is not a valid Cholesky factor")
+    if cov_model.form == "dense":
+        pc = np.diagonal(pc, axis1=-2, axis2=-1)
+    if np.any(pc <= 0):
+        raise ModelFileError(
+            f"{path}: precisions_cholesky_ is not a valid Cholesky factor"
+        )
 
 
 def load(path):
     """Read a model written by :func:`save`; raises ModelFileError on any problem."""
-    from ..mixture import GaussianMixture
-
     meta, blobs = _read(path)
     _check_header(meta, path)
     arrays = _decode_arrays(meta, blobs, path)
+    cls = _estimator_class(meta.get("estimator", "GaussianMixture"), path)
     try:
         params = dict(meta["params"])
         params.update({n: arrays[n] for n in _INIT_ARRAYS if n in arrays})
-        model = GaussianMixture(**params)
+        model = cls(**params)
         model._validate_params()
         fitted = meta["fitted"]
         for name in ("converged_", "n_iter_", "lower_bound_", "lower_bounds_", "n_features_in_"):

@@ -15,7 +15,7 @@ Three kernel kinds serve the four covariance types (variants are data):
 
 import numpy as np
 
-from .._jit import BLOCK, kernel, kernel_array
+from .._jit import BLOCK, kernel
 from . import DIAG, FULL, TIED
 from .blas import whiten_rows
 
@@ -149,25 +149,3 @@ def block_log_prob(nb, kind, const, loc, prec, mats, lp, maha):
         c = const[k]
         for b in range(nb):
             lp[k, b] = c - 0.5 * maha[b]
-
-
-def kernel_arrays(kind, log_weights, means, prec_chol_k, log_det):
-    """Arrays the log-density kernel takes, from parameters in kernel layout.
-
-    Parameters
-    ----------
-    kind : int
-        FULL, TIED or DIAG.
-    log_weights, log_det : ndarray of shape (K,)
-    means : ndarray of shape (K, d)
-    prec_chol_k : ndarray of shape (K, d, d), (1, d, d) or (K, 1, d)
-
-    Returns
-    -------
-    const : ndarray (K,), loc : ndarray (K, d), prec : ndarray, all float64 C-contiguous.
-    """
-    d = means.shape[1]
-    const = kernel_array(log_weights + log_det - 0.5 * d * np.log(2 * np.pi))
-    loc = means @ prec_chol_k[0] if kind == TIED else means
-    prec = kernel_array(prec_chol_k)
-    return const, kernel_array(loc), prec

@@ -2,6 +2,8 @@
 
 import numpy as np
 
+from . import covariance
+
 
 def _as_float_array(value, ndim_ok):
     from sklearn.utils import check_array
@@ -42,31 +44,17 @@ def check_means(means, n_components, n_features):
     return means
 
 
-def _check_spd(precision, covariance_type):
-    if not (
-        np.allclose(precision, precision.T) and np.all(np.linalg.eigvalsh(precision) > 0.0)
-    ):
-        raise ValueError(
-            "'%s precision' should be symmetric, positive-definite" % covariance_type
-        )
-
-
 def check_precisions(precisions, covariance_type, n_components, n_features):
-    precisions = _as_float_array(precisions, covariance_type == "full")
-    shapes = {
-        "full": (n_components, n_features, n_features),
-        "tied": (n_features, n_features),
-        "diag": (n_components, n_features),
-        "spherical": (n_components,),
-    }
-    check_shape(precisions, shapes[covariance_type], "%s precision" % covariance_type)
-    if covariance_type == "full":
-        for p in precisions:
-            _check_spd(p, covariance_type)
-    elif covariance_type == "tied":
-        _check_spd(precisions, covariance_type)
-    elif np.any(precisions <= 0.0):
-        raise ValueError("'%s precision' should be positive" % covariance_type)
+    """User-given precisions of a covariance model: shape and values checked by its
+    record in :mod:`fastgmm.model.covariance`, with scikit-learn's messages."""
+    model = covariance.get(covariance_type)
+    shape = model.shape(n_components, n_features)
+    if shape == ():
+        precisions = np.asarray(precisions, dtype=np.float64)
+    else:
+        precisions = _as_float_array(precisions, len(shape) > 2)
+    check_shape(precisions, shape, "%s precision" % covariance_type)
+    model.check_precisions(precisions, covariance_type)
     return precisions
 
 

@@ -62,25 +62,26 @@ def projection(model, X=None, features=None, feature_names=None):
 
 
 def projected_params(model, basis, centre):
-    """The mixture on the plane: full-covariance :class:`fastgmm._em.Params` in 2-D."""
-    from ..engine.em import Params
-    from ..model import covariance as cov
+    """The mixture on the plane: full-covariance Params in 2-D."""
+    from ..model import covariance
+    from ..model.params import Params
 
     means = (np.asarray(model.means_, dtype=np.float64) - centre) @ basis
     covs = np.einsum("da,kde,eb->kab", basis, full_covariances(model), basis)
     weights = np.asarray(model.weights_, dtype=np.float64)
-    return Params(weights, means, covs, cov.TABLE["full"].prec_chol(covs))
+    full = covariance.get("full")
+    return Params(full, weights, means, covs, full.prec_chol(covs))
 
 
 def grid_log_density(params, bounds, n_grid):
     """(xx, yy, log p) on an ``n_grid`` x ``n_grid`` grid over ``bounds``."""
-    from ..engine.em import score
+    from ..engine.score import score
 
     xs = np.linspace(*bounds[0], n_grid)
     ys = np.linspace(*bounds[1], n_grid)
     xx, yy = np.meshgrid(xs, ys)
     grid = np.ascontiguousarray(np.column_stack([xx.ravel(), yy.ravel()]))
-    (log_p,) = score(grid, params, "full", lse=True)
+    (log_p,) = score(grid, params, lse=True)
     return xx, yy, log_p.reshape(xx.shape)
 
 

@@ -112,10 +112,12 @@ def _fit(fit_set, n_components, options):
 
 def _bic(model, fit_set):
     """BIC of a model on a (weighted) fit set: -2 log L + n_params log n."""
+    from ..model import criteria
+
     log_p = model.score_samples(fit_set.X)
     weight = np.ones(len(log_p)) if fit_set.weight is None else fit_set.weight
     n_pixels = float(weight.sum())
-    return -2.0 * float(weight @ log_p) + model._n_parameters() * np.log(n_pixels)
+    return criteria.bic(float(weight @ log_p), model._n_parameters(), n_pixels)
 
 
 def _choose_k(candidates, fit_set, options, sample_size, rng):
@@ -132,21 +134,19 @@ def _choose_k(candidates, fit_set, options, sample_size, rng):
 
 # --------------------------------------------------------------------------- predict
 def _params(model):
-    """The fitted model as the float64 :class:`_em.Params` that ``score`` takes."""
-    from ..engine.em import Params
+    """The fitted model as the float64 Params the scorer takes."""
+    from ..model.params import from_fitted
 
-    f64 = [np.asarray(a, np.float64) for a in (model.weights_, model.means_)]
-    chol = np.asarray(model.precisions_cholesky_, np.float64)
-    return Params(f64[0], f64[1], None, chol)
+    return from_fitted(model)
 
 
-def _score_rows(X, model, params, want_conf):
+def _score_rows(X, params, want_conf):
     """(labels (m,) int64, confidence (m,) float32 or None) of feature rows X."""
-    from ..engine.em import score
+    from ..engine.score import score
 
     if not want_conf:
-        return score(X, params, model.covariance_type, labels=True)[0], None
-    resp, labels = score(X, params, model.covariance_type, resp=True, labels=True)
+        return score(X, params, labels=True)[0], None
+    resp, labels = score(X, params, resp=True, labels=True)
     return labels, resp.max(axis=1).astype(np.float32)
 
 
@@ -155,9 +155,7 @@ def _predict_lut(im, keys, X, model, out, report):
     params, want_conf = _params(model), out["confidence"] is not None
     lab_k, conf_k = [], []
     for start in range(0, len(X), CHUNK_PIXELS):
-        labels, conf = _score_rows(
-            X[start : start + CHUNK_PIXELS], model, params, want_conf
-        )
+        labels, conf = _score_rows(X[start : start + CHUNK_PIXELS], params, want_conf)
         lab_k.append(labels)
         conf_k.append(conf)
     n_pixels, n_bands = im.px.shape[0], 2 if want_conf else 1
@@ -192,7 +190,7 @@ def _predict_chunks(im, model, out, report):
                 raise ValueError(
                     "image has NaN or infinite values; pass ignore= to skip them"
                 )
-        labels, conf = _score_rows(X, model, params, conf_out is not None)
+        labels, conf = _score_rows(X, params, conf_out is not None)
         if ign is not None:
             labels[ign] = model.n_components
         out["labels"][start:stop] = labels

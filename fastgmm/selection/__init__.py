@@ -41,6 +41,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..engine.report import Monitor
+
+__all__ = ["COLUMNS", "CRITERIA", "Monitor", "SelectionResult", "select"]
+
 CRITERIA = ("bic", "aic", "icl")
 COLUMNS = (
     "n_components",
@@ -54,28 +58,6 @@ COLUMNS = (
     "n_iter",
     "fit_time",
 )
-
-
-class Monitor:
-    """Hooks :func:`select` calls while it works (progress bars, logging).
-
-    Subclass and override what you need; every method does nothing by default.
-    """
-
-    def start(self, n_candidates, n_init, max_iter):
-        """Before the sweep: candidates, restarts per candidate, EM iteration cap."""
-
-    def run_start(self, n_components, covariance_type, init):
-        """Before one EM run (restart ``init`` of one candidate)."""
-
-    def iteration(self, n_iter, change):
-        """After each EM iteration: its number and the change of the lower bound."""
-
-    def run_end(self, n_components, covariance_type, init, result):
-        """After one EM run; ``result`` is a :class:`fastgmm._em.EMResult`."""
-
-    def candidate_end(self, row):
-        """After a candidate is scored; ``row`` is its table row (a dict)."""
 
 
 @dataclass
@@ -168,16 +150,21 @@ class SelectionResult:
 
 
 def _check_choices(covariance_types, criterion, init_params):
-    from ..model import covariance as cov
+    from ..model import covariance
 
     if isinstance(covariance_types, str):
         covariance_types = (covariance_types,)
-    cov_types = list(dict.fromkeys(covariance_types))
-    bad = [c for c in cov_types if c not in cov.TABLE]
-    if bad or not cov_types:
+    names = covariance.names()
+    bad = [c for c in covariance_types if c not in names]
+    if bad or not covariance_types:
         raise ValueError(
-            f"covariance_types must be among {sorted(cov.TABLE)}, got {covariance_types!r}"
+            f"covariance_types must be among {names}, got {covariance_types!r}"
         )
+    # one candidate per model, in the first spelling given ("full" or "VVV")
+    first = {}
+    for c in covariance_types:
+        first.setdefault(covariance.get(c).name, c)
+    cov_types = list(first.values())
     if criterion not in CRITERIA:
         raise ValueError(f"criterion must be one of {CRITERIA}, got {criterion!r}")
     if init_params not in ("kmeans", "k-means++", "random", "random_from_data"):

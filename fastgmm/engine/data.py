@@ -1,0 +1,105 @@
+"""Training data as the engine sees it: validated rows (or a block source), their
+weights, and what is computed from them once per fit.
+
+:func:`make_data` wraps in-memory arrays or a block source (see
+:mod:`fastgmm.engine.sources`) and runs the one data pass every fit needs first: the
+total weight, the feature variances (to scale repairs of degenerate components) and,
+for a dense shared covariance (tied / EEE), the total scatter its M-step uses.
+Every later pass goes through :meth:`Data.map_sum`, the seam behind which the
+execution engines (in memory, blocks from disk, Dask) live.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .._jit import chunk_rows, kernel_array, kernel_input
+from ..kernels import DIAG, FULL, TIED
+from ..kernels.kmeans import label_stats
+from ..model import covariance
+
+
+@dataclass(frozen=True)
+class Data:
+    """Validated training data and what is precomputed from it once per fit.
+
+    In memory, X (n, d) is float32/float64 C-contiguous and ``sample_weight`` (n,)
+    float64 or (0,) for unit weights. For streamed or distributed data X is None and
+    ``source`` delivers the blocks (see :mod:`fastgmm.engine.sources`).
+    """
+
+    X: object
+    sample_weight: np.ndarray
+    total_weight: float
+    chunk: int
+    feature_var: np.ndarray  # (d,) weighted variance of each feature
+    tied_total: object = None  # (centre, scatter) for dense shared covariances
+    source: object = None
+
+    def map_sum(self, fn, *args):
+        """sum over blocks of fn(X_block, sw_block, *args): tuples added element-wise,
+        in block order (so results do not depend on scheduling)."""
+        if self.source is None:
+            return fn(self.X, self.sample_weight, *args)
+        return self.source.map_sum(fn, *args)
+
+    @property
+    def n_features(self):
+        return self.feature_var.shape[0]
+
+    @property
+    def dtype(self):
+        """dtype of the data (float32 or float64)."""
+        return self.X.dtype if self.source is None else np.dtype(self.source.dtype)
+
+    @property
+    def jitter(self):
+        """First diagonal increment used to repair a degenerate covariance."""
+        scale = float(np.mean(self.feature_var))
+        return 1e-6 * scale if scale > 0 and np.isfinite(scale) else 1e-6
+
+
+def make_data(X, sample_weight, n_components, model, source=None, variances=True):
+    """Wrap validated X and weights (or a block ``source`` with X=None) and
+    precompute the feature variances and, for dense shared models, the total scatter.
+
+    ``variances=False`` skips that data pass unless the model needs it (feature_var
+    is then zero): for callers that never repair a covariance from it.
+    """
+    shared_dense = covariance.get(model).kind == TIED
+    d = source.n_features if source is not None else X.shape[1]
+    X = kernel_input(X)
+    chunk = chunk_rows(d, n_components)
+    sw = np.empty(0) if sample_weight is None else kernel_array(sample_weight)
+    data = Data(X, sw, 0.0, chunk, np.zeros(d), None, source)
+    if not variances and not shared_dense and source is None:
+        total = float(sw.sum()) if sw.shape[0] else float(X.shape[0])
+        if not total > 0:
+            raise ValueError("The total sample weight must be positive.")
+        return Data(X, sw, total, chunk, np.zeros(d), None, source)
+    kind = FULL if shared_dense else DIAG
+    ref = source.first_row() if source is not None else np.asarray(X[0], np.float64)
+    total, centre, scatter = _total_scatter(data, ref, kind)
+    feature_var = (np.diag(scatter) if kind == FULL else scatter) / total
+    tied = (centre, scatter) if shared_dense else None
+    return Data(X, sw, total, chunk, feature_var, tied, source)
+
+
+def block_scatter(X, sw, kind, ref, chunk):
+    """(total weight, s1, s2) of a block about ``ref`` (1, d): one label_stats pass."""
+    nk, s1, s2 = label_stats(X, sw, np.empty(0, np.int64), 1, kind, ref, chunk)
+    return nk[0], s1[0], s2[0]
+
+
+def _total_scatter(data, ref, kind):
+    """(total weight, centre, scatter about it) with the weighted mean as centre:
+    the full (d, d) scatter for FULL, its diagonal for DIAG."""
+    ref = kernel_array(np.reshape(ref, (1, -1)))
+    total, s1, s2 = data.map_sum(block_scatter, kind, ref, data.chunk)
+    if not total > 0:
+        raise ValueError("The total sample weight must be positive.")
+    delta = s1 / total
+    if kind == DIAG:
+        return total, ref[0] + delta, s2[0] - s1 * delta
+    s2 = np.tril(s2) + np.tril(s2, -1).T
+    return total, ref[0] + delta, s2 - np.outer(s1, delta)

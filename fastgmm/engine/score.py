@@ -1,0 +1,67 @@
+"""The one scorer: per-point outputs of a fitted mixture, chunk by chunk.
+
+Every caller that scores points -- the estimator's ``predict``, ``predict_proba``,
+``score_samples``, ``bic``; inspection; model selection; segmentation; Dask blocks;
+plots -- goes through :func:`score` or :func:`score_chunks`. Each call enters the
+thread scope once (threads for the kernels, BLAS pinned to one thread).
+"""
+
+import numpy as np
+
+from .._jit import chunk_rows, kernel_input
+from .._runtime import threads
+from ..kernels.passes import score_pass
+
+#: rows scored at a time by :func:`score_chunks` (bounds a K-wide buffer)
+CHUNK_ROWS = 1_000_000
+
+
+def _score(X, inputs, lse, resp, labels):
+    n, d = X.shape
+    k = inputs.const.shape[0]
+    out_lse = np.empty(n if lse else 0, dtype=X.dtype)
+    out_resp = np.empty((n if resp else 0, k), dtype=X.dtype)
+    out_label = np.empty(n if labels else 0, dtype=np.int64)
+    chunk = chunk_rows(d, k)
+    score_pass(X, *inputs.astuple(), chunk, out_lse, out_resp, out_label)
+    wanted = (out_lse, lse), (out_resp, resp), (out_label, labels)
+    return tuple(a for a, w in wanted if w)
+
+
+def score(X, params, *, lse=False, resp=False, labels=False, n_jobs=None, family=None):
+    """Per-point outputs of a model: log p(x), responsibilities, labels.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, d), float32 or float64, C-contiguous (validated)
+    params : Params
+        The model (see :mod:`fastgmm.model.params`).
+    lse, resp, labels : bool
+        Which outputs to return, in that order.
+    n_jobs : int or None
+        Threads (scikit-learn's spelling).
+    family : object, optional
+        Supplies ``inputs(params)``; default: the maximum-likelihood mixture.
+
+    Returns
+    -------
+    tuple of ndarray
+        ``log p(x)`` (n,) and responsibilities (n, K) in X's dtype, labels (n,) int64.
+    """
+    from ..model.params import kernel_inputs
+
+    with threads(n_jobs):
+        inputs = kernel_inputs(params) if family is None else family.inputs(params)
+        return _score(kernel_input(X), inputs, lse, resp, labels)
+
+
+def score_chunks(X, params, chunk_size=CHUNK_ROWS, n_jobs=None, **wanted):
+    """Yield (start, outputs of :func:`score`) for row chunks of X.
+
+    Each chunk is scored inside its own thread scope, so nothing is changed while
+    the generator is suspended.
+    """
+    chunk_size = max(1, int(chunk_size))
+    for start in range(0, X.shape[0], chunk_size):
+        part = X[start : start + chunk_size]
+        yield start, score(part, params, n_jobs=n_jobs, **wanted)

@@ -1,0 +1,127 @@
+"""Mixture parameters, the one converter from fitted models, and kernel inputs.
+
+:class:`Params` is the state EM iterates on: weights, means and the covariance
+model's covariances and precision-Cholesky factors (scikit-learn's shapes, float64),
+with the :class:`~fastgmm.model.covariance.CovarianceModel` record that gives them
+meaning. :func:`from_fitted` reads that state from any fitted mixture (fastgmm's or
+scikit-learn's). :func:`kernel_inputs` turns it into what the density kernels take;
+:func:`density_inputs` is the lower-level form another model family (a variational
+posterior, a noise component) feeds with its own per-component terms.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .._jit import kernel_array
+from ..kernels import TIED
+from . import covariance
+
+
+@dataclass(frozen=True)
+class Params:
+    """Mixture parameters in scikit-learn's shapes (float64).
+
+    Attributes
+    ----------
+    model : CovarianceModel
+        The covariance model (see :mod:`fastgmm.model.covariance`).
+    weights : ndarray of shape (K,)
+    means : ndarray of shape (K, d)
+    covariances : ndarray or None
+        In ``model.shape(K, d)``; None when only the factors are known.
+    prec_chol : ndarray
+        Precision-Cholesky factors, in ``model.shape(K, d)``.
+    """
+
+    model: object
+    weights: np.ndarray
+    means: np.ndarray
+    covariances: object
+    prec_chol: np.ndarray
+
+    @property
+    def n_components(self):
+        return self.means.shape[0]
+
+    @property
+    def n_features(self):
+        return self.means.shape[1]
+
+
+def from_fitted(model):
+    """The fitted parameters of a mixture as float64 :class:`Params`.
+
+    Parameters
+    ----------
+    model : GaussianMixture
+        A fitted fastgmm or scikit-learn Gaussian mixture: ``covariance_type``,
+        ``weights_``, ``means_``, ``precisions_cholesky_`` and (if present)
+        ``covariances_`` are read.
+
+    Returns
+    -------
+    Params
+    """
+    from sklearn.utils.validation import check_is_fitted
+
+    check_is_fitted(model)
+    f64 = lambda a: np.asarray(a, dtype=np.float64)  # noqa: E731
+    cov = getattr(model, "covariances_", None)
+    return Params(
+        covariance.get(model.covariance_type),
+        f64(model.weights_),
+        f64(model.means_),
+        None if cov is None else f64(cov),
+        f64(model.precisions_cholesky_),
+    )
+
+
+@dataclass(frozen=True)
+class KernelInputs:
+    """What the density kernels take (see :mod:`fastgmm.kernels.logdensity`):
+    ``kind`` (FULL, TIED, DIAG), ``const`` (K,), ``loc`` (K, d), ``prec``."""
+
+    kind: int
+    const: np.ndarray
+    loc: np.ndarray
+    prec: np.ndarray
+
+    def astuple(self):
+        return self.kind, self.const, self.loc, self.prec
+
+
+def density_inputs(kind, log_weights, means, prec_k, log_det):
+    """Kernel inputs from per-component terms in kernel layout.
+
+    ``const[k] = log_weights[k] + log_det[k] - d/2 log(2 pi)``; for TIED the means
+    are whitened once (``loc = means @ U``).
+
+    Parameters
+    ----------
+    kind : int
+        FULL, TIED or DIAG.
+    log_weights, log_det : ndarray of shape (K,)
+    means : ndarray of shape (K, d)
+    prec_k : ndarray of shape (K, d, d), (1, d, d) or (K, 1, d)
+
+    Returns
+    -------
+    KernelInputs
+        Arrays float64 and C-contiguous.
+    """
+    d = means.shape[1]
+    const = kernel_array(log_weights + log_det - 0.5 * d * np.log(2 * np.pi))
+    loc = means @ prec_k[0] if kind == TIED else means
+    return KernelInputs(kind, const, kernel_array(loc), kernel_array(prec_k))
+
+
+def kernel_inputs(params):
+    """Kernel inputs of a Gaussian mixture's :class:`Params`."""
+    model = params.model
+    k, d = params.means.shape
+    with np.errstate(divide="ignore"):
+        log_w = np.log(params.weights)
+    prec_k = model.to_kernel(params.prec_chol, k, d)
+    log_det = model.log_det(params.prec_chol, k, d)
+    return density_inputs(model.kind, log_w, params.means, prec_k, log_det)
