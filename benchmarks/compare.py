@@ -63,7 +63,10 @@ except ImportError:  # run from a checkout without PYTHONPATH / editable install
     sys.path.insert(0, str(ROOT))
     import fastgmm
 
-COV_TYPES = ("full", "tied", "diag", "spherical")
+from fastgmm.model.covariance import MODELS  # noqa: E402
+
+#: the covariance models scikit-learn has too (compared side by side)
+COV_TYPES = tuple(m.name for m in MODELS if m.sklearn)
 
 #: dataset name -> (n at full size, d, K)
 DATASETS = {

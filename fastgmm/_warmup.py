@@ -17,13 +17,16 @@ def warmup(verbose=False):
     import numpy as np
 
     from .mixture import GaussianMixture
+    from .model.covariance import MODELS
 
     start = perf_counter()
     rng = np.random.default_rng(0)
     for dtype in (np.float64, np.float32):
         X = rng.normal(size=(64, 2)).astype(dtype)
-        for cov_type in ("full", "tied", "diag", "spherical"):
-            gm = GaussianMixture(2, covariance_type=cov_type, random_state=0, max_iter=2)
+        for cov_type in (m.name for m in MODELS):
+            gm = GaussianMixture(
+                2, covariance_type=cov_type, random_state=0, max_iter=2
+            )
             gm.fit(X, sample_weight=np.ones(len(X)))
             gm.predict_proba(X)
             gm.score_samples(X)

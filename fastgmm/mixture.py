@@ -57,8 +57,12 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     ----------
     n_components : int, default=1
         Number of mixture components.
-    covariance_type : {'full', 'tied', 'diag', 'spherical'}, default='full'
-        Form of the covariance matrices.
+    covariance_type : str, default='full'
+        The covariance model: scikit-learn's 'full', 'tied', 'diag', 'spherical'
+        (also by mclust's names 'VVV', 'EEE', 'VVI', 'VII'), or mclust's 'EEI' (one
+        diagonal covariance shared by all components, ``covariances_`` of shape
+        (n_features,)) and 'EII' (one variance shared by all, a 0-d array). See
+        ``fastgmm.model.covariance.MODELS``.
     tol : float, default=1e-3
         Convergence threshold on the change of the lower bound (mean log-likelihood).
     reg_covar : float, default=1e-6

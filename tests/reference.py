@@ -15,6 +15,10 @@ from scipy import linalg
 from scipy.special import logsumexp
 
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
+#: every covariance model fastgmm has (scikit-learn's four and mclust's EEI, EII)
+MODELS = (*COVARIANCE_TYPES, "EEI", "EII")
+#: models with one covariance shared by all components
+SHARED = ("tied", "EEI", "EII")
 
 
 def _f64(a):
@@ -30,6 +34,10 @@ def _as_full(prec_chol, covariance_type, n_components, n_features):
         return np.repeat(pc[None], n_components, axis=0)
     if covariance_type == "spherical":
         pc = np.repeat(pc[:, None], n_features, axis=1)
+    elif covariance_type == "EEI":  # one diagonal for all
+        pc = np.repeat(pc[None], n_components, axis=0)
+    elif covariance_type == "EII":  # one scalar for all
+        pc = np.full((n_components, n_features), float(pc))
     return np.stack([np.diag(p) for p in pc])
 
 
@@ -71,6 +79,16 @@ def e_step(X, weights, means, prec_chol, covariance_type):
     with np.errstate(invalid="ignore"):
         resp = np.exp(wlp - log_norm[:, None])
     return log_norm, resp
+
+
+def n_parameters(covariance_type, n_components, n_features):
+    """Free parameters (mclust's ``nMclustParams`` / scikit-learn's ``_n_parameters``)."""
+    k, d = n_components, n_features
+    cov = {
+        "full": k * d * (d + 1) / 2, "tied": d * (d + 1) / 2, "diag": k * d,
+        "spherical": k, "EEI": d, "EII": 1,
+    }[covariance_type]  # fmt: skip
+    return int(cov + k * d + k - 1)
 
 
 def sufficient_stats(X, resp, sample_weight, ref, covariance_type):
@@ -119,6 +137,9 @@ def m_step(X, resp, reg_covar, covariance_type, sample_weight=None):
         cov = scatter / nk[:, None, None] + reg_covar * np.eye(d)
     elif covariance_type == "tied":
         cov = scatter.sum(axis=0) / nk.sum() + reg_covar * np.eye(d)
+    elif covariance_type in ("EEI", "EII"):  # mclust: diag(W) / n, tr(W) / (n d)
+        pooled = np.diagonal(scatter.sum(axis=0)) / nk.sum() + reg_covar
+        cov = pooled if covariance_type == "EEI" else np.array(pooled.mean())
     else:
         diag = np.diagonal(scatter, axis1=1, axis2=2) / nk[:, None] + reg_covar
         cov = diag if covariance_type == "diag" else diag.mean(axis=1)
@@ -128,7 +149,7 @@ def m_step(X, resp, reg_covar, covariance_type, sample_weight=None):
 def precision_cholesky(covariances, covariance_type):
     """scikit-learn's ``_compute_precision_cholesky`` (upper factor of the precision)."""
     cov = _f64(covariances)
-    if covariance_type in ("diag", "spherical"):
+    if covariance_type in ("diag", "spherical", "EEI", "EII"):
         return 1.0 / np.sqrt(cov)
     mats = cov if covariance_type == "full" else cov[None]
     d = mats.shape[-1]
@@ -181,6 +202,10 @@ def random_params(rng, n_components, n_features, covariance_type, scale=1.0):
         cov = scale**2 * (A @ A.T / n_features + 0.5 * np.eye(n_features))
     elif covariance_type == "diag":
         cov = scale**2 * rng.uniform(0.3, 2.0, (n_components, n_features))
+    elif covariance_type == "EEI":
+        cov = scale**2 * rng.uniform(0.3, 2.0, n_features)
+    elif covariance_type == "EII":
+        cov = np.array(scale**2 * rng.uniform(0.3, 2.0))
     else:
         cov = scale**2 * rng.uniform(0.3, 2.0, n_components)
     return weights, means, cov, precision_cholesky(cov, covariance_type)

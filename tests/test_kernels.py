@@ -30,7 +30,7 @@ from fastgmm.model.params import Params, kernel_inputs
 
 from . import reference as ref
 
-COV_TYPES = ref.COVARIANCE_TYPES
+COV_TYPES = ref.MODELS  # every covariance model of the table
 DTYPES = [np.float32, np.float64]
 
 #: (n, d, K, chunk): n < one block, exactly one block, K=1, d=1, several chunks,
@@ -124,13 +124,15 @@ def test_oracle_log_density_matches_scipy(rng, covariance_type):
         "tied": lambda k: covariances,
         "diag": lambda k: np.diag(covariances[k]),
         "spherical": lambda k: covariances[k] * np.eye(d),
+        "EEI": lambda k: np.diag(covariances),
+        "EII": lambda k: float(covariances) * np.eye(d),
     }[covariance_type]
     for k in range(n_components):
         expected = multivariate_normal(means[k], full(k)).logpdf(X)
         np.testing.assert_allclose(got[:, k], expected, rtol=1e-12)
 
 
-@pytest.mark.parametrize("covariance_type", COV_TYPES)
+@pytest.mark.parametrize("covariance_type", ref.COVARIANCE_TYPES)
 def test_oracle_m_step_matches_sklearn(rng, covariance_type):
     """The oracle's M-step equals scikit-learn's _estimate_gaussian_parameters."""
     from sklearn.mixture._gaussian_mixture import _estimate_gaussian_parameters
@@ -601,7 +603,8 @@ def test_diag_as_full_gives_same_outputs(rng, covariance_type, dtype):
 def test_permuting_components_permutes_outputs(rng, covariance_type):
     X, sw, params = make_problem(rng, 900, 3, 4, covariance_type, np.float64, True)
     perm = np.array([2, 0, 3, 1])
-    pc = params.prec_chol if covariance_type == "tied" else params.prec_chol[perm]
+    shared = covariance_type in ref.SHARED
+    pc = params.prec_chol if shared else params.prec_chol[perm]
     permuted = Params(params.model, params.weights[perm], params.means[perm], None, pc)
     lse, resp, labels = run_score_pass(X, params, covariance_type, BLOCK)
     lse_p, resp_p, labels_p = run_score_pass(X, permuted, covariance_type, BLOCK)

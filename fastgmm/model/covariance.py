@@ -212,6 +212,8 @@ class CovarianceModel:
         :class:`Stats` -> covariances in this model's shape (reg_covar included).
     description : str
         One line for tables and help texts.
+    sklearn : bool
+        scikit-learn's GaussianMixture has this model (under ``name``).
     """
 
     name: str
@@ -220,6 +222,7 @@ class CovarianceModel:
     shared: bool
     m_step: Callable
     description: str
+    sklearn: bool = False
 
     # -- what the kernels see
     @property
@@ -330,19 +333,19 @@ class CovarianceModel:
 MODELS = (
     CovarianceModel(
         "full", ("VVV",), "dense", False, _m_dense,
-        "each component its own general covariance",
+        "each component its own general covariance", sklearn=True,
     ),
     CovarianceModel(
         "tied", ("EEE",), "dense", True, _m_dense_shared,
-        "one general covariance shared by all components",
+        "one general covariance shared by all components", sklearn=True,
     ),
     CovarianceModel(
         "diag", ("VVI",), "diag", False, _m_diag,
-        "each component its own diagonal covariance",
+        "each component its own diagonal covariance", sklearn=True,
     ),
     CovarianceModel(
         "spherical", ("VII",), "scalar", False, _m_scalar,
-        "each component its own single variance",
+        "each component its own single variance", sklearn=True,
     ),
     CovarianceModel(
         "EEI", (), "diag", True, _m_diag_shared,
