@@ -17,13 +17,13 @@ from sklearn.utils.validation import (
 
 from ._runtime import threads
 from .engine.dask import is_dask_array, lazy_score
-from .engine.data import make_data
+from .engine.data import check_n_samples, make_data, streamed_data
 from .engine.em import EMResult, MaximumLikelihood
 from .engine.fit import Schedule, fit
 from .engine.init import initialize
 from .engine.online import online_step
 from .engine.report import VerboseMonitor
-from .engine.score import score
+from .engine.score import score, score_blocks
 from .engine.sources import as_source, is_source
 from .model import covariance, criteria
 from .model.checks import check_user_init
@@ -207,39 +207,28 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         X = validate_data(
             self, X, dtype=[np.float64, np.float32], ensure_min_samples=2, order="C"
         )
-        self._check_n_samples(X.shape[0])
+        check_n_samples(X.shape[0], self.n_components)
         if sample_weight is not None:
             sample_weight = _check_sample_weight(
                 sample_weight, X, dtype=np.float64, ensure_non_negative=True
             )
         return X, sample_weight
 
-    def _check_n_samples(self, n_samples):
-        if n_samples < self.n_components:
-            raise ValueError(
-                "Expected n_samples >= n_components "
-                f"but got n_components = {self.n_components}, "
-                f"n_samples = {n_samples}"
-            )
-
     def _training_data(self, X, sample_weight, random_state):
         """(data for EM, data for the initialisation, dtype)."""
-        args = (self.n_components, self.covariance_type)
+        k, model = self.n_components, covariance.get(self.covariance_type)
         if not is_source(X):
             X, sample_weight = self._validate_fit_input(X, sample_weight)
-            data = make_data(X, sample_weight, *args)
+            data = make_data(X, sample_weight, k, model)
             return data, data, X.dtype
-        source = as_source(X, sample_weight)
-        data = make_data(None, None, *args, source=source)
-        self._check_n_samples(source.n_rows)
-        self.n_features_in_ = source.n_features
-        if hasattr(self, "feature_names_in_"):
-            del self.feature_names_in_
-        if all(v is not None for v in (self.weights_init, self.means_init, self.precisions_init)):
-            return data, data, source.dtype  # nothing to initialise: no sample pass
-        sample, weights = source.sample(INIT_SAMPLE_ROWS, random_state)
-        self._check_n_samples(sample.shape[0])
-        return data, make_data(sample, weights, *args), source.dtype
+        user = (self.weights_init, self.means_init, self.precisions_init)
+        init_rows = 0 if all(v is not None for v in user) else INIT_SAMPLE_ROWS
+        data, init_data = streamed_data(
+            X, sample_weight, k, model, random_state, init_rows
+        )
+        self.n_features_in_ = data.n_features
+        self.__dict__.pop("feature_names_in_", None)
+        return data, init_data, data.dtype
 
     def _fit(self, X, sample_weight):
         self._validate_params()
@@ -306,7 +295,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         family = self._family()
         with threads(self.n_jobs):
             if first:
-                self._check_n_samples(X.shape[0])
+                check_n_samples(X.shape[0], self.n_components)
                 data = make_data(X, sample_weight, self.n_components, family.model)
                 user = check_user_init(self, X.shape[1])
                 params = initialize(
@@ -358,12 +347,11 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         if is_source(X):
             source = as_source(X)
             self._check_features(source.n_features)
-            parts = [self._score_array(Xb, wanted) for Xb, _ in source._iter()]
-            return tuple(np.concatenate(p) for p in zip(*parts))
+            return score_blocks(source, self._params(), self.n_jobs, **wanted)
         X = validate_data(
             self, X, reset=False, dtype=[np.float64, np.float32], order="C"
         )
-        return self._score_array(X, wanted)
+        return score(X, self._params(), n_jobs=self.n_jobs, **wanted)
 
     def _check_features(self, n_features):
         if n_features != self.n_features_in_:
@@ -371,9 +359,6 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 f"X has {n_features} features, but {type(self).__name__} "
                 f"is expecting {self.n_features_in_} features as input."
             )
-
-    def _score_array(self, X, wanted):
-        return score(X, self._params(), n_jobs=self.n_jobs, **wanted)
 
     def score_samples(self, X):
         """Log-likelihood of each sample, log p(x), shape (n_samples,)."""

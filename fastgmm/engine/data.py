@@ -103,3 +103,31 @@ def _total_scatter(data, ref, kind):
         return total, ref[0] + delta, s2[0] - s1 * delta
     s2 = np.tril(s2) + np.tril(s2, -1).T
     return total, ref[0] + delta, s2 - np.outer(s1, delta)
+
+
+def check_n_samples(n_samples, n_components):
+    """scikit-learn's error when there are fewer samples than components."""
+    if n_samples < n_components:
+        raise ValueError(
+            "Expected n_samples >= n_components "
+            f"but got n_components = {n_components}, n_samples = {n_samples}"
+        )
+
+
+def streamed_data(X, sample_weight, n_components, model, random_state, init_rows):
+    """(data for EM, data for the initialisation) of a block source.
+
+    EM streams every block; the initialisation runs on a seeded sample of about
+    ``init_rows`` rows gathered in memory (``init_rows=0``: nothing to initialise,
+    no sample pass).
+    """
+    from .sources import as_source
+
+    source = as_source(X, sample_weight)
+    data = make_data(None, None, n_components, model, source=source)
+    check_n_samples(source.n_rows, n_components)
+    if not init_rows:
+        return data, data
+    sample, weights = source.sample(init_rows, random_state)
+    check_n_samples(sample.shape[0], n_components)
+    return data, make_data(sample, weights, n_components, model)

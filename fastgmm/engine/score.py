@@ -65,3 +65,9 @@ def score_chunks(X, params, chunk_size=CHUNK_ROWS, n_jobs=None, **wanted):
     for start in range(0, X.shape[0], chunk_size):
         part = X[start : start + chunk_size]
         yield start, score(part, params, n_jobs=n_jobs, **wanted)
+
+
+def score_blocks(source, params, n_jobs=None, **wanted):
+    """:func:`score` of every block of a source, concatenated in order."""
+    parts = [score(X, params, n_jobs=n_jobs, **wanted) for X, _ in source._iter()]
+    return tuple(np.concatenate(p) for p in zip(*parts))
