@@ -1,7 +1,9 @@
 """Shared pieces of the ``fastgmm`` subcommands in :mod:`fastgmm.cli.commands`:
 argument groups, progress, one-line warnings, reading DATA and models, saving.
 
-Only the standard library is imported at module level (``fastgmm --help`` stays fast).
+Progress goes to stderr, only on a terminal and without ``--quiet``; warnings are
+shown as one line each. Only the standard library is imported at module level
+(``fastgmm --help`` stays fast).
 """
 
 import sys
