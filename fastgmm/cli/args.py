@@ -165,20 +165,6 @@ def save_model(model, path, Z, names, scaler, args):
     return threshold
 
 
-def parse_k_range(text):
-    """``1-10``, ``2,4,8`` or ``3`` as a sorted list of ints >= 1."""
-    ks = []
-    for part in str(text).replace(" ", "").split(","):
-        lo, _, hi = part.partition("-")
-        try:
-            ks.extend(range(int(lo), int(hi or lo) + 1))
-        except ValueError:
-            raise ValueError(f"--k-range: {text!r} is not like 1-10 or 2,4,8") from None
-    if not ks or min(ks) < 1:
-        raise ValueError(f"--k-range: {text!r} must name numbers of components >= 1")
-    return sorted(set(ks))
-
-
 def cov_list(text):
     """``full,diag`` as a list of covariance types."""
     covs = [c.strip() for c in str(text).split(",") if c.strip()]

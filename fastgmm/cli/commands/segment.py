@@ -12,17 +12,17 @@ import time
 
 
 def _k_values(text):
-    """``-k`` of ``segment``: ``5``, a range ``2-8`` or a list ``2,4,8``."""
+    """``-k``: one number of segments (an int) or BIC candidates (a list).
+
+    Parsed by :func:`fastgmm.selection.grid.k_values` (``5``, ``2-8``, ``2,4,8``,
+    ``1-3,8``); its error names ``-k`` and becomes a usage error.
+    """
+    from fastgmm.selection.grid import k_values
+
     try:
-        if "-" in text:
-            lo, hi = (int(v) for v in text.split("-"))
-            values = list(range(lo, hi + 1))
-        else:
-            values = [int(v) for v in text.split(",")]
-    except ValueError:
-        values = []
-    if not values or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"invalid K {text!r}: use 5, 2-8 or 2,4,8")
+        values = k_values(text, name="-k")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
     return values[0] if len(values) == 1 else values
 
 

@@ -12,7 +12,6 @@ from fastgmm.cli.args import (
     fit_candidates,
     make_progress,
     output_args,
-    parse_k_range,
     read_inputs,
     save_curve,
     save_model,
@@ -54,8 +53,11 @@ def register(sub):
 
 def run(args):
     """Fit the grid; print the table; write what was asked for."""
+    from fastgmm.selection.grid import k_values
+
     progress = make_progress(args)
-    ks, covs = parse_k_range(args.k_range), cov_list(args.covariance_types)
+    ks = k_values(args.k_range, name="--k-range")
+    covs = cov_list(args.covariance_types)
     _, Z, names, scaler = read_inputs(args)
     result = fit_candidates(Z, ks, covs, args.criterion, args, "select", progress)
     progress.clear()
