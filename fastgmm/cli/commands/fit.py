@@ -6,7 +6,7 @@ The model is written with :func:`fastgmm.save`; the columns, the standardisation
 """
 
 from fastgmm.cli.args import (
-    COV_TYPES,
+    covariance_type_arg,
     data_args,
     em_args,
     fit_candidates,
@@ -36,7 +36,7 @@ def register(sub):
         metavar="K",
         help="number of components",
     )
-    p.add_argument("--covariance-type", default="full", choices=COV_TYPES)
+    covariance_type_arg(p)
     p.add_argument("-o", "--output", required=True, metavar="MODEL", help="model file")
     p.add_argument("--labels", metavar="FILE", help="also write labels (.csv or .npy)")
     p.add_argument(

@@ -10,6 +10,8 @@ import argparse
 import sys
 import time
 
+from fastgmm.cli.args import covariance_type_arg
+
 
 def _k_values(text):
     """``-k``: one number of segments (an int) or BIC candidates (a list).
@@ -60,11 +62,7 @@ def register(sub):
         metavar="W",
         help="weight of pixel coordinates: >0 for compact segments",
     )
-    p.add_argument(
-        "--covariance-type",
-        default="full",
-        choices=("full", "tied", "diag", "spherical"),
-    )
+    covariance_type_arg(p)
     p.add_argument(
         "--sample-size",
         type=int,
