@@ -463,3 +463,71 @@ def test_help_imports_no_numpy():
         check=True,
     )
     assert run.stdout.strip() == "[]"
+
+
+def _subcommands(parser):
+    """The ``{name: parser}`` of a parser's subcommands."""
+    import argparse
+
+    (action,) = [
+        a for a in parser._actions if isinstance(a, argparse._SubParsersAction)
+    ]
+    return action.choices
+
+
+def test_registry_is_the_command_list():
+    """Every registered module has ``register`` and ``run``, names one command after
+    its file, and ``build_parser()`` lists exactly the registry's commands, in order."""
+    import argparse
+
+    from fastgmm.cli import build_parser
+    from fastgmm.cli.commands import COMMANDS
+
+    names = []
+    for module in COMMANDS:
+        assert callable(module.register) and callable(module.run), module.__name__
+        sub = argparse.ArgumentParser().add_subparsers()
+        module.register(sub)
+        ((name, parser),) = sub.choices.items()
+        assert name == module.__name__.rpartition(".")[2]
+        assert parser.get_default("run") is module.run
+        names.append(name)
+    assert list(_subcommands(build_parser())) == names
+    assert names[:2] == ["demo", "warmup"] and names[-1] == "segment"
+
+
+def test_covariance_type_choices_are_the_model_table():
+    from fastgmm.cli import build_parser
+    from fastgmm.cli.args import cov_list
+    from fastgmm.model.covariance import names
+
+    commands = _subcommands(build_parser())
+    for command in ("fit", "segment"):
+        (option,) = [
+            a
+            for a in commands[command]._actions
+            if "--covariance-type" in a.option_strings
+        ]
+        assert list(option.choices) == names()
+        assert all(name in option.choices for name in names())
+        assert "banded" not in option.choices
+    assert cov_list(",".join(names())) == names()  # select's --covariance-types
+
+
+def test_k_lists_share_one_parser(files, capsys, monkeypatch):
+    """``-k`` (segment) and ``--k-range`` (select): selection.grid.k_values, whose
+    errors name the option as typed; one segment K is an int, several a list."""
+    from fastgmm.cli import build_parser
+
+    d, _, _ = files
+    monkeypatch.delenv("FASTGMM_DEBUG", raising=False)
+    parse = build_parser().parse_args
+    assert parse(["segment", "in.png", "-k", "5"]).k == 5
+    assert parse(["segment", "in.png", "-k", "2,4"]).k == [2, 4]
+    assert parse(["segment", "in.png", "-k", "1-3,8"]).k == [1, 2, 3, 8]
+    assert main(["segment", "in.png", "-k", "4-2", "-o", "x.png"]) == 2
+    err = capsys.readouterr().err
+    assert "argument -k: -k must" in err and err.count("\n") == 1
+    assert main(["select", str(d / "plain.csv"), "--k-range", "0-3", "-q"]) == 1
+    err = capsys.readouterr().err
+    assert "--k-range must" in err and "'0-3'" in err and err.count("\n") == 1

@@ -392,7 +392,7 @@ def test_lookup_prediction_memory_is_bounded():
 
 # --------------------------------------------------------------------- command line
 def test_progress_bar_draws_only_when_enabled():
-    from fastgmm.cli.segment import Bar
+    from fastgmm.cli.progress import Bar
 
     out = io.StringIO()
     bar = Bar(enabled=True, stream=out)
@@ -456,7 +456,7 @@ def test_cli_writes_image_and_labels(tmp_path):
 def test_cli_image_files(tmp_path):
     from PIL import Image
 
-    from fastgmm.cli.segment import read_image, to_eight_bit, write_image
+    from fastgmm.cli.images import read_image, to_eight_bit, write_image
 
     rgb = photo("chelsea")
     Image.fromarray(rgb).convert("P", colors=16).save(tmp_path / "palette.png")

@@ -1,15 +1,45 @@
 """Shared pieces of the ``fastgmm`` subcommands in :mod:`fastgmm.cli.commands`:
 argument groups, progress, one-line warnings, reading DATA and models, saving.
 
-Only the standard library is imported at module level (``fastgmm --help`` stays fast).
+Progress goes to stderr, only on a terminal and without ``--quiet``; warnings are
+shown as one line each. Only the standard library is imported at module level
+(``fastgmm --help`` stays fast).
 """
 
 import sys
 import warnings
 from contextlib import contextmanager
 
-COV_TYPES = ("full", "tied", "diag", "spherical")
 MAX_WARNINGS = 5
+
+
+class CovarianceTypes:
+    """The accepted ``covariance_type`` names, asked of the model table when used.
+
+    :func:`fastgmm.model.covariance.names` for argparse's ``choices``: argparse tests
+    ``in`` only when the option is given and lists the names only in help and error
+    messages, so building the parser does not import the table (which needs NumPy)
+    and ``fastgmm --help`` stays fast.
+    """
+
+    def names(self):
+        """The sorted accepted names."""
+        from fastgmm.model.covariance import names
+
+        return names()
+
+    def __contains__(self, name):
+        return name in self.names()
+
+    def __iter__(self):
+        return iter(self.names())
+
+    def __len__(self):
+        return len(self.names())
+
+
+#: the ``choices`` of every covariance-type option
+COVARIANCE_TYPES = CovarianceTypes()
 
 
 def data_args(p):
@@ -39,6 +69,17 @@ def data_args(p):
         help="the first row of a text file is data",
     )
     p.add_argument("--delimiter", help="text files: field separator (default: guessed)")
+
+
+def covariance_type_arg(p):
+    """--covariance-type, one of the model table's names (default full)."""
+    p.add_argument(
+        "--covariance-type",
+        default="full",
+        choices=COVARIANCE_TYPES,
+        metavar="TYPE",  # a {name,...} metavar would read the table at build time
+        help="covariance model: %(choices)s (default %(default)s)",
+    )
 
 
 def output_args(p):
@@ -163,27 +204,14 @@ def save_model(model, path, Z, names, scaler, args):
     return threshold
 
 
-def parse_k_range(text):
-    """``1-10``, ``2,4,8`` or ``3`` as a sorted list of ints >= 1."""
-    ks = []
-    for part in str(text).replace(" ", "").split(","):
-        lo, _, hi = part.partition("-")
-        try:
-            ks.extend(range(int(lo), int(hi or lo) + 1))
-        except ValueError:
-            raise ValueError(f"--k-range: {text!r} is not like 1-10 or 2,4,8") from None
-    if not ks or min(ks) < 1:
-        raise ValueError(f"--k-range: {text!r} must name numbers of components >= 1")
-    return sorted(set(ks))
-
-
 def cov_list(text):
-    """``full,diag`` as a list of covariance types."""
+    """``full,diag`` as a list of covariance types (names of the model table)."""
+    known = COVARIANCE_TYPES.names()
     covs = [c.strip() for c in str(text).split(",") if c.strip()]
-    bad = [c for c in covs if c not in COV_TYPES]
+    bad = [c for c in covs if c not in known]
     if bad or not covs:
         raise ValueError(
-            f"--covariance-types: {bad or text!r} not among {', '.join(COV_TYPES)}"
+            f"--covariance-types: {bad or text!r} not among {', '.join(known)}"
         )
     return covs
 

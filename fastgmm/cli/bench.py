@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+#: scikit-learn's covariance types, the ones both libraries can be timed on (not
+#: fastgmm's list, which is :func:`fastgmm.model.covariance.names`)
 COV_TYPES = ("full", "tied", "diag", "spherical")
 
 

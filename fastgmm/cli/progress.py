@@ -4,7 +4,8 @@
 ``--quiet`` was not given; piped or redirected output never receives progress lines.
 :class:`CLIMonitor` turns :class:`fastgmm.selection.Monitor` events (EM iterations,
 restarts, candidates of a sweep) into that line and, with ``verbose``, prints the
-lower bound of every EM iteration when each run ends.
+lower bound of every EM iteration when each run ends. :class:`Bar` is the
+percentage bar of ``fastgmm segment``.
 """
 
 import shutil
@@ -127,3 +128,34 @@ class CLIMonitor(Monitor):
         """A candidate is scored."""
         self.done += 1
         self.progress.show(self._line(""), force=True)
+
+
+class Bar:
+    """A one-line progress bar on stderr: ``[#####.....]  50%  message  1.2s``.
+
+    Draws nothing unless ``enabled`` (the command enables it when stderr is a
+    terminal and ``--quiet`` is not given); redraws at most every 0.1 s.
+    """
+
+    def __init__(self, enabled, stream=None, width=24):
+        self.stream = sys.stderr if stream is None else stream
+        self.enabled, self.width = enabled, width
+        self.t0, self.last, self.shown = time.perf_counter(), -1.0, 0
+
+    def __call__(self, fraction, message):
+        now = time.perf_counter()
+        if not self.enabled or (now - self.last < 0.1 and fraction < 1.0):
+            return
+        self.last = now
+        filled = round(self.width * min(max(fraction, 0.0), 1.0))
+        line = "[" + "#" * filled + "." * (self.width - filled) + "]"
+        line = f"{line} {100 * fraction:3.0f}%  {message}  {now - self.t0:.1f}s"
+        self.stream.write("\r" + line.ljust(self.shown))
+        self.stream.flush()
+        self.shown = len(line)
+
+    def close(self):
+        """Erase the bar."""
+        if self.enabled and self.shown:
+            self.stream.write("\r" + " " * self.shown + "\r")
+            self.stream.flush()
