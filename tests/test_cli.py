@@ -427,7 +427,7 @@ def test_bench_builtin(files):
     assert run.returncode == 0, run.stderr
     rows = [line for line in run.stdout.splitlines() if line.startswith("| ")]
     assert rows[0].startswith("| covariance | fastgmm s | sklearn s | speed-up")
-    assert [r.split("|")[1].strip() for r in rows[1:]] == list(_bench.COV_TYPES)
+    assert [r.split("|")[1].strip() for r in rows[1:]] == list(_bench.sklearn_models())
 
 
 def test_bench_uses_compare_script(tmp_path, monkeypatch, capsys):
@@ -531,3 +531,16 @@ def test_k_lists_share_one_parser(files, capsys, monkeypatch):
     assert main(["select", str(d / "plain.csv"), "--k-range", "0-3", "-q"]) == 1
     err = capsys.readouterr().err
     assert "--k-range must" in err and "'0-3'" in err and err.count("\n") == 1
+
+
+def test_bench_finds_the_checkout_compare_script():
+    """From a source checkout, ``fastgmm bench`` runs benchmarks/compare.py."""
+    from pathlib import Path
+
+    import fastgmm
+
+    checkout = Path(fastgmm.__file__).resolve().parents[1]
+    expected = checkout / "benchmarks" / "compare.py"
+    if not expected.is_file():
+        pytest.skip("not a source checkout")
+    assert _bench.compare_script() == expected

@@ -15,14 +15,17 @@ from pathlib import Path
 
 import numpy as np
 
-#: scikit-learn's covariance types, the ones both libraries can be timed on (not
-#: fastgmm's list, which is :func:`fastgmm.model.covariance.names`)
-COV_TYPES = ("full", "tied", "diag", "spherical")
+
+def sklearn_models():
+    """Covariance models scikit-learn has too: the only ones both can be timed on."""
+    from ..model.covariance import MODELS
+
+    return tuple(m.name for m in MODELS if m.sklearn)
 
 
 def compare_script():
     """Path of ``benchmarks/compare.py`` next to the package, or None."""
-    path = Path(__file__).resolve().parent.parent / "benchmarks" / "compare.py"
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "compare.py"
     return path if path.is_file() else None
 
 
@@ -84,7 +87,7 @@ def run_builtin(n=100_000, d=3, k=8, repeats=3, seed=0, out=None):
     )
     say("|---|---:|---:|---:|---:|---:|")
     rows = []
-    for cov in COV_TYPES:
+    for cov in sklearn_models():
         r = _compare(X, k, cov, seed, repeats)
         rows.append(r)
         say(

@@ -2,7 +2,7 @@
 
 :class:`Progress` draws only when enabled, i.e. when its stream is a terminal and
 ``--quiet`` was not given; piped or redirected output never receives progress lines.
-:class:`CLIMonitor` turns :class:`fastgmm.selection.Monitor` events (EM iterations,
+:class:`CLIMonitor` turns :class:`fastgmm.engine.report.Monitor` events (EM iterations,
 restarts, candidates of a sweep) into that line and, with ``verbose``, prints the
 lower bound of every EM iteration when each run ends. :class:`Bar` is the
 percentage bar of ``fastgmm segment``.
@@ -12,7 +12,7 @@ import shutil
 import sys
 import time
 
-from ..selection import Monitor
+from ..engine.report import Monitor
 
 
 def bar(done, total, width=20):
