@@ -1,51 +1,24 @@
 """GaussianMixture: scikit-learn's estimator contract over fastgmm's EM core."""
 
-import warnings
-from contextlib import contextmanager
 from numbers import Integral, Real
 
 import numpy as np
-from sklearn.base import BaseEstimator, DensityMixin
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import (
-    _check_sample_weight,
-    check_is_fitted,
-    validate_data,
-)
+from sklearn.utils.validation import _check_sample_weight, validate_data
 
+from ._base import BaseMixture, _unchanged_on_error
 from ._runtime import threads
-from .engine.dask import is_dask_array, lazy_score
-from .engine.data import check_n_samples, make_data, streamed_data
+from .engine.data import check_n_samples, make_data
 from .engine.em import EMResult, MaximumLikelihood
-from .engine.fit import Schedule, fit
 from .engine.init import initialize
 from .engine.online import online_step
-from .engine.report import VerboseMonitor
-from .engine.score import score, score_blocks
-from .engine.sources import as_source, is_source
 from .model import covariance, criteria
 from .model.checks import check_user_init
 from .model.params import from_fitted
 
-#: rows sampled from a streamed data set to initialise the fit
-INIT_SAMPLE_ROWS = 200_000
 
-
-@contextmanager
-def _unchanged_on_error(estimator):
-    """A failed call never changes a fitted model: restore its state on any error."""
-    snapshot = dict(estimator.__dict__)
-    try:
-        yield
-    except BaseException:
-        estimator.__dict__.clear()
-        estimator.__dict__.update(snapshot)
-        raise
-
-
-class GaussianMixture(DensityMixin, BaseEstimator):
+class GaussianMixture(BaseMixture):
     """Gaussian Mixture, fitted by EM on Numba-parallel kernels.
 
     A drop-in for :class:`sklearn.mixture.GaussianMixture`: the same parameters,
@@ -170,95 +143,6 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.on_degenerate = on_degenerate
         self.learning_decay = learning_decay
 
-    # ------------------------------------------------------------------ fitting
-    def fit(self, X, y=None, sample_weight=None):
-        """Estimate the parameters with EM (best of ``n_init`` runs).
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features), or a block source
-            In-memory data, or data streamed block by block with memory bounded by
-            the block size: a ``numpy.memmap``, an h5py/zarr array, or a callable
-            returning a new iterable of blocks (arrays, or (rows, weights) pairs).
-            Streamed data are initialised on a seeded sample of at most
-            ``INIT_SAMPLE_ROWS`` rows; EM itself runs on all rows.
-        y : Ignored
-        sample_weight : array-like of shape (n_samples,), default=None
-            Non-negative weights; integer weights give the same fit as repeated rows.
-
-        Returns
-        -------
-        self : GaussianMixture
-        """
-        with _unchanged_on_error(self):
-            self._fit(X, sample_weight)
-        return self
-
-    def fit_predict(self, X, y=None, sample_weight=None):
-        """Fit the model and return the component label of each sample of X.
-
-        Returns
-        -------
-        labels : ndarray of shape (n_samples,)
-        """
-        return self.fit(X, sample_weight=sample_weight).predict(X)
-
-    def _validate_fit_input(self, X, sample_weight):
-        X = validate_data(
-            self, X, dtype=[np.float64, np.float32], ensure_min_samples=2, order="C"
-        )
-        check_n_samples(X.shape[0], self.n_components)
-        if sample_weight is not None:
-            sample_weight = _check_sample_weight(
-                sample_weight, X, dtype=np.float64, ensure_non_negative=True
-            )
-        return X, sample_weight
-
-    def _training_data(self, X, sample_weight, random_state):
-        """(data for EM, data for the initialisation, dtype)."""
-        k, model = self.n_components, covariance.get(self.covariance_type)
-        if not is_source(X):
-            X, sample_weight = self._validate_fit_input(X, sample_weight)
-            data = make_data(X, sample_weight, k, model)
-            return data, data, X.dtype
-        user = (self.weights_init, self.means_init, self.precisions_init)
-        init_rows = 0 if all(v is not None for v in user) else INIT_SAMPLE_ROWS
-        data, init_data = streamed_data(
-            X, sample_weight, k, model, random_state, init_rows
-        )
-        self.n_features_in_ = data.n_features
-        self.__dict__.pop("feature_names_in_", None)
-        return data, init_data, data.dtype
-
-    def _fit(self, X, sample_weight):
-        self._validate_params()
-        self.__dict__.pop("_online_state", None)  # a batch fit starts a new stream
-        random_state = check_random_state(self.random_state)
-        family, k = self._family(), self.n_components
-        warm = None
-        if self.warm_start and hasattr(self, "converged_"):
-            warm = (self._params(), self.lower_bound_)
-        with threads(self.n_jobs):
-            data, init_data, dtype = self._training_data(X, sample_weight, random_state)
-            user = check_user_init(self, data.n_features)
-
-            def starts(init):
-                return initialize(
-                    init_data, k, family, self.init_params, random_state, user
-                )
-
-            monitor = VerboseMonitor(self.verbose, self.verbose_interval)
-            schedule = Schedule(self.tol, self.max_iter, self.n_init)
-            best = fit(data, family, schedule, starts, k, warm=warm, monitor=monitor)
-        if not best.converged and self.max_iter > 0:
-            warnings.warn(
-                "Best performing initialization did not converge. "
-                "Try different init parameters, or increase max_iter, "
-                "tol, or check for degenerate data.",
-                ConvergenceWarning,
-            )
-        self._set_fitted(best, dtype)
-
     def partial_fit(self, X, y=None, sample_weight=None):
         """Update the model with one chunk of a stream (online EM).
 
@@ -312,6 +196,13 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self._set_fitted(EMResult(params, ll, bounds + [ll], state.t, False), X.dtype)
         self._online_state = state
 
+    def _user_init(self, n_features):
+        return check_user_init(self, n_features)
+
+    def _start_is_given(self):
+        given = (self.weights_init, self.means_init, self.precisions_init)
+        return all(v is not None for v in given)
+
     def _family(self):
         return MaximumLikelihood(
             covariance.get(self.covariance_type),
@@ -336,67 +227,6 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         """The fitted parameters as float64 Params."""
         return from_fitted(self)
 
-    # ------------------------------------------------------------- inference
-    def _score(self, X, **wanted):
-        check_is_fitted(self)
-        if is_dask_array(X):
-            self._check_features(X.shape[1])
-            ((what, _),) = wanted.items()
-            params, k = self._params(), self.n_components
-            return (lazy_score(X, params, self.covariance_type, what, k),)
-        if is_source(X):
-            source = as_source(X)
-            self._check_features(source.n_features)
-            return score_blocks(source, self._params(), self.n_jobs, **wanted)
-        X = validate_data(
-            self, X, reset=False, dtype=[np.float64, np.float32], order="C"
-        )
-        return score(X, self._params(), n_jobs=self.n_jobs, **wanted)
-
-    def _check_features(self, n_features):
-        if n_features != self.n_features_in_:
-            raise ValueError(
-                f"X has {n_features} features, but {type(self).__name__} "
-                f"is expecting {self.n_features_in_} features as input."
-            )
-
-    def score_samples(self, X):
-        """Log-likelihood of each sample, log p(x), shape (n_samples,)."""
-        return self._score(X, lse=True)[0]
-
-    def score(self, X, y=None):
-        """Mean log-likelihood of the samples of X (float)."""
-        return float(np.mean(self.score_samples(X)))
-
-    def predict(self, X):
-        """Most probable component of each sample, shape (n_samples,)."""
-        return self._score(X, labels=True)[0]
-
-    def predict_proba(self, X):
-        """Responsibilities p(k | x), shape (n_samples, n_components)."""
-        return self._score(X, resp=True)[0]
-
-    def sample(self, n_samples=1):
-        """Draw ``n_samples`` points from the fitted mixture.
-
-        Returns
-        -------
-        X : ndarray of shape (n_samples, n_features)
-        y : ndarray of shape (n_samples,)
-            Component of each sample.
-        """
-        check_is_fitted(self)
-        if n_samples < 1:
-            raise ValueError(
-                "Invalid value for 'n_samples': %d . The sampling requires at "
-                "least one sample." % (self.n_components)
-            )
-        rng = check_random_state(self.random_state)
-        return covariance.sample(
-            rng, self.covariance_type, self.weights_, self.means_, self.covariances_,
-            n_samples,
-        )
-
     def _n_parameters(self):
         """Number of free parameters of the model."""
         return covariance.n_parameters(
@@ -412,17 +242,3 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         """Akaike information criterion on X (lower is better)."""
         return criteria.aic(self.score(X) * X.shape[0], self._n_parameters())
 
-    # ----------------------------------------------------------- persistence
-    def save(self, path):
-        """Write the fitted model to ``path`` in fastgmm's safe, versioned format
-        (a zip of ``.npy`` arrays and JSON metadata; no pickle). See :func:`fastgmm.load`."""
-        from .io.persist import save
-
-        save(self, path)
-
-    @classmethod
-    def load(cls, path):
-        """Read a model written by :meth:`save`, validating every field."""
-        from .io.persist import load
-
-        return load(path)

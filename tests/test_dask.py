@@ -17,6 +17,7 @@ dask = pytest.importorskip("dask")
 distributed = pytest.importorskip("distributed")
 
 import fastgmm
+import fastgmm._base
 import fastgmm.mixture
 from fastgmm import GaussianMixture
 from fastgmm.dask import DaskSource, sample_indices
@@ -149,16 +150,16 @@ def test_default_init_equals_in_memory_when_all_rows_fit_the_sample(client, X):
 
 @cluster_test
 def test_default_init_on_a_sample(client, X, monkeypatch):
-    monkeypatch.setattr(fastgmm.mixture, "INIT_SAMPLE_ROWS", 600)
+    monkeypatch.setattr(fastgmm._base, "INIT_SAMPLE_ROWS", 600)
     seen, starts = [], []
-    initialize = fastgmm.mixture.initialize
+    initialize = fastgmm._base.initialize
 
     def spy(data, *args, **kwargs):
         seen.append(data.X.shape[0])
         starts.append(initialize(data, *args, **kwargs))
         return starts[-1]
 
-    monkeypatch.setattr(fastgmm.mixture, "initialize", spy)
+    monkeypatch.setattr(fastgmm._base, "initialize", spy)
     dX = da.from_array(X, chunks=1000)
     a = fit_quietly(GaussianMixture(K, covariance_type="diag", random_state=2), dX)
     b = fit_quietly(GaussianMixture(K, covariance_type="diag", random_state=2), dX)

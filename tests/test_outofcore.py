@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import fastgmm._base
+import fastgmm.engine.sources
 import fastgmm.mixture
 from fastgmm import GaussianMixture
 from fastgmm.engine.sources import as_source
@@ -37,11 +39,9 @@ BLOCK_ROWS = 997
 @pytest.fixture
 def small_blocks(monkeypatch):
     """Stream memmaps / h5py / zarr in BLOCK_ROWS-row blocks instead of 2**18."""
-    monkeypatch.setattr(
-        fastgmm.mixture,
-        "as_source",
-        functools.partial(as_source, block_rows=BLOCK_ROWS),
-    )
+    small = functools.partial(as_source, block_rows=BLOCK_ROWS)
+    for module in (fastgmm.engine.sources, fastgmm._base):  # fitting and scoring
+        monkeypatch.setattr(module, "as_source", small)
 
 
 @pytest.fixture
@@ -217,16 +217,16 @@ def test_init_on_a_sample_is_reproducible(X, tmp_path, small_blocks, monkeypatch
     """More rows than INIT_SAMPLE_ROWS: initialisation sees a seeded sample only,
     EM sees every row; the same random_state gives the same model, whatever the
     block sizes."""
-    monkeypatch.setattr(fastgmm.mixture, "INIT_SAMPLE_ROWS", 500)
+    monkeypatch.setattr(fastgmm._base, "INIT_SAMPLE_ROWS", 500)
     seen, starts = [], []
-    initialize = fastgmm.mixture.initialize
+    initialize = fastgmm._base.initialize
 
     def spy(data, *args, **kwargs):
         seen.append(data.X.shape[0])
         starts.append(initialize(data, *args, **kwargs))
         return starts[-1]
 
-    monkeypatch.setattr(fastgmm.mixture, "initialize", spy)
+    monkeypatch.setattr(fastgmm._base, "initialize", spy)
     mm = npy_memmap(tmp_path, X)
     first = fit_quietly(GaussianMixture(K, random_state=1), mm)
     again = fit_quietly(GaussianMixture(K, random_state=1), mm)
@@ -251,7 +251,7 @@ def test_init_on_a_sample_is_reproducible(X, tmp_path, small_blocks, monkeypatch
 
 
 def test_init_sample_with_weights_and_n_init(X, weights, monkeypatch):
-    monkeypatch.setattr(fastgmm.mixture, "INIT_SAMPLE_ROWS", 800)
+    monkeypatch.setattr(fastgmm._base, "INIT_SAMPLE_ROWS", 800)
     src = blocks_of(X, weights=weights)
     a = fit_quietly(
         GaussianMixture(K, n_init=2, random_state=5, covariance_type="diag"), src

@@ -1,0 +1,231 @@
+"""The estimator machinery every fastgmm mixture shares (scikit-learn's BaseMixture).
+
+:class:`BaseMixture` validates, builds the training data, runs the one fit driver
+(:func:`fastgmm.engine.fit.fit`) on the family the subclass supplies
+(``_family()``), sets the fitted attributes once, and scores through the one scorer
+(:mod:`fastgmm.engine.score`). A subclass supplies its parameters, ``_family``,
+``_user_init``, ``_set_fitted`` and ``_params``.
+"""
+
+import warnings
+from contextlib import contextmanager
+
+import numpy as np
+from sklearn.base import BaseEstimator, DensityMixin
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_is_fitted,
+    validate_data,
+)
+
+from ._runtime import threads
+from .engine.dask import is_dask_array, lazy_score
+from .engine.data import check_n_samples, make_data, streamed_data
+from .engine.fit import Schedule, fit
+from .engine.init import initialize
+from .engine.report import VerboseMonitor
+from .engine.score import score, score_blocks
+from .engine.sources import as_source, is_source
+from .model import covariance
+
+#: rows sampled from a streamed data set to initialise the fit
+INIT_SAMPLE_ROWS = 200_000
+
+
+@contextmanager
+def _unchanged_on_error(estimator):
+    """A failed call never changes a fitted model: restore its state on any error."""
+    snapshot = dict(estimator.__dict__)
+    try:
+        yield
+    except BaseException:
+        estimator.__dict__.clear()
+        estimator.__dict__.update(snapshot)
+        raise
+
+
+class BaseMixture(DensityMixin, BaseEstimator):
+    """Fitting, scoring, sampling and persistence of a mixture (not public).
+
+    Subclasses define the parameters (``n_components``, ``covariance_type``,
+    ``tol``, ``max_iter``, ``n_init``, ``init_params``, ``random_state``,
+    ``warm_start``, ``verbose``, ``verbose_interval``, ``n_jobs``) and:
+
+    - ``_family()``: what EM fits (see :mod:`fastgmm.engine.em`);
+    - ``_user_init(n_features)``: validated user-given (weights, means, precisions),
+      each None when not given;
+    - ``_set_fitted(result, dtype)`` and ``_params()``: fitted attributes <-> Params.
+    """
+
+    def _user_init(self, n_features):
+        return (None, None, None)
+
+    def _start_is_given(self):
+        """Whether the user gave every starting parameter (nothing to initialise)."""
+        return False
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, X, y=None, sample_weight=None):
+        """Estimate the parameters with EM (best of ``n_init`` runs).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features), or a block source
+            In-memory data, or data streamed block by block with memory bounded by
+            the block size: a ``numpy.memmap``, an h5py/zarr array, or a callable
+            returning a new iterable of blocks (arrays, or (rows, weights) pairs).
+            Streamed data are initialised on a seeded sample of at most
+            ``INIT_SAMPLE_ROWS`` rows; EM itself runs on all rows.
+        y : Ignored
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights; integer weights give the same fit as repeated rows.
+
+        Returns
+        -------
+        self : GaussianMixture
+        """
+        with _unchanged_on_error(self):
+            self._fit(X, sample_weight)
+        return self
+
+    def fit_predict(self, X, y=None, sample_weight=None):
+        """Fit the model and return the component label of each sample of X.
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,)
+        """
+        return self.fit(X, sample_weight=sample_weight).predict(X)
+
+    def _validate_fit_input(self, X, sample_weight):
+        X = validate_data(
+            self, X, dtype=[np.float64, np.float32], ensure_min_samples=2, order="C"
+        )
+        check_n_samples(X.shape[0], self.n_components)
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(
+                sample_weight, X, dtype=np.float64, ensure_non_negative=True
+            )
+        return X, sample_weight
+
+    def _training_data(self, X, sample_weight, random_state):
+        """(data for EM, data for the initialisation, dtype)."""
+        k, model = self.n_components, covariance.get(self.covariance_type)
+        if not is_source(X):
+            X, sample_weight = self._validate_fit_input(X, sample_weight)
+            data = make_data(X, sample_weight, k, model)
+            return data, data, X.dtype
+        init_rows = 0 if self._start_is_given() else INIT_SAMPLE_ROWS
+        data, init_data = streamed_data(
+            X, sample_weight, k, model, random_state, init_rows
+        )
+        self.n_features_in_ = data.n_features
+        self.__dict__.pop("feature_names_in_", None)
+        return data, init_data, data.dtype
+
+    def _fit(self, X, sample_weight):
+        self._validate_params()
+        self.__dict__.pop("_online_state", None)  # a batch fit starts a new stream
+        random_state = check_random_state(self.random_state)
+        family, k = self._family(), self.n_components
+        warm = None
+        if self.warm_start and hasattr(self, "converged_"):
+            warm = (self._params(), self.lower_bound_)
+        with threads(self.n_jobs):
+            data, init_data, dtype = self._training_data(X, sample_weight, random_state)
+            user = self._user_init(data.n_features)
+
+            def starts(init):
+                return initialize(
+                    init_data, k, family, self.init_params, random_state, user
+                )
+
+            monitor = VerboseMonitor(self.verbose, self.verbose_interval)
+            schedule = Schedule(self.tol, self.max_iter, self.n_init)
+            best = fit(data, family, schedule, starts, k, warm=warm, monitor=monitor)
+        if not best.converged and self.max_iter > 0:
+            warnings.warn(  # noqa: B028 (scikit-learn's warning, its stack level)
+                "Best performing initialization did not converge. "
+                "Try different init parameters, or increase max_iter, "
+                "tol, or check for degenerate data.",
+                ConvergenceWarning,
+            )
+        self._set_fitted(best, dtype)
+
+    # ------------------------------------------------------------- inference
+    def _score(self, X, **wanted):
+        check_is_fitted(self)
+        if is_dask_array(X):
+            self._check_features(X.shape[1])
+            ((what, _),) = wanted.items()
+            params, k = self._params(), self.n_components
+            return (lazy_score(X, params, self.covariance_type, what, k),)
+        if is_source(X):
+            source = as_source(X)
+            self._check_features(source.n_features)
+            return score_blocks(source, self._params(), self.n_jobs, **wanted)
+        X = validate_data(
+            self, X, reset=False, dtype=[np.float64, np.float32], order="C"
+        )
+        return score(X, self._params(), n_jobs=self.n_jobs, **wanted)
+
+    def _check_features(self, n_features):
+        if n_features != self.n_features_in_:
+            raise ValueError(
+                f"X has {n_features} features, but {type(self).__name__} "
+                f"is expecting {self.n_features_in_} features as input."
+            )
+
+    def score_samples(self, X):
+        """Log-likelihood of each sample, log p(x), shape (n_samples,)."""
+        return self._score(X, lse=True)[0]
+
+    def score(self, X, y=None):
+        """Mean log-likelihood of the samples of X (float)."""
+        return float(np.mean(self.score_samples(X)))
+
+    def predict(self, X):
+        """Most probable component of each sample, shape (n_samples,)."""
+        return self._score(X, labels=True)[0]
+
+    def predict_proba(self, X):
+        """Responsibilities p(k | x), shape (n_samples, n_components)."""
+        return self._score(X, resp=True)[0]
+
+    def sample(self, n_samples=1):
+        """Draw ``n_samples`` points from the fitted mixture.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+        y : ndarray of shape (n_samples,)
+            Component of each sample.
+        """
+        check_is_fitted(self)
+        if n_samples < 1:
+            raise ValueError(
+                "Invalid value for 'n_samples': %d . The sampling requires at "
+                "least one sample." % (self.n_components)
+            )
+        rng = check_random_state(self.random_state)
+        return covariance.sample(
+            rng, self.covariance_type, self.weights_, self.means_, self.covariances_,
+            n_samples,
+        )
+
+    # ----------------------------------------------------------- persistence
+    def save(self, path):
+        """Write the fitted model to ``path`` in fastgmm's safe, versioned format
+        (a zip of ``.npy`` arrays and JSON metadata; no pickle). See :func:`fastgmm.load`."""
+        from .io.persist import save
+
+        save(self, path)
+
+    @classmethod
+    def load(cls, path):
+        """Read a model written by :meth:`save`, validating every field."""
+        from .io.persist import load
+
+        return load(path)
