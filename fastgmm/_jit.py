@@ -4,6 +4,8 @@ Every kernel in the package is decorated with :func:`kernel`; nothing is compile
 import time (no eager signatures), compiled code is cached on disk, and the fastmath
 set is the *safe* one: FMA contraction and re-association (so reductions vectorise),
 never the no-NaN / no-inf assumptions that break a logsumexp meeting ``-inf``.
+Kernel inputs (data, weights, parameters) are typed read-only: one specialisation
+per dtype, and a kernel that writes an input does not compile.
 
 Environment variables
 ---------------------
@@ -11,6 +13,7 @@ FASTGMM_CACHE
     ``0`` disables the on-disk JIT cache (default: enabled).
 """
 
+import functools
 import os
 
 import numpy as np
@@ -31,7 +34,7 @@ GROUP = 64
 STRICT_FASTMATH = {"contract"}
 
 
-def kernel(fn=None, *, parallel=False, strict=False):
+def kernel(fn=None, *, parallel=False, strict=False, inputs=""):
     """Decorate a Numba kernel with the project policy (lazy, cached, safe fastmath).
 
     ``error_model="numpy"``: a float division by zero gives inf/NaN as in NumPy instead
@@ -40,50 +43,130 @@ def kernel(fn=None, *, parallel=False, strict=False):
 
     ``strict=True`` allows only FMA contraction: for code that relies on exact
     IEEE rounding, which re-association would optimise away.
+
+    ``inputs`` names the array arguments a kernel called from Python only reads
+    (``"X sw const"``). They reach it as read-only views (:func:`kernel_input`)
+    whatever the caller passes, so there is one compiled specialisation per dtype,
+    and a kernel that writes one of them fails to compile. Kernels called only from
+    other kernels receive their callers' types.
     """
+    import inspect
+
     import numba
+    from numba.core.registry import CPUDispatcher
 
     def wrap(f):
-        flags = STRICT_FASTMATH if strict else FASTMATH
-        return numba.njit(
-            f,
-            cache=CACHE,
-            parallel=parallel,
-            fastmath=flags,
-            nogil=True,
-            error_model="numpy",
-        )
+        names = tuple(inputs.split())
+        params = list(inspect.signature(f).parameters)
+        unknown = set(names) - set(params)
+        if unknown:
+            raise ValueError(f"{f.__name__} has no argument(s) {sorted(unknown)}")
+        positions = tuple(params.index(name) for name in names)
+        if numba.config.DISABLE_JIT:
+            return _python_entry(f, positions, names) if names else f
+        options = {
+            "nopython": True,
+            "boundscheck": None,
+            "parallel": parallel,
+            "fastmath": STRICT_FASTMATH if strict else FASTMATH,
+            "nogil": True,
+            "error_model": "numpy",
+        }
+        cls = _entry_class() if names else CPUDispatcher
+        disp = cls(py_func=f, locals={}, targetoptions=options)
+        if names:
+            disp.input_positions, disp.input_names = positions, frozenset(names)
+        if CACHE:
+            disp.enable_caching()
+        return disp
 
     return wrap if fn is None else wrap(fn)
 
 
-class _Alias:
-    """Holds an ``__array_interface__`` and keeps the array it describes alive."""
+def _read_only(a):
+    """A read-only view of ndarray ``a`` (``a`` itself if it already is one)."""
+    if type(a) is np.ndarray and not a.flags.writeable:
+        return a
+    if not isinstance(a, np.ndarray):
+        return a
+    view = a.view(np.ndarray)
+    view.flags.writeable = False
+    return view
 
-    def __init__(self, array, interface):
-        self.array = array
-        self.__array_interface__ = interface
+
+def _convert(positions, names, args, kwargs):
+    """(args, kwargs) with the inputs at ``positions`` / ``names`` read-only."""
+    args = list(args)
+    n_args = len(args)
+    for i in positions:
+        if i < n_args:
+            args[i] = _read_only(args[i])
+    for name in names.intersection(kwargs) if kwargs else ():
+        kwargs[name] = _read_only(kwargs[name])
+    return args, kwargs
+
+
+def _python_entry(f, positions, names):
+    """With NUMBA_DISABLE_JIT: the Python function, its inputs made read-only."""
+    names = frozenset(names)
+
+    @functools.wraps(f)
+    def call(*args, **kwargs):
+        args, kwargs = _convert(positions, names, args, kwargs)
+        return f(*args, **kwargs)
+
+    call.py_func = f
+    return call
+
+
+_ENTRY = []
+
+
+def _entry_class():
+    """The dispatcher class of kernels with declared inputs (made on first use, so
+    that importing this module does not import Numba)."""
+    if not _ENTRY:
+        from numba.core.registry import CPUDispatcher
+
+        class KernelEntry(CPUDispatcher):
+            """A CPU dispatcher that passes its declared inputs read-only."""
+
+            input_positions = ()
+            input_names = frozenset()
+
+            def __call__(self, *args, **kwargs):
+                args, kwargs = _convert(
+                    self.input_positions, self.input_names, args, kwargs
+                )
+                return super().__call__(*args, **kwargs)
+
+        KernelEntry.__module__ = __name__
+        _ENTRY.append(KernelEntry)
+    return _ENTRY[0]
+
+
+def __getattr__(name):
+    # pickled entry dispatchers refer to their class as fastgmm._jit.KernelEntry
+    if name == "KernelEntry":
+        return _entry_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def kernel_input(X):
-    """X itself, or for a read-only ndarray a writable-typed alias of the same memory.
+    """X as a read-only view (no copy) when it is an ndarray; anything else unchanged.
 
-    Numba types read-only arrays separately, so without this every kernel would be
-    compiled (and cached) a second time for them, and that second compilation may
-    vectorise a sum differently: results 1 ulp apart for the same data. Kernels never
-    write their input, so the alias is safe even over read-only pages.
+    Kernels are compiled for read-only inputs only: Numba types read-only arrays
+    separately, and a second compilation for writable ones would cost compile time
+    and may vectorise a sum differently (results 1 ulp apart for the same data).
+    Entry kernels apply this to their declared inputs themselves (see ``kernel``).
     """
-    if not isinstance(X, np.ndarray) or X.flags.writeable:
-        return X
-    interface = dict(X.__array_interface__)
-    interface["data"] = (interface["data"][0], False)
-    return np.asarray(_Alias(X, interface))
+    return _read_only(X)
 
 
 def kernel_array(a, dtype=np.float64):
-    """``a`` as a C-contiguous, writable-typed ``dtype`` array for a kernel argument
+    """``a`` as a C-contiguous, read-only ``dtype`` array for a kernel input
     (copied only when the dtype or layout differs; see kernel_input)."""
-    return kernel_input(np.ascontiguousarray(a, dtype=dtype))
+    return _read_only(np.ascontiguousarray(a, dtype=dtype))
 
 
 def chunk_rows(n_features, n_components):

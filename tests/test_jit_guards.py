@@ -11,7 +11,15 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def no_cache(monkeypatch):
+    """Kernels defined by a test are not written to the on-disk cache."""
+    monkeypatch.setattr("fastgmm._jit.CACHE", False)
 
 
 def run_python(code, env=None, timeout=900):
@@ -28,6 +36,7 @@ def run_python(code, env=None, timeout=900):
         capture_output=True,
         text=True,
         timeout=timeout,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert "illegal value" not in proc.stdout + proc.stderr  # BLAS's xerbla
@@ -103,3 +112,86 @@ def test_blas_pass_balances_nrt_allocations_in_debug_mode():
     assert stats["mi_alloc"] == stats["mi_free"]
     assert np.all(np.isfinite(stats["ll"]))
     assert stats["blas_allocs"] == 0
+
+
+# ------------------------------------------------------------- 2. read-only inputs
+def test_kernel_input_is_a_read_only_view_not_a_copy():
+    import numpy as np
+
+    from fastgmm._jit import kernel_array, kernel_input
+
+    X = np.arange(12.0).reshape(4, 3)
+    for view in (kernel_input(X), kernel_array(X)):
+        assert not view.flags.writeable and np.shares_memory(view, X)
+    assert X.flags.writeable  # the caller's array is untouched
+    frozen = kernel_input(X)
+    assert kernel_input(frozen) is frozen
+    assert kernel_array(np.asfortranarray(X)).flags.c_contiguous
+    assert kernel_array(X, np.float32).dtype == np.float32
+    assert kernel_input([1.0]) == [1.0]  # not an array: unchanged
+
+
+def test_declared_inputs_compile_one_read_only_specialisation(no_cache):
+    import numpy as np
+    from numba import types
+
+    from fastgmm._jit import kernel
+
+    @kernel(inputs="x")
+    def total(x, out):
+        out[0] = x.sum()
+
+    out = np.zeros(1)
+    x = np.ones(3)
+    total(x, out)
+    frozen = x.copy()
+    frozen.setflags(write=False)
+    total(frozen, out)
+    total(x=x, out=out)
+    (signature,) = total.signatures
+    assert signature == (
+        types.Array(types.float64, 1, "C", readonly=True),
+        types.Array(types.float64, 1, "C"),
+    )
+    assert x.flags.writeable and out[0] == 3.0
+
+
+def test_a_kernel_writing_its_input_fails_to_compile(no_cache):
+    import numpy as np
+    from numba.core.errors import TypingError
+
+    from fastgmm._jit import kernel
+
+    @kernel(inputs="x")
+    def scribble(x):
+        x[0] = 1.0
+
+    with pytest.raises(TypingError):
+        scribble(np.zeros(3))
+
+
+def test_undeclared_input_name_is_an_error(no_cache):
+    from fastgmm._jit import kernel
+
+    with pytest.raises(ValueError, match="no argument"):
+
+        @kernel(inputs="y")
+        def f(x):
+            return x
+
+
+def test_kernel_options_equal_numbas_njit(no_cache):
+    """kernel() builds its dispatchers as numba.njit does (guards against drift)."""
+    import numba
+
+    from fastgmm._jit import FASTMATH, kernel
+
+    def f(x):
+        return x
+
+    ours = kernel(parallel=True, inputs="x")(f)
+    theirs = numba.njit(
+        f, parallel=True, fastmath=FASTMATH, nogil=True, error_model="numpy"
+    )
+    assert ours.targetoptions == theirs.targetoptions
+    assert isinstance(ours, type(theirs))

@@ -54,7 +54,7 @@ def blas_args():
     return np.empty(ARGS_SIZE)
 
 
-@kernel
+@kernel(inputs="upper")
 def whiten_rows(upper, zt, nb, args):
     """In place: zt[:, :nb] := ((zt[:, :nb])' U)' for an upper-triangular U (d, d).
 

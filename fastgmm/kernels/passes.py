@@ -189,7 +189,7 @@ def _chunk_em(X, sw, start, stop, kind, const, loc, prec, ref, nk, s1, s2):
     return ll
 
 
-@kernel(parallel=True)
+@kernel(parallel=True, inputs="X sw const loc prec ref")
 def em_pass(X, sw, kind, const, loc, prec, ref, chunk):
     """One fused E+M-statistics pass over X (n, d).
 
@@ -245,7 +245,7 @@ def _chunk_score(X, start, stop, kind, const, loc, prec, out_lse, out_resp, out_
                         out_resp[b0 + b, k] = lp[k, b]
 
 
-@kernel(parallel=True)
+@kernel(parallel=True, inputs="X const loc prec")
 def score_pass(X, kind, const, loc, prec, chunk, out_lse, out_resp, out_label):
     """Per-point outputs for X (n, d), each skipped when given with length 0.
 
