@@ -11,10 +11,21 @@ Environment variables
 ---------------------
 FASTGMM_CACHE
     ``0`` disables the on-disk JIT cache (default: enabled).
+FASTGMM_CACHE_DIR
+    Where to cache (a ``jit-<hash>`` folder is made inside). Default: the package's
+    ``__pycache__`` when writable, else ``NUMBA_CACHE_DIR/fastgmm`` when that is set,
+    else the user cache folder (``~/.cache/fastgmm`` on Linux).
+
+The cache folder is named by a hash of every kernel source file, this file and the
+NumPy / Numba / llvmlite versions (:func:`source_hash`), so editing any kernel
+invalidates every cached kernel: Numba's own cache checks only the defining file of
+each function, and a cached caller would keep the old code of a callee it inlined
+from another file. Folders of other hashes are left for the user to delete.
 """
 
 import functools
 import os
+import sys
 
 import numpy as np
 
@@ -53,7 +64,6 @@ def kernel(fn=None, *, parallel=False, strict=False, inputs=""):
     import inspect
 
     import numba
-    from numba.core.registry import CPUDispatcher
 
     def wrap(f):
         names = tuple(inputs.split())
@@ -72,11 +82,11 @@ def kernel(fn=None, *, parallel=False, strict=False, inputs=""):
             "nogil": True,
             "error_model": "numpy",
         }
-        cls = _entry_class() if names else CPUDispatcher
+        cls = _dispatcher_classes()[1 if names else 0]
         disp = cls(py_func=f, locals={}, targetoptions=options)
         if names:
             disp.input_positions, disp.input_names = positions, frozenset(names)
-        if CACHE:
+        if CACHE and cache_dir() is not None:
             disp.enable_caching()
         return disp
 
@@ -119,37 +129,163 @@ def _python_entry(f, positions, names):
     return call
 
 
-_ENTRY = []
+_CLASSES = []
 
 
-def _entry_class():
-    """The dispatcher class of kernels with declared inputs (made on first use, so
-    that importing this module does not import Numba)."""
-    if not _ENTRY:
-        from numba.core.registry import CPUDispatcher
+def _dispatcher_classes():
+    """(KernelDispatcher, KernelEntry), made on first use so that importing this
+    module does not import Numba."""
+    if _CLASSES:
+        return _CLASSES
+    from numba.core.registry import CPUDispatcher
 
-        class KernelEntry(CPUDispatcher):
-            """A CPU dispatcher that passes its declared inputs read-only."""
+    class KernelDispatcher(CPUDispatcher):
+        """A CPU dispatcher whose on-disk cache lives in :func:`cache_dir`."""
 
-            input_positions = ()
-            input_names = frozenset()
+        def enable_caching(self):
+            self._cache = _cache_classes()[1](self.py_func)
 
-            def __call__(self, *args, **kwargs):
-                args, kwargs = _convert(
-                    self.input_positions, self.input_names, args, kwargs
-                )
-                return super().__call__(*args, **kwargs)
+    class KernelEntry(KernelDispatcher):
+        """A kernel dispatcher that passes its declared inputs read-only."""
 
-        KernelEntry.__module__ = __name__
-        _ENTRY.append(KernelEntry)
-    return _ENTRY[0]
+        input_positions = ()
+        input_names = frozenset()
+
+        def __call__(self, *args, **kwargs):
+            args, kwargs = _convert(
+                self.input_positions, self.input_names, args, kwargs
+            )
+            return super().__call__(*args, **kwargs)
+
+    for cls in (KernelDispatcher, KernelEntry):
+        cls.__module__, cls.__qualname__ = __name__, cls.__name__
+    _CLASSES.extend((KernelDispatcher, KernelEntry))
+    return _CLASSES
 
 
 def __getattr__(name):
-    # pickled entry dispatchers refer to their class as fastgmm._jit.KernelEntry
-    if name == "KernelEntry":
-        return _entry_class()
+    # pickled dispatchers refer to their class as fastgmm._jit.<name>
+    if name in ("KernelDispatcher", "KernelEntry"):
+        return _dispatcher_classes()[name == "KernelEntry"]
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+# ------------------------------------------------------------------ on-disk cache
+_HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+@functools.cache
+def source_hash():
+    """sha256 (16 hex digits) of the kernel sources, this file and the versions of
+    NumPy, Numba and llvmlite: the name of the cache folder. Computed once."""
+    import hashlib
+
+    import llvmlite
+    import numba
+
+    digest = hashlib.sha256()
+    for version in (np.__version__, numba.__version__, llvmlite.__version__):
+        digest.update(version.encode() + b"\0")
+    kernels = os.path.join(_HERE, "kernels")
+    files = [os.path.join(_HERE, "_jit.py")] + [
+        os.path.join(kernels, name)
+        for name in sorted(os.listdir(kernels))
+        if name.endswith(".py")
+    ]
+    for path in files:
+        with open(path, "rb") as f:
+            source = f.read()
+        digest.update(os.path.relpath(path, _HERE).encode() + b"\0")
+        digest.update(len(source).to_bytes(8, "little") + source)
+    return digest.hexdigest()[:16]
+
+
+def _writable(path):
+    try:
+        os.makedirs(path, exist_ok=True)
+        import tempfile
+
+        tempfile.TemporaryFile(dir=path).close()
+    except OSError:
+        return False
+    return True
+
+
+@functools.cache
+def cache_dir():
+    """The folder kernels are cached in, ``<root>/jit-<source_hash()>``, or None when
+    no candidate root is writable (kernels are then compiled in every process)."""
+    folder = "jit-" + source_hash()
+    override = os.environ.get("FASTGMM_CACHE_DIR")
+    if override:
+        roots = [override]
+    else:
+        import numba
+        from numba.misc.appdirs import AppDirs
+
+        roots = [os.path.join(_HERE, "__pycache__")]
+        if numba.config.CACHE_DIR:
+            roots.append(os.path.join(numba.config.CACHE_DIR, "fastgmm"))
+        roots.append(AppDirs(appname="fastgmm", appauthor=False).user_cache_dir)
+    for root in roots:
+        path = os.path.join(os.path.abspath(root), folder)
+        if _writable(path):
+            return path
+    return None
+
+
+def _cache_classes():
+    """(locator, cache) classes for Numba, made on first use (see cache_dir)."""
+    if _CACHE_CLASSES:
+        return _CACHE_CLASSES
+    from numba.core.caching import (
+        CompileResultCacheImpl,
+        FunctionCache,
+        _CacheLocator,
+    )
+
+    class KernelCacheLocator(_CacheLocator):
+        """Every kernel in one folder per source hash (see cache_dir)."""
+
+        def __init__(self, py_func, py_file):
+            self._py_file = py_file
+            self._lineno = py_func.__code__.co_firstlineno
+
+        def get_cache_path(self):
+            return cache_dir()
+
+        def get_source_stamp(self):
+            return source_hash()  # the folder already names it
+
+        def get_disambiguator(self):
+            return str(self._lineno)
+
+        @classmethod
+        def from_function(cls, py_func, py_file):
+            return cls(py_func, py_file) if cache_dir() is not None else None
+
+    class KernelCacheImpl(CompileResultCacheImpl):
+        """Numba's compile-result cache with fastgmm's locator only; files are named
+        by module path within the package (kernels.passes.em_pass-<line>...)."""
+
+        def __init__(self, py_func):
+            self._lineno = py_func.__code__.co_firstlineno
+            self._locator = KernelCacheLocator.from_function(py_func, None)
+            if self._locator is None:
+                raise RuntimeError(f"no writable cache folder for {py_func!r}")
+            module = py_func.__module__.split(".", 1)[-1]
+            fullname = f"{module}.{py_func.__qualname__}"
+            abiflags = getattr(sys, "abiflags", "")
+            self._filename_base = self.get_filename_base(fullname, abiflags)
+
+    class KernelCache(FunctionCache):
+        _impl_class = KernelCacheImpl
+
+    _CACHE_CLASSES.extend((KernelCacheLocator, KernelCache))
+    return _CACHE_CLASSES
+
+
+_CACHE_CLASSES = []
 
 
 def kernel_input(X):

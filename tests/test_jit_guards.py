@@ -22,17 +22,17 @@ def no_cache(monkeypatch):
     monkeypatch.setattr("fastgmm._jit.CACHE", False)
 
 
-def run_python(code, env=None, timeout=900):
-    """Run ``code`` in a fresh interpreter importing this checkout; return its
-    last stdout line parsed as JSON (NRT debug output goes to stdout too)."""
+def run_python(code, env=None, timeout=900, root=ROOT):
+    """Run ``code`` in a fresh interpreter importing the package under ``root`` (this
+    checkout by default); return the last line it wrote to stderr, parsed as JSON
+    (stdout is left to NRT debug output)."""
     full_env = dict(os.environ)
-    full_env["PYTHONPATH"] = os.pathsep.join(
-        [str(ROOT)] + [p for p in [os.environ.get("PYTHONPATH")] if p]
-    )
     full_env.update(env or {})
+    full_env["PYTHONPATH"] = str(root)
     proc = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
         env=full_env,
+        cwd=str(root),  # "-c" puts the working folder first on sys.path
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -195,3 +195,79 @@ def test_kernel_options_equal_numbas_njit(no_cache):
     )
     assert ours.targetoptions == theirs.targetoptions
     assert isinstance(ours, type(theirs))
+
+
+# ------------------------------------------------------------ 3. source-hashed cache
+CACHE_PROBE = """
+    import json, sys
+    import numpy as np
+    from fastgmm import _jit
+    from fastgmm.kernels.passes import block_resp
+
+    # two components 100 nats apart: the far one's responsibility is e^-100 unless
+    # the exp floor (vecmath.FLOOR, inlined from another file) cuts it to 0
+    lp = np.zeros((2, 128))
+    lp[1] = -100.0
+    vec = np.ones((6, 128))
+    block_resp(lp, 1, vec[0], vec[1], vec[2], vec[3:])
+    stats = block_resp.stats
+    print(json.dumps({
+        "path": stats.cache_path, "dir": _jit.cache_dir(), "file": _jit.__file__,
+        "hits": sum(stats.cache_hits.values()),
+        "misses": sum(stats.cache_misses.values()),
+        "far": lp[1, 0],
+    }), file=sys.stderr)
+"""
+
+
+def _package_copy(tmp_path):
+    import shutil
+
+    pkg = tmp_path / "pkg"
+    shutil.copytree(
+        ROOT / "fastgmm", pkg / "fastgmm", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    return pkg
+
+
+def test_editing_a_kernel_file_invalidates_cached_callers_in_other_files(tmp_path):
+    """A cached caller (passes.block_resp) must not keep the old code of a callee
+    from another file (vecmath's exp) after that file changes."""
+    pkg = _package_copy(tmp_path)
+    env = {"FASTGMM_CACHE_DIR": str(tmp_path / "cache"), "FASTGMM_CACHE": "1"}
+    first = run_python(CACHE_PROBE, env, root=pkg)
+    assert first["misses"] == 1 and first["hits"] == 0
+    assert first["path"] == first["dir"]
+    assert first["dir"].startswith(str(tmp_path / "cache" / "jit-"))
+    assert first["file"].startswith(str(pkg))
+    assert 0 < first["far"] < 1e-40
+    again = run_python(CACHE_PROBE, env, root=pkg)
+    assert again["hits"] == 1 and again["misses"] == 0  # loaded from the cache
+    assert again["dir"] == first["dir"] and again["far"] == first["far"]
+
+    vecmath = pkg / "fastgmm" / "kernels" / "vecmath.py"
+    source = vecmath.read_text()
+    assert "\nFLOOR = 500.0" in source
+    vecmath.write_text(source.replace("\nFLOOR = 500.0", "\nFLOOR = 50.0"))
+    edited = run_python(CACHE_PROBE, env, root=pkg)
+    assert edited["dir"] != first["dir"]
+    assert edited["misses"] == 1 and edited["hits"] == 0
+    assert edited["far"] == 0.0  # the new floor: nothing stale was loaded
+
+
+def test_cache_folder_defaults_and_fallbacks(tmp_path):
+    pkg = _package_copy(tmp_path)
+    env = {"FASTGMM_CACHE_DIR": "", "NUMBA_CACHE_DIR": "", "FASTGMM_CACHE": "1"}
+    env["XDG_CACHE_HOME"] = str(tmp_path / "xdg")
+    in_tree = run_python(CACHE_PROBE, env, root=pkg)
+    assert in_tree["dir"].startswith(str(pkg / "fastgmm" / "__pycache__" / "jit-"))
+
+    # an unwritable package folder (here: __pycache__ is a file): the user's cache
+    other = _package_copy(tmp_path / "other")
+    (other / "fastgmm" / "__pycache__").write_text("")
+    user = run_python(CACHE_PROBE, env, root=other)
+    assert user["dir"].startswith(str(tmp_path / "xdg" / "fastgmm" / "jit-"))
+    assert user["dir"].endswith(in_tree["dir"][-16:])  # same sources, same hash
+
+    off = run_python(CACHE_PROBE, dict(env, FASTGMM_CACHE="0"), root=pkg)
+    assert off["path"] is None and off["misses"] == 1
