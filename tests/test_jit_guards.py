@@ -271,3 +271,76 @@ def test_cache_folder_defaults_and_fallbacks(tmp_path):
 
     off = run_python(CACHE_PROBE, dict(env, FASTGMM_CACHE="0"), root=pkg)
     assert off["path"] is None and off["misses"] == 1
+
+
+# ------------------------------------------------------------------ 4. compile budget
+BUDGET_PROBE = """
+    import json, sys
+    import numpy as np
+    from numba import types
+    from fastgmm import GaussianMixture
+    from fastgmm._jit import KernelDispatcher, KernelEntry
+
+    rng = np.random.default_rng(0)
+    centres = np.array([[0.0, 0.0, 0.0], [6.0, 1.0, 0.0], [1.0, 7.0, 2.0]])
+    X64 = np.vstack([rng.normal(size=(100, 3)) + c for c in centres])
+    weights = rng.uniform(0.5, 2.0, len(X64))
+    for X in (X64, X64.astype(np.float32)):
+        for cov in ("full", "tied", "diag", "spherical"):
+            for w in (None, weights):
+                gm = GaussianMixture(3, covariance_type=cov, random_state=0, max_iter=3)
+                gm.fit(X, sample_weight=w)
+                gm.predict(X), gm.predict_proba(X), gm.score_samples(X), gm.bic(X)
+
+    kernels = {}
+    for name, module in sorted(sys.modules.items()):
+        if not name.startswith("fastgmm.kernels") or module is None:
+            continue
+        for attr, obj in vars(module).items():
+            if isinstance(obj, KernelDispatcher) and obj.py_func.__module__ == name:
+                sigs = obj.signatures
+                x_dtypes = sorted({str(s[0].dtype) for s in sigs if s and
+                                   isinstance(s[0], types.Array) and s[0].ndim == 2})
+                kernels[name.split(".")[-1] + "." + attr] = {
+                    "n": len(sigs),
+                    "entry": isinstance(obj, KernelEntry),
+                    "parallel": obj.targetoptions.get("parallel", False),
+                    "x_dtypes": x_dtypes,
+                    "inputs_read_only": all(
+                        not s[i].mutable for s in sigs
+                        for i in getattr(obj, "input_positions", ())
+                    ),
+                }
+    print(json.dumps(kernels), file=sys.stderr)
+"""
+
+#: specialisations after the standard calls above (float64 + float32 data, four
+#: covariance types, with and without weights), measured with numba 0.68: 47 (each
+#: kernel that takes X: one per X dtype; the rest: one, except slot_buffers, whose
+#: callers pass the literal sizes 0 and 1: 5 tiny compiles). The budget leaves room
+#: for kmeans.assign and _no_sums (5 more on the kmeans tolerance exit, not reached
+#: by this data). The same calls made 47 before this branch too (add_gram_lower 2
+#: then, blas_args 1 now).
+BUDGET_TOTAL = 52
+BUDGET_SLOT_BUFFERS = 5
+
+
+@pytest.mark.slow
+def test_compile_budget():
+    """Specialisations per kernel after a standard set of estimator calls, compiled
+    afresh: at most one per X dtype (read-only inputs: no writable twin)."""
+    kernels = run_python(BUDGET_PROBE, {"FASTGMM_CACHE": "0"})
+    counts = {name: k["n"] for name, k in kernels.items()}
+    entries = [name for name, k in kernels.items() if k["entry"] and k["parallel"]]
+    assert {"passes.em_pass", "passes.score_pass", "kmeans.label_stats"} <= set(entries)
+    for name in entries:
+        k = kernels[name]
+        assert k["inputs_read_only"], name
+        assert k["n"] == len(k["x_dtypes"]) <= 2, (name, k)  # one per X dtype
+    for name in ("passes.em_pass", "passes.score_pass", "kmeans.label_stats"):
+        assert kernels[name]["x_dtypes"] == ["float32", "float64"]
+    for name, n in counts.items():
+        limit = BUDGET_SLOT_BUFFERS if name == "blocks.slot_buffers" else 2
+        assert n <= limit, (name, n)
+    assert sum(counts.values()) <= BUDGET_TOTAL, counts
+    print(f"{sum(counts.values())} specialisations of {len(counts)} kernels: {counts}")

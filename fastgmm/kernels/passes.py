@@ -163,7 +163,9 @@ def _queue_rows(nb, k, r, dk, pend, fill, s2, args):
                 row[j] = sr * dk[j, b]
             fill[k] += 1
             if fill[k] == PENDING:
-                add_gram_lower(pend[k], PENDING, s2[k], args)
+                # fill[k], not the constant: a literal argument would compile
+                # add_gram_lower a second time
+                add_gram_lower(pend[k], fill[k], s2[k], args)
                 fill[k] = 0
 
 
