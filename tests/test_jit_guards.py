@@ -344,3 +344,45 @@ def test_compile_budget():
         assert n <= limit, (name, n)
     assert sum(counts.values()) <= BUDGET_TOTAL, counts
     print(f"{sum(counts.values())} specialisations of {len(counts)} kernels: {counts}")
+
+
+# --------------------------------------------------------------- 5. threads() cost
+def test_threads_reuses_one_threadpool_controller(monkeypatch):
+    """Entering threads() does not rescan the loaded libraries each time; BLAS is
+    still pinned to one thread inside and restored after; a new import rescans."""
+    import threadpoolctl
+
+    from fastgmm import _runtime
+    from fastgmm._runtime import threads
+
+    made = []
+    original = threadpoolctl.ThreadpoolController
+
+    class Counting(original):
+        def __init__(self):
+            made.append(1)
+            super().__init__()
+
+    monkeypatch.setattr(threadpoolctl, "ThreadpoolController", Counting)
+    monkeypatch.setattr(_runtime, "_controller", [None, -1])
+
+    def blas_threads():
+        return [
+            lib["num_threads"]
+            for lib in original().info()  # uncounted
+            if lib["user_api"] == "blas"
+        ]
+
+    before = blas_threads()
+    for _ in range(5):
+        with threads():
+            assert set(blas_threads()) <= {1}
+            with threads(1):  # nested: the outer limit stays
+                assert set(blas_threads()) <= {1}
+        assert blas_threads() == before
+    assert len(made) == 1
+
+    monkeypatch.setitem(sys.modules, "fastgmm_fake_module", None)  # "an import"
+    with threads():
+        pass
+    assert len(made) == 2
