@@ -4,6 +4,7 @@ One home for everything that decides how many threads run fastgmm's kernels and 
 BLAS from competing with them for the same cores.
 """
 
+import sys
 import threading
 from contextlib import contextmanager
 
@@ -25,17 +26,29 @@ def n_threads_for(n_jobs):
 
 _blas_lock = threading.Lock()
 _blas_users = [0, None]  # [active calls, threadpoolctl limiter to restore]
+_controller = [None, -1]  # [ThreadpoolController, len(sys.modules) when it scanned]
+
+
+def _blas_controller():
+    """One cached ``threadpoolctl.ThreadpoolController`` (its creation scans the
+    loaded libraries, ~1-3 ms). A BLAS library can only be loaded by an import, so it
+    is scanned afresh only when modules were imported since (call under _blas_lock)."""
+    n_modules = len(sys.modules)
+    if _controller[0] is None or _controller[1] != n_modules:
+        from threadpoolctl import ThreadpoolController
+
+        _controller[0] = ThreadpoolController()
+        _controller[1] = len(sys.modules)  # after the import of threadpoolctl
+    return _controller[0]
 
 
 def _pin_blas(enter):
     """Reference-counted BLAS pinning: the first concurrent caller limits BLAS to one
     thread, the last one restores it (threadpoolctl's limits are process-global)."""
-    from threadpoolctl import threadpool_limits
-
     with _blas_lock:
         if enter:
             if _blas_users[0] == 0:
-                _blas_users[1] = threadpool_limits(limits=1, user_api="blas")
+                _blas_users[1] = _blas_controller().limit(limits=1, user_api="blas")
             _blas_users[0] += 1
         else:
             _blas_users[0] -= 1
@@ -59,7 +72,8 @@ def threads(n_jobs=None):
     BLAS (used for the small K x d x d linear algebra and the d >= 16 block GEMMs) is
     limited to one thread for the duration: its spinning worker threads otherwise
     steal the cores Numba needs. Safe to use from several Python threads at once.
-    Results do not depend on the thread count.
+    Results do not depend on the thread count. Entering costs ~15 us here (one cached
+    threadpoolctl controller; the loaded libraries are rescanned only after imports).
     """
     import numba
 

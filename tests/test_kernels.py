@@ -14,7 +14,7 @@ from fastgmm._runtime import threads
 from fastgmm.engine.data import make_data
 from fastgmm.engine.em import MaximumLikelihood, em_step
 from fastgmm.engine.score import score
-from fastgmm.kernels.blas import SYRK_MIN_D, add_gram_lower, whiten_rows
+from fastgmm.kernels.blas import SYRK_MIN_D, add_gram_lower, blas_args, whiten_rows
 from fastgmm.kernels.kmeans import (
     assign,
     label_stats,
@@ -187,7 +187,7 @@ def test_blas_whiten_rows_matches_numpy(rng):
     upper = rng.normal(size=(d, d))  # only the upper triangle may be read
     zt = rng.normal(size=(d, BLOCK))
     before = zt.copy()
-    whiten_rows(upper, zt, nb)
+    whiten_rows(upper, zt, nb, blas_args())
     np.testing.assert_allclose(
         zt[:, :nb], (before[:, :nb].T @ np.triu(upper)).T, rtol=1e-13, atol=1e-12
     )
@@ -199,11 +199,11 @@ def test_blas_add_gram_lower_matches_numpy(rng, d):
     rows = rng.normal(size=(PENDING, d))
     out = rng.normal(size=(d, d))
     before = out.copy()
-    add_gram_lower(rows, 77, out)
+    add_gram_lower(rows, 77, out, blas_args())
     lower = np.tril(np.ones((d, d), bool))
     expected = before + rows[:77].T @ rows[:77]
     np.testing.assert_allclose(out[lower], expected[lower], rtol=1e-13, atol=1e-12)
-    add_gram_lower(rows, 0, out)  # nothing to add
+    add_gram_lower(rows, 0, out, blas_args())  # nothing to add
     np.testing.assert_allclose(out[lower], expected[lower], rtol=1e-13, atol=1e-12)
 
 

@@ -9,7 +9,12 @@ module (done by every module that uses it) registers the symbols before any cach
 kernel is loaded.
 
 All arrays are C-contiguous float64; BLAS sees them as column-major transposes.
-Scalar arguments travel by pointer (Fortran convention) in a small per-call buffer.
+Scalar arguments travel by pointer (Fortran convention) in a small argument buffer
+(:func:`blas_args`) that the *caller* owns: the external function receives only
+addresses, and an array allocated inside the kernel, whose last use in Numba's IR is
+taking its address, could be freed by the runtime before BLAS reads it. An argument
+of the kernel stays alive for the whole call (the caller holds it), and allocating
+it once per chunk saves three allocations per call.
 """
 
 import llvmlite.binding as llvm
@@ -35,26 +40,41 @@ _dsyrk = _register("dsyrk", 10)
 _R, _L, _T, _N, _U = 82, 76, 84, 78, 85  # ord("R"), ord("L"), ...
 
 
+#: float64 slots of an argument buffer: bytes 0-3 hold characters (uint8), bytes
+#: 16-31 four int32, bytes 32-47 two float64 (alpha, beta)
+ARGS_SIZE = 8
+
+
 @kernel
-def whiten_rows(upper, zt, nb):
+def blas_args():
+    """An argument buffer for whiten_rows and add_gram_lower: (ARGS_SIZE,) float64.
+
+    One per task, allocated by the caller next to its other per-chunk scratch.
+    """
+    return np.empty(ARGS_SIZE)
+
+
+@kernel(inputs="upper")
+def whiten_rows(upper, zt, nb, args):
     """In place: zt[:, :nb] := ((zt[:, :nb])' U)' for an upper-triangular U (d, d).
 
     zt is (d, ld) C-contiguous, i.e. column-major (ld, d): the block's points are its
-    first nb rows. Only the upper triangle of ``upper`` is read.
+    first nb rows. Only the upper triangle of ``upper`` is read. ``args`` is the
+    caller's argument buffer (blas_args).
     """
     if nb == 0:
         return
     d = upper.shape[0]
-    ints = np.empty(4, np.int32)  # m, n, lda, ldb
-    ints[0], ints[1], ints[2], ints[3] = nb, d, d, zt.shape[1]
-    chars = np.empty(4, np.uint8)  # side, uplo, transa, diag
-    chars[0], chars[1], chars[2], chars[3] = _R, _L, _T, _N
-    alpha = np.ones(1)
-    c, i = chars.ctypes.data, ints.ctypes.data
+    chars, ints = args.view(np.uint8), args.view(np.int32)
+    chars[0], chars[1], chars[2], chars[3] = _R, _L, _T, _N  # side, uplo, transa, diag
+    ints[4], ints[5], ints[6], ints[7] = nb, d, d, zt.shape[1]  # m, n, lda, ldb
+    args[4] = 1.0  # alpha
+    c = args.ctypes.data
+    i, s = c + 16, c + 32
     # column-major, ``upper`` is U' (lower): B := B * (U')' = B U
     _dtrmm(
         c, c + 1, c + 2, c + 3, i, i + 4,
-        alpha.ctypes.data, upper.ctypes.data, i + 8, zt.ctypes.data, i + 12,
+        s, upper.ctypes.data, i + 8, zt.ctypes.data, i + 12,
     )  # fmt: skip
 
 
@@ -65,11 +85,12 @@ SYRK_MIN_D = 48
 
 
 @kernel
-def add_gram_lower(rows, n_rows, out):
+def add_gram_lower(rows, n_rows, out, args):
     """out[i, j] += sum_{r < n_rows} rows[r, i] * rows[r, j] for i >= j (rows: (m, d)).
 
     The upper triangle of ``out`` (d, d) is left untouched (the GEMM path adds it too
-    for d < SYRK_MIN_D; callers read the lower triangle only).
+    for d < SYRK_MIN_D; callers read the lower triangle only). ``args`` is the
+    caller's argument buffer (blas_args).
     """
     if n_rows == 0:
         return
@@ -78,14 +99,14 @@ def add_gram_lower(rows, n_rows, out):
         head = rows[:n_rows]
         out += np.dot(head.T, head)
         return
-    ints = np.empty(4, np.int32)  # n, k, lda, ldc
-    ints[0], ints[1], ints[2], ints[3] = d, n_rows, d, d
-    chars = np.empty(2, np.uint8)  # uplo, trans
+    chars, ints = args.view(np.uint8), args.view(np.int32)
+    chars[0], chars[1] = _U, _N  # uplo, trans
+    ints[4], ints[5], ints[6], ints[7] = d, n_rows, d, d  # n, k, lda, ldc
+    args[4], args[5] = 1.0, 1.0  # alpha, beta
+    c = args.ctypes.data
+    i, s = c + 16, c + 32
     # column-major, rows is (d, m) = A and out is out': C := C + A A', upper of C
     # is the lower triangle of out
-    chars[0], chars[1] = _U, _N
-    scal = np.ones(2)  # alpha, beta
-    c, i, s = chars.ctypes.data, ints.ctypes.data, scal.ctypes.data
     _dsyrk(
         c, c + 1, i, i + 4, s, rows.ctypes.data, i + 8, s + 8, out.ctypes.data, i + 12,
     )  # fmt: skip

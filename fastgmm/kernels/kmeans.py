@@ -6,7 +6,7 @@ import numpy as np
 from numba import prange
 
 from .._jit import BLOCK, GROUP, kernel
-from .blocks import add_slots, slot_buffers, sum_rows
+from .blocks import add_slots, read_only, slot_buffers, sum_rows
 from .logdensity import FULL, TIED, load_block
 
 
@@ -86,10 +86,11 @@ def _chunk_lloyd(X, sw, centers, start, stop, labels, d2, nk, s1):
 
 @kernel
 def _no_sums(d):
-    return np.zeros(0), np.zeros((0, d)), np.zeros(0)
+    """Empty nk, s1 (outputs) and sample weights (an input: typed read-only)."""
+    return np.zeros(0), np.zeros((0, d)), read_only(np.zeros(0))
 
 
-@kernel(parallel=True)
+@kernel(parallel=True, inputs="X centers")
 def assign(X, centers, chunk, labels, d2):
     """labels[i] = argmin_k ||x_i - c_k||^2 and d2[i] = that squared distance."""
     n = X.shape[0]
@@ -100,7 +101,7 @@ def assign(X, centers, chunk, labels, d2):
         _chunk_lloyd(X, sw, centers, start, stop, labels, d2, none_k, none_s)
 
 
-@kernel(parallel=True)
+@kernel(parallel=True, inputs="X sw centers")
 def lloyd_step(X, sw, centers, chunk, labels, d2):
     """One Lloyd pass: assign each point to its nearest centre (updating labels, d2)
     and sum the weighted offsets from it. Returns (nk (K,), s1 (K, d), n_changed)."""
@@ -116,7 +117,7 @@ def lloyd_step(X, sw, centers, chunk, labels, d2):
     return nk[0], s1[0], int(changed)
 
 
-@kernel(parallel=True)
+@kernel(parallel=True, inputs="X center")
 def update_min_dist(X, center, chunk, d2):
     """d2[i] = min(d2[i], ||x_i - center||^2) in place."""
     n, d = X.shape
@@ -130,7 +131,7 @@ def update_min_dist(X, center, chunk, d2):
             d2[i] = min(d2[i], acc)
 
 
-@kernel(parallel=True)
+@kernel(parallel=True, inputs="X sw d2 cands")
 def potentials(X, sw, d2, cands, chunk):
     """pot[t] = sum_i w_i min(d2_i, ||x_i - cand_t||^2) (sw of length 0: unit weights)."""
     n = X.shape[0]
@@ -167,7 +168,7 @@ def _chunk_label_stats(X, sw, labels, start, stop, kind, ref, nk, s1, s2):
                 s2[k, 0, j] += w * diff[j] * diff[j]
 
 
-@kernel(parallel=True)
+@kernel(parallel=True, inputs="X sw labels ref")
 def label_stats(X, sw, labels, n_components, kind, ref, chunk):
     """Weighted statistics of hard labels, as em_pass returns them (without loglik).
 

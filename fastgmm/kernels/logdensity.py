@@ -89,12 +89,12 @@ def block_buffers(d, n_components):
 
 
 @kernel
-def block_log_prob(nb, kind, const, loc, prec, mats, lp, maha):
+def block_log_prob(nb, kind, const, loc, prec, mats, lp, maha, args):
     """Weighted log-probabilities of the block held in mats[0] (d, BLOCK).
 
     lp[k, b] = const[k] - 0.5 * maha_k(x_b), for b < nb, where
     const[k] = log w_k + log det U_k - d/2 log(2 pi). mats[1], mats[2] and
-    ``maha`` (BLOCK,) are scratch.
+    ``maha`` (BLOCK,) are scratch; ``args`` is the BLAS argument buffer (blas_args).
     """
     xt, dk, zt = mats[0], mats[1], mats[2]
     d = xt.shape[0]
@@ -105,7 +105,7 @@ def block_log_prob(nb, kind, const, loc, prec, mats, lp, maha):
             for j in range(d):
                 for b in range(nb):
                     zt[j, b] = xt[j, b]
-            whiten_rows(prec[0], zt, nb)
+            whiten_rows(prec[0], zt, nb, args)
         elif gemm:
             np.dot(prec[0].T, xt, zt)
         else:
@@ -121,7 +121,7 @@ def block_log_prob(nb, kind, const, loc, prec, mats, lp, maha):
                 for b in range(nb):
                     dst[i, b] = xt[i, b] - m
             if trmm:
-                whiten_rows(prec[k], zt, nb)
+                whiten_rows(prec[k], zt, nb, args)
             else:
                 np.dot(prec[k].T, dk, zt)
             for b in range(nb):

@@ -19,7 +19,7 @@ import numpy as np
 from numba import prange
 
 from .._jit import BLOCK, GROUP, kernel
-from .blas import add_gram_lower
+from .blas import add_gram_lower, blas_args
 from .blocks import add_slots, slot_buffers
 from .logdensity import (
     DIAG,
@@ -85,22 +85,23 @@ def pending_buffers(kind, d, n_components):
 
 
 @kernel
-def flush_pending(pend, fill, s2):
-    """Add the pending rows' scatter (lower triangle) to s2 and empty the buffers."""
+def flush_pending(pend, fill, s2, args):
+    """Add the pending rows' scatter (lower triangle) to s2 and empty the buffers
+    (``args``: the BLAS argument buffer, see blas_args)."""
     for k in range(fill.shape[0]):
-        add_gram_lower(pend[k], fill[k], s2[k])
+        add_gram_lower(pend[k], fill[k], s2[k], args)
         fill[k] = 0
 
 
 @kernel
-def block_stats(nb, kind, ref, resp, nk, s1, s2, mats, pend, fill):
+def block_stats(nb, kind, ref, resp, nk, s1, s2, mats, pend, fill, args):
     """Add one block's weighted statistics (see module docstring) into nk, s1, s2.
 
     The block is mats[0] (d, BLOCK); mats[1] and mats[3] are scratch. With non-empty
     ``pend``/``fill`` (see pending_buffers) the FULL scatter goes through dsyrk: rows
     with a non-zero responsibility are queued as sqrt(r)(x - ref); rows with r = 0,
     most of them when components are well separated, add exactly nothing and are
-    skipped. Call flush_pending before reading s2.
+    skipped (``args``: the BLAS argument buffer). Call flush_pending before reading s2.
     """
     xt, dk, rd = mats[0], mats[1], mats[3]
     d = xt.shape[0]
@@ -147,11 +148,11 @@ def block_stats(nb, kind, ref, resp, nk, s1, s2, mats, pend, fill):
                         acc += rd[i, b] * dk[j, b]
                     s2[k, i, j] += acc
         elif fill.shape[0] > 0:
-            _queue_rows(nb, k, r, dk, pend, fill, s2)
+            _queue_rows(nb, k, r, dk, pend, fill, s2, args)
 
 
 @kernel
-def _queue_rows(nb, k, r, dk, pend, fill, s2):
+def _queue_rows(nb, k, r, dk, pend, fill, s2, args):
     """Queue sqrt(r_b) dk[:, b] for r_b > 0 as rows of pend[k]; dsyrk when full."""
     d = dk.shape[0]
     for b in range(nb):
@@ -162,7 +163,9 @@ def _queue_rows(nb, k, r, dk, pend, fill, s2):
                 row[j] = sr * dk[j, b]
             fill[k] += 1
             if fill[k] == PENDING:
-                add_gram_lower(pend[k], PENDING, s2[k])
+                # fill[k], not the constant: a literal argument would compile
+                # add_gram_lower a second time
+                add_gram_lower(pend[k], fill[k], s2[k], args)
                 fill[k] = 0
 
 
@@ -173,6 +176,7 @@ def _chunk_em(X, sw, start, stop, kind, const, loc, prec, ref, nk, s1, s2):
     mats, lp, vec = block_buffers(d, const.shape[0])
     wb, s, mx, ex = vec[0], vec[1], vec[2], vec[3:]
     pend, fill = pending_buffers(kind, d, const.shape[0])
+    args = blas_args()
     ll = 0.0
     for b0 in range(start, stop, BLOCK):
         nb = min(BLOCK, stop - b0)
@@ -180,14 +184,14 @@ def _chunk_em(X, sw, start, stop, kind, const, loc, prec, ref, nk, s1, s2):
         if sw.shape[0] > 0:
             for b in range(nb):
                 wb[b] = sw[b0 + b]
-        block_log_prob(nb, kind, const, loc, prec, mats, lp, s)
+        block_log_prob(nb, kind, const, loc, prec, mats, lp, s, args)
         ll += block_resp(lp, nb, wb, s, mx, ex)
-        block_stats(nb, kind, ref, lp, nk, s1, s2, mats, pend, fill)
-    flush_pending(pend, fill, s2)
+        block_stats(nb, kind, ref, lp, nk, s1, s2, mats, pend, fill, args)
+    flush_pending(pend, fill, s2, args)
     return ll
 
 
-@kernel(parallel=True)
+@kernel(parallel=True, inputs="X sw const loc prec ref")
 def em_pass(X, sw, kind, const, loc, prec, ref, chunk):
     """One fused E+M-statistics pass over X (n, d).
 
@@ -220,10 +224,11 @@ def _chunk_score(X, start, stop, kind, const, loc, prec, out_lse, out_resp, out_
     n_components = const.shape[0]
     mats, lp, vec = block_buffers(d, n_components)
     wb, s, mx, ex = vec[0], vec[1], vec[2], vec[3:]
+    args = blas_args()
     for b0 in range(start, stop, BLOCK):
         nb = min(BLOCK, stop - b0)
         load_block(X, b0, nb, mats[0])
-        block_log_prob(nb, kind, const, loc, prec, mats, lp, s)
+        block_log_prob(nb, kind, const, loc, prec, mats, lp, s, args)
         if out_label.shape[0] > 0:
             for b in range(nb):
                 best = 0
@@ -242,7 +247,7 @@ def _chunk_score(X, start, stop, kind, const, loc, prec, out_lse, out_resp, out_
                         out_resp[b0 + b, k] = lp[k, b]
 
 
-@kernel(parallel=True)
+@kernel(parallel=True, inputs="X const loc prec")
 def score_pass(X, kind, const, loc, prec, chunk, out_lse, out_resp, out_label):
     """Per-point outputs for X (n, d), each skipped when given with length 0.
 

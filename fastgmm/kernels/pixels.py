@@ -23,7 +23,7 @@ def _key(px, i, bits):
     return key
 
 
-@kernel
+@kernel(inputs="px ignore")
 def colour_histogram(px, ignore, bits, hist):
     """hist[key] += 1 for every pixel not ignored; hist (2**(bits*C),) zeroed.
 
@@ -38,7 +38,7 @@ def colour_histogram(px, ignore, bits, hist):
         hist[_key(px, i, bits)] += 1
 
 
-@kernel(parallel=True)
+@kernel(parallel=True, inputs="px ignore lut")
 def apply_lut(px, ignore, bits, lut, fill, out):
     """out[i] = lut[key of pixel i], or ``fill`` where ignored; out (n,)."""
     n = px.shape[0]
@@ -51,7 +51,7 @@ def apply_lut(px, ignore, bits, lut, fill, out):
                 out[i] = lut[_key(px, i, bits)]
 
 
-@kernel(parallel=True)
+@kernel(parallel=True, inputs="labels palette px")
 def paint(labels, palette, px, out):
     """out[i] = palette[labels[i]], or px[i] where labels[i] >= len(palette).
 
@@ -70,7 +70,7 @@ def paint(labels, palette, px, out):
                     out[i, j] = px[i, j]
 
 
-@kernel
+@kernel(inputs="ignore ranks")
 def valid_positions(ignore, ranks, out):
     """out[j] = index of the ranks[j]-th pixel not ignored; ranks sorted, unique."""
     j = 0

@@ -1,0 +1,388 @@
+"""Guard rails on the JIT: BLAS argument liveness under NRT debugging, read-only
+kernel inputs, the source-hashed on-disk cache and the compile budget.
+
+The subprocess tests compile kernels afresh (no cache), so they take tens of seconds.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def no_cache(monkeypatch):
+    """Kernels defined by a test are not written to the on-disk cache."""
+    monkeypatch.setattr("fastgmm._jit.CACHE", False)
+
+
+def run_python(code, env=None, timeout=900, root=ROOT):
+    """Run ``code`` in a fresh interpreter importing the package under ``root`` (this
+    checkout by default); return the last line it wrote to stderr, parsed as JSON
+    (stdout is left to NRT debug output)."""
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    full_env["PYTHONPATH"] = str(root)
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        env=full_env,
+        cwd=str(root),  # "-c" puts the working folder first on sys.path
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert "illegal value" not in proc.stdout + proc.stderr  # BLAS's xerbla
+    return json.loads(proc.stderr.strip().splitlines()[-1])
+
+
+# ------------------------------------------------------------ 1. BLAS argument buffers
+NRT_PASS = """
+    import json, sys
+    import numpy as np
+    from numba.core.registry import cpu_target
+    from numba.core.runtime import rtsys
+    from fastgmm.kernels import FULL, TIED
+    from fastgmm.kernels.blas import SYRK_MIN_D
+    from fastgmm.kernels.logdensity import TRMM_MIN_D
+    from fastgmm.kernels.passes import em_pass
+
+    rtsys.initialize(cpu_target.target_context)  # stats count from here on
+    before = rtsys.get_allocation_stats()
+    rng = np.random.default_rng(0)
+    results = []
+    # FULL at SYRK_MIN_D: dtrmm whitening and dsyrk scatter; TIED: dtrmm whitening
+    # (unit precision factors: loc = means for both)
+    for d, kind, n_prec in ((SYRK_MIN_D, FULL, 2), (TRMM_MIN_D, TIED, 1)):
+        n, k = 700, 2
+        X = rng.normal(size=(n, d))
+        means = X[:k].copy()
+        prec = np.tile(np.eye(d), (n_prec, 1, 1))
+        out = em_pass(X, np.empty(0), kind, np.zeros(k), means, prec, means, 4 * 128)
+        results.append(float(out[0]))
+        del out
+    after = rtsys.get_allocation_stats()
+    # the BLAS wrappers themselves allocate nothing: their scratch is the caller's
+    import numba
+    from fastgmm.kernels.blas import add_gram_lower, blas_args, whiten_rows
+
+    @numba.njit
+    def calls(upper, zt, rows, out, args, repeat):
+        for _ in range(repeat):
+            whiten_rows(upper, zt, 100, args)
+            add_gram_lower(rows, 100, out, args)
+
+    d = SYRK_MIN_D
+    blas = (np.eye(d), rng.normal(size=(d, 128)), rng.normal(size=(128, d)),
+            np.zeros((d, d)), blas_args())
+    calls(*blas, 1)  # compile
+    counts = []
+    for repeat in (1, 11):
+        mid = rtsys.get_allocation_stats()
+        calls(*blas, repeat)
+        counts.append(rtsys.get_allocation_stats().alloc - mid.alloc)
+    print(json.dumps({
+        "ll": results,
+        "blas_allocs": counts[1] - counts[0],
+        "alloc": after.alloc - before.alloc, "free": after.free - before.free,
+        "mi_alloc": after.mi_alloc - before.mi_alloc,
+        "mi_free": after.mi_free - before.mi_free,
+    }), file=sys.stderr)
+"""
+
+
+def test_blas_pass_balances_nrt_allocations_in_debug_mode():
+    """NUMBA_DEBUG_NRT poisons freed memory: a BLAS argument freed before the call
+    reads it would give BLAS garbage sizes; every allocation must be freed."""
+    import numpy as np
+
+    stats = run_python(
+        NRT_PASS,
+        {"NUMBA_DEBUG_NRT": "1", "NUMBA_NRT_STATS": "1", "FASTGMM_CACHE": "0"},
+    )
+    assert stats["alloc"] > 0
+    assert stats["alloc"] == stats["free"]
+    assert stats["mi_alloc"] == stats["mi_free"]
+    assert np.all(np.isfinite(stats["ll"]))
+    assert stats["blas_allocs"] == 0
+
+
+# ------------------------------------------------------------- 2. read-only inputs
+def test_kernel_input_is_a_read_only_view_not_a_copy():
+    import numpy as np
+
+    from fastgmm._jit import kernel_array, kernel_input
+
+    X = np.arange(12.0).reshape(4, 3)
+    for view in (kernel_input(X), kernel_array(X)):
+        assert not view.flags.writeable and np.shares_memory(view, X)
+    assert X.flags.writeable  # the caller's array is untouched
+    frozen = kernel_input(X)
+    assert kernel_input(frozen) is frozen
+    assert kernel_array(np.asfortranarray(X)).flags.c_contiguous
+    assert kernel_array(X, np.float32).dtype == np.float32
+    assert kernel_input([1.0]) == [1.0]  # not an array: unchanged
+
+
+def test_declared_inputs_compile_one_read_only_specialisation(no_cache):
+    import numpy as np
+    from numba import types
+
+    from fastgmm._jit import kernel
+
+    @kernel(inputs="x")
+    def total(x, out):
+        out[0] = x.sum()
+
+    out = np.zeros(1)
+    x = np.ones(3)
+    total(x, out)
+    frozen = x.copy()
+    frozen.setflags(write=False)
+    total(frozen, out)
+    total(x=x, out=out)
+    (signature,) = total.signatures
+    assert signature == (
+        types.Array(types.float64, 1, "C", readonly=True),
+        types.Array(types.float64, 1, "C"),
+    )
+    assert x.flags.writeable and out[0] == 3.0
+
+
+def test_a_kernel_writing_its_input_fails_to_compile(no_cache):
+    import numpy as np
+    from numba.core.errors import TypingError
+
+    from fastgmm._jit import kernel
+
+    @kernel(inputs="x")
+    def scribble(x):
+        x[0] = 1.0
+
+    with pytest.raises(TypingError):
+        scribble(np.zeros(3))
+
+
+def test_undeclared_input_name_is_an_error(no_cache):
+    from fastgmm._jit import kernel
+
+    with pytest.raises(ValueError, match="no argument"):
+
+        @kernel(inputs="y")
+        def f(x):
+            return x
+
+
+def test_kernel_options_equal_numbas_njit(no_cache):
+    """kernel() builds its dispatchers as numba.njit does (guards against drift)."""
+    import numba
+
+    from fastgmm._jit import FASTMATH, kernel
+
+    def f(x):
+        return x
+
+    ours = kernel(parallel=True, inputs="x")(f)
+    theirs = numba.njit(
+        f, parallel=True, fastmath=FASTMATH, nogil=True, error_model="numpy"
+    )
+    assert ours.targetoptions == theirs.targetoptions
+    assert isinstance(ours, type(theirs))
+
+
+# ------------------------------------------------------------ 3. source-hashed cache
+CACHE_PROBE = """
+    import json, sys
+    import numpy as np
+    from fastgmm import _jit
+    from fastgmm.kernels.passes import block_resp
+
+    # two components 100 nats apart: the far one's responsibility is e^-100 unless
+    # the exp floor (vecmath.FLOOR, inlined from another file) cuts it to 0
+    lp = np.zeros((2, 128))
+    lp[1] = -100.0
+    vec = np.ones((6, 128))
+    block_resp(lp, 1, vec[0], vec[1], vec[2], vec[3:])
+    stats = block_resp.stats
+    print(json.dumps({
+        "path": stats.cache_path, "dir": _jit.cache_dir(), "file": _jit.__file__,
+        "hits": sum(stats.cache_hits.values()),
+        "misses": sum(stats.cache_misses.values()),
+        "far": lp[1, 0],
+    }), file=sys.stderr)
+"""
+
+
+def _package_copy(tmp_path):
+    import shutil
+
+    pkg = tmp_path / "pkg"
+    shutil.copytree(
+        ROOT / "fastgmm", pkg / "fastgmm", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    return pkg
+
+
+def test_editing_a_kernel_file_invalidates_cached_callers_in_other_files(tmp_path):
+    """A cached caller (passes.block_resp) must not keep the old code of a callee
+    from another file (vecmath's exp) after that file changes."""
+    pkg = _package_copy(tmp_path)
+    env = {"FASTGMM_CACHE_DIR": str(tmp_path / "cache"), "FASTGMM_CACHE": "1"}
+    first = run_python(CACHE_PROBE, env, root=pkg)
+    assert first["misses"] == 1 and first["hits"] == 0
+    assert first["path"] == first["dir"]
+    assert first["dir"].startswith(str(tmp_path / "cache" / "jit-"))
+    assert first["file"].startswith(str(pkg))
+    assert 0 < first["far"] < 1e-40
+    again = run_python(CACHE_PROBE, env, root=pkg)
+    assert again["hits"] == 1 and again["misses"] == 0  # loaded from the cache
+    assert again["dir"] == first["dir"] and again["far"] == first["far"]
+
+    vecmath = pkg / "fastgmm" / "kernels" / "vecmath.py"
+    source = vecmath.read_text()
+    assert "\nFLOOR = 500.0" in source
+    vecmath.write_text(source.replace("\nFLOOR = 500.0", "\nFLOOR = 50.0"))
+    edited = run_python(CACHE_PROBE, env, root=pkg)
+    assert edited["dir"] != first["dir"]
+    assert edited["misses"] == 1 and edited["hits"] == 0
+    assert edited["far"] == 0.0  # the new floor: nothing stale was loaded
+
+
+def test_cache_folder_defaults_and_fallbacks(tmp_path):
+    pkg = _package_copy(tmp_path)
+    env = {"FASTGMM_CACHE_DIR": "", "NUMBA_CACHE_DIR": "", "FASTGMM_CACHE": "1"}
+    env["XDG_CACHE_HOME"] = str(tmp_path / "xdg")
+    in_tree = run_python(CACHE_PROBE, env, root=pkg)
+    assert in_tree["dir"].startswith(str(pkg / "fastgmm" / "__pycache__" / "jit-"))
+
+    # an unwritable package folder (here: __pycache__ is a file): the user's cache
+    other = _package_copy(tmp_path / "other")
+    (other / "fastgmm" / "__pycache__").write_text("")
+    user = run_python(CACHE_PROBE, env, root=other)
+    assert user["dir"].startswith(str(tmp_path / "xdg" / "fastgmm" / "jit-"))
+    assert user["dir"].endswith(in_tree["dir"][-16:])  # same sources, same hash
+
+    off = run_python(CACHE_PROBE, dict(env, FASTGMM_CACHE="0"), root=pkg)
+    assert off["path"] is None and off["misses"] == 1
+
+
+# ------------------------------------------------------------------ 4. compile budget
+BUDGET_PROBE = """
+    import json, sys
+    import numpy as np
+    from numba import types
+    from fastgmm import GaussianMixture
+    from fastgmm._jit import KernelDispatcher, KernelEntry
+
+    rng = np.random.default_rng(0)
+    centres = np.array([[0.0, 0.0, 0.0], [6.0, 1.0, 0.0], [1.0, 7.0, 2.0]])
+    X64 = np.vstack([rng.normal(size=(100, 3)) + c for c in centres])
+    weights = rng.uniform(0.5, 2.0, len(X64))
+    for X in (X64, X64.astype(np.float32)):
+        for cov in ("full", "tied", "diag", "spherical"):
+            for w in (None, weights):
+                gm = GaussianMixture(3, covariance_type=cov, random_state=0, max_iter=3)
+                gm.fit(X, sample_weight=w)
+                gm.predict(X), gm.predict_proba(X), gm.score_samples(X), gm.bic(X)
+
+    kernels = {}
+    for name, module in sorted(sys.modules.items()):
+        if not name.startswith("fastgmm.kernels") or module is None:
+            continue
+        for attr, obj in vars(module).items():
+            if isinstance(obj, KernelDispatcher) and obj.py_func.__module__ == name:
+                sigs = obj.signatures
+                x_dtypes = sorted({str(s[0].dtype) for s in sigs if s and
+                                   isinstance(s[0], types.Array) and s[0].ndim == 2})
+                kernels[name.split(".")[-1] + "." + attr] = {
+                    "n": len(sigs),
+                    "entry": isinstance(obj, KernelEntry),
+                    "parallel": obj.targetoptions.get("parallel", False),
+                    "x_dtypes": x_dtypes,
+                    "inputs_read_only": all(
+                        not s[i].mutable for s in sigs
+                        for i in getattr(obj, "input_positions", ())
+                    ),
+                }
+    print(json.dumps(kernels), file=sys.stderr)
+"""
+
+#: specialisations after the standard calls above (float64 + float32 data, four
+#: covariance types, with and without weights), measured with numba 0.68: 47 (each
+#: kernel that takes X: one per X dtype; the rest: one, except slot_buffers, whose
+#: callers pass the literal sizes 0 and 1: 5 tiny compiles). The budget leaves room
+#: for kmeans.assign and _no_sums (5 more on the kmeans tolerance exit, not reached
+#: by this data). The same calls made 47 before this branch too (add_gram_lower 2
+#: then, blas_args 1 now).
+BUDGET_TOTAL = 52
+BUDGET_SLOT_BUFFERS = 5
+
+
+@pytest.mark.slow
+def test_compile_budget():
+    """Specialisations per kernel after a standard set of estimator calls, compiled
+    afresh: at most one per X dtype (read-only inputs: no writable twin)."""
+    kernels = run_python(BUDGET_PROBE, {"FASTGMM_CACHE": "0"})
+    counts = {name: k["n"] for name, k in kernels.items()}
+    entries = [name for name, k in kernels.items() if k["entry"] and k["parallel"]]
+    assert {"passes.em_pass", "passes.score_pass", "kmeans.label_stats"} <= set(entries)
+    for name in entries:
+        k = kernels[name]
+        assert k["inputs_read_only"], name
+        assert k["n"] == len(k["x_dtypes"]) <= 2, (name, k)  # one per X dtype
+    for name in ("passes.em_pass", "passes.score_pass", "kmeans.label_stats"):
+        assert kernels[name]["x_dtypes"] == ["float32", "float64"]
+    for name, n in counts.items():
+        limit = BUDGET_SLOT_BUFFERS if name == "blocks.slot_buffers" else 2
+        assert n <= limit, (name, n)
+    assert sum(counts.values()) <= BUDGET_TOTAL, counts
+    print(f"{sum(counts.values())} specialisations of {len(counts)} kernels: {counts}")
+
+
+# --------------------------------------------------------------- 5. threads() cost
+def test_threads_reuses_one_threadpool_controller(monkeypatch):
+    """Entering threads() does not rescan the loaded libraries each time; BLAS is
+    still pinned to one thread inside and restored after; a new import rescans."""
+    import threadpoolctl
+
+    from fastgmm import _runtime
+    from fastgmm._runtime import threads
+
+    made = []
+    original = threadpoolctl.ThreadpoolController
+
+    class Counting(original):
+        def __init__(self):
+            made.append(1)
+            super().__init__()
+
+    monkeypatch.setattr(threadpoolctl, "ThreadpoolController", Counting)
+    monkeypatch.setattr(_runtime, "_controller", [None, -1])
+
+    def blas_threads():
+        return [
+            lib["num_threads"]
+            for lib in original().info()  # uncounted
+            if lib["user_api"] == "blas"
+        ]
+
+    before = blas_threads()
+    for _ in range(5):
+        with threads():
+            assert set(blas_threads()) <= {1}
+            with threads(1):  # nested: the outer limit stays
+                assert set(blas_threads()) <= {1}
+        assert blas_threads() == before
+    assert len(made) == 1
+
+    monkeypatch.setitem(sys.modules, "fastgmm_fake_module", None)  # "an import"
+    with threads():
+        pass
+    assert len(made) == 2
