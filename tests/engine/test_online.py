@@ -11,7 +11,7 @@ from sklearn.utils._param_validation import InvalidParameterError
 
 from fastgmm import GaussianMixture
 
-from ._same_fit import (
+from .._same_fit import (
     COVARIANCE_TYPES,
     assert_same_fit,
     assert_state_unchanged,

@@ -19,7 +19,7 @@ from fastgmm import GaussianMixture
 from fastgmm.engine.sources import as_source
 from fastgmm.model import covariance as cov
 
-from ._same_fit import (
+from .._same_fit import (
     COVARIANCE_TYPES,
     assert_same_fit,
     assert_state_unchanged,

@@ -23,7 +23,7 @@ from fastgmm import GaussianMixture
 from fastgmm.dask import DaskSource, sample_indices
 from fastgmm.model import covariance as cov
 
-from ._same_fit import (
+from .._same_fit import (
     COVARIANCE_TYPES,
     assert_same_fit,
     assert_state_unchanged,

@@ -28,7 +28,7 @@ from fastgmm.kernels.vecmath import FLOOR, exp_nonpos_inplace, log_pos
 from fastgmm.model import covariance as cov
 from fastgmm.model.params import Params, kernel_inputs
 
-from . import reference as ref
+from .. import reference as ref
 
 COV_TYPES = ref.MODELS  # every covariance model of the table
 DTYPES = [np.float32, np.float64]
