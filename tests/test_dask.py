@@ -20,6 +20,7 @@ import fastgmm
 import fastgmm.mixture
 from fastgmm import GaussianMixture
 from fastgmm.dask import DaskSource, sample_indices
+from fastgmm.engine import sources
 from fastgmm.model import covariance as cov
 
 from ._same_fit import (
@@ -253,6 +254,27 @@ def test_weights_are_validated(X, weights):
                 with pytest.raises(ValueError, match=match):
                     gm.fit(dX, sample_weight=bad)
                 assert not hasattr(gm, "means_")
+
+
+def test_values_are_checked_on_the_first_pass_only(X, weights, monkeypatch):
+    """(synchronous scheduler, so the tasks run here) the tasks of the first pass
+    check every value of their block, those of the EM iterations do not: one
+    finiteness check per block and per weight block for a whole fit."""
+    seen = []
+    check = sources._all_finite
+    monkeypatch.setattr(
+        sources, "_all_finite", lambda a: seen.append(a.shape) or check(a)
+    )
+    start = start_from(X, K, "diag", weights)
+    dX = da.from_array(X, chunks=1500)
+    with dask.config.set(scheduler="synchronous"):
+        gm = fit_quietly(
+            fixed_iterations(K, "diag", start, max_iter=4),
+            dX,
+            sample_weight=da.from_array(weights, chunks=1500),
+        )
+    assert gm.n_iter_ == 4
+    assert sorted(seen) == sorted([(1500, 3), (1500,)] * 4)
 
 
 def test_bad_dask_arrays_raise():

@@ -14,6 +14,7 @@ import pytest
 
 import fastgmm.mixture
 from fastgmm import GaussianMixture
+from fastgmm.engine import sources
 from fastgmm.engine.sources import as_source
 from fastgmm.model import covariance as cov
 
@@ -261,6 +262,57 @@ def test_init_sample_with_weights_and_n_init(X, weights, monkeypatch):
     )
     assert_same_fit(a, b, rtol=0)
     assert a.converged_
+
+
+# ------------------------------------------------------------ validated once
+@pytest.fixture
+def finite_checks(monkeypatch):
+    """The shapes of the arrays whose values were checked for NaN / infinity."""
+    seen = []
+    check = sources._all_finite
+
+    def counting(a):
+        seen.append(a.shape)
+        return check(a)
+
+    monkeypatch.setattr(sources, "_all_finite", counting)
+    return seen
+
+
+def test_values_are_checked_once_per_fit(
+    X, weights, tmp_path, small_blocks, finite_checks
+):
+    """The O(n) value checks run on every block of the first complete pass only, not
+    at every EM iteration: one finiteness check per block (and per weight block) for
+    a whole fit."""
+    start = start_from(X, K, "full")
+    gm = fit_quietly(
+        fixed_iterations(K, "full", start, max_iter=4), npy_memmap(tmp_path, X)
+    )
+    assert gm.n_iter_ == 4
+    n_blocks = -(-X.shape[0] // BLOCK_ROWS)
+    assert finite_checks == [(BLOCK_ROWS, 3)] * (n_blocks - 1) + [
+        (X.shape[0] % BLOCK_ROWS, 3)
+    ]
+
+    finite_checks.clear()  # default init: the variance pass, the sample pass, EM
+    source = blocks_of(X, sizes=(1500,), weights=weights)
+    gm = fit_quietly(GaussianMixture(K, random_state=0, max_iter=4, tol=0), source)
+    assert gm.n_iter_ == 4
+    assert finite_checks == [(1500, 3), (1500,)] * 4
+
+
+def test_a_bad_value_is_refused_on_the_first_pass(X, finite_checks):
+    """Only the first pass checks values, and it still names the block: in the block
+    read to find the source's width and dtype too."""
+    nan = X[:10].copy()
+    nan[3, 1] = np.nan
+    for source, block in [(_with_bad_block(X, nan), 1), (_with_bad_block(nan, X), 0)]:
+        gm = GaussianMixture(K, random_state=0)
+        with pytest.raises(ValueError) as error:
+            gm.fit(source)
+        assert str(error.value) == f"block {block}: Input X contains NaN or infinity."
+        assert not hasattr(gm, "means_")
 
 
 # ------------------------------------------------------------------ bad blocks

@@ -27,8 +27,9 @@ def is_dask_array(X):
     return type(X).__module__.split(".")[0] == "dask" and hasattr(X, "to_delayed")
 
 
-def _apply(fn, X, w, args):
-    return fn(*_check_block(X, w, None), *args)
+def _apply(fn, X, w, values, args):
+    """fn(X, w, *args) on one checked block (values checked when ``values``)."""
+    return fn(*_check_block(X, w, None, values=values), *args)
 
 
 def _add(a, b):
@@ -85,13 +86,20 @@ class DaskSource:
                 )
             self.weights = sample_weight.rechunk((self.X.chunks[0],))
         self.dtype = np.dtype(np.float32 if X.dtype == np.float32 else np.float64)
+        self._validated = False  # a complete pass has checked every value
 
     def first_row(self):
         return np.asarray(self.X[0].compute(), dtype=np.float64)
 
     def map_sum(self, fn, *args):
-        """Sum of fn(block, weights, *args) over the row blocks, as a fixed binary tree."""
+        """Sum of fn(block, weights, *args) over the row blocks, as a fixed binary tree.
+
+        The tasks of the first complete pass check every value of their block (finite
+        rows, finite non-negative weights); later passes check the structure only.
+        """
         import dask
+
+        values = not self._validated
 
         blocks = self.X.to_delayed().ravel()
         weights = (
@@ -101,11 +109,12 @@ class DaskSource:
         )
         apply = dask.delayed(_apply, pure=True)
         add = dask.delayed(_add, pure=True)
-        level = [apply(fn, b, w, args) for b, w in zip(blocks, weights)]
+        level = [apply(fn, b, w, values, args) for b, w in zip(blocks, weights)]
         while len(level) > 1:
             pairs = [add(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
             level = pairs + ([level[-1]] if len(level) % 2 else [])
         (total,) = dask.compute(level[0])
+        self._validated = True
         return total
 
     def sample(self, n_max, random_state):
@@ -115,7 +124,7 @@ class DaskSource:
         idx = sample_indices(self.n_rows, n_max, random_state)
         X, w = self.X[idx], None if self.weights is None else self.weights[idx]
         X, w = dask.compute(X, w)
-        X, checked = _check_block(X, w, None)
+        X, checked = _check_block(X, w, None, values=not self._validated)
         return X, None if w is None else checked
 
 

@@ -36,10 +36,26 @@ def is_source(X):
     return callable(X) or module in ("h5py", "zarr") or hasattr(X, "__next__")
 
 
-def _check_block(X, w, n_features, index=None):
+def _all_finite(a):
+    """Whether every value of ``a`` is finite (the O(n) value check of a block)."""
+    return bool(np.all(np.isfinite(a)))
+
+
+def _check_block(X, w, n_features, index=None, values=True):
     """(X float32/float64 C-contiguous, weights float64 or empty) of one block, checked.
 
-    ``n_features=None`` accepts any width; ``index`` (or None) names the block in errors.
+    Parameters
+    ----------
+    X, w : array-like
+        The block's rows and its weights (or None for unit weights).
+    n_features : int or None
+        The expected width; None accepts any width.
+    index : int or None
+        Names the block in error messages.
+    values : bool, default=True
+        Also run the O(n) value checks: finite X, finite non-negative weights. The
+        structural checks (numeric dtype, 2-D, width, one weight per row) always run.
+
     Float blocks already in the right layout are not copied.
     """
     where = "" if index is None else f"block {index}: "
@@ -53,12 +69,12 @@ def _check_block(X, w, n_features, index=None):
             f"{where}expected a 2D block with {n_features} features, got shape "
             f"{X.shape}"
         )
-    if not np.all(np.isfinite(X)):
+    if values and not _all_finite(X):
         raise ValueError(f"{where}Input X contains NaN or infinity.")
     if w is None:
         return X, np.empty(0)
     w = np.ascontiguousarray(w, dtype=np.float64)
-    if w.shape != (X.shape[0],) or not np.all(np.isfinite(w)) or np.any(w < 0):
+    if w.shape != (X.shape[0],) or (values and (not _all_finite(w) or np.any(w < 0))):
         raise ValueError(
             f"{where}sample weights must be finite, non-negative, one per row"
         )
@@ -66,7 +82,24 @@ def _check_block(X, w, n_features, index=None):
 
 
 class BlockSource:
-    """Rows in blocks: ``blocks()`` returns a new iterator of (X, weights or None)."""
+    """Rows in blocks, read afresh at every pass.
+
+    Parameters
+    ----------
+    blocks : callable
+        Returns a new iterable of blocks at each call; a block is an array
+        (rows, n_features) or a pair (rows, sample_weight).
+    n_features : int or None
+        The expected width, or None to take it from the first block.
+
+    Notes
+    -----
+    Validation runs once per source (a source is made per fit): the first complete
+    pass checks every value (finite rows, finite non-negative weights); later passes
+    check only the structure (numeric dtype, 2-D, width, one weight per row) and that
+    they deliver the same number of rows. The value checks are a full extra read of
+    each block, so repeating them would cost a pass per EM iteration.
+    """
 
     def __init__(self, blocks, n_features=None):
         self._blocks = blocks
@@ -74,23 +107,35 @@ class BlockSource:
         self.n_rows = None
         self.dtype = None
         self._first = None
+        self._validated = False  # a complete pass has checked every value
         self._peek()
 
     def _peek(self):
-        for index, (X, w) in enumerate(self._iter()):
+        # structure only: the first complete pass checks the values of this block
+        for X, _ in self._iter(values=False):
             self._first = np.asarray(X[0], dtype=np.float64)
             self.dtype = X.dtype
             return
         raise ValueError("Found array with 0 sample(s) (the data source is empty).")
 
-    def _iter(self):
+    def _iter(self, values=None):
+        """Checked (X, weights) blocks, empty ones skipped; ``values=None`` runs the
+        value checks until a complete pass has run them."""
+        if values is None:
+            values = not self._validated
         for index, block in enumerate(self._blocks()):
             X, w = block if isinstance(block, tuple) else (block, None)
-            X, w = _check_block(X, w, self.n_features, index)
+            X, w = _check_block(X, w, self.n_features, index, values)
             if X.shape[0] == 0:
                 continue
             self.n_features = X.shape[1]
             yield X, w
+
+    def blocks(self):
+        """A new iterator over the checked blocks: pairs (X, weights), weights of
+        shape (0,) for unit weights. Values are checked until a complete pass of
+        ``map_sum`` or ``sample`` has checked them."""
+        return self._iter()
 
     def first_row(self):
         return self._first
@@ -107,14 +152,19 @@ class BlockSource:
             )
         self.n_rows = rows
 
+    def _pass_done(self, rows, values):
+        self._check_rows(rows)
+        self._validated = self._validated or values
+
     def map_sum(self, fn, *args):
         """Sum of fn(X, w, *args) over the blocks, in order (tuples element-wise)."""
+        values = not self._validated
         total, rows = None, 0
-        for X, w in self._iter():
+        for X, w in self._iter(values):
             out = fn(X, w, *args)
             total = out if total is None else tuple(a + b for a, b in zip(total, out))
             rows += X.shape[0]
-        self._check_rows(rows)
+        self._pass_done(rows, values)
         return total
 
     def sample(self, n_max, random_state):
@@ -123,14 +173,15 @@ class BlockSource:
         if self.n_rows is None:
             self.map_sum(lambda X, w: (X.shape[0],))
         p = min(1.0, n_max / self.n_rows)
+        values = not self._validated
         xs, ws, weighted, rows = [], [], False, 0
-        for X, w in self._iter():
+        for X, w in self._iter(values):
             keep = random_state.uniform(size=X.shape[0]) < p if p < 1 else slice(None)
             xs.append(X[keep])
             ws.append(np.ones(X.shape[0])[keep] if w.shape[0] == 0 else w[keep])
             weighted |= w.shape[0] > 0
             rows += X.shape[0]
-        self._check_rows(rows)
+        self._pass_done(rows, values)
         X = np.ascontiguousarray(np.concatenate(xs))
         return X, (np.concatenate(ws) if weighted else None)
 
