@@ -288,6 +288,8 @@ def test_bad_dask_arrays_raise():
             GaussianMixture(5).fit(da.ones((4, 2), chunks=2))
         with pytest.raises(ValueError, match="0 sample"):
             gm.fit(da.zeros((0, 3), chunks=2))
+        with pytest.raises(ValueError, match=r"0 feature\(s\)"):
+            gm.fit(da.zeros((10, 0), chunks=5))
     assert not hasattr(gm, "means_")
 
 

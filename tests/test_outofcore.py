@@ -353,6 +353,16 @@ def _bad_sources(X):
         "objects": (ValueError, "numeric", _with_bad_block(X, X[:10].astype(object))),
         "empty source": (ValueError, "0 sample", lambda: iter(())),
         "only empty blocks": (ValueError, "0 sample", lambda: iter([X[:0], X[:0]])),
+        "zero-width blocks": (
+            ValueError,
+            r"block 0: Found array with 0 feature\(s\)",
+            lambda: iter([X[:2000, :0], X[2000:, :0]]),
+        ),
+        "zero-width block later": (
+            ValueError,
+            r"block 1: Found array with 0 feature\(s\)",
+            _with_bad_block(X, X[:10, :0]),
+        ),
         "negative weights": (
             ValueError,
             "sample weights",
@@ -406,6 +416,14 @@ def test_bad_blocks_at_inference(X):
         gm.score_samples(_with_bad_block(X, X[:3] * np.nan))
     with pytest.raises(TypeError, match="callable"):
         gm.predict(blocks_of(X)())
+
+
+def test_zero_width_arrays_are_refused(tmp_path):
+    """A memmap (or h5py / zarr array) of shape (n, 0) has no features to fit."""
+    gm = GaussianMixture(K)
+    with pytest.raises(ValueError, match=r"0 feature\(s\) \(shape=\(100, 0\)\)"):
+        gm.fit(npy_memmap(tmp_path, np.zeros((100, 0))))
+    assert not hasattr(gm, "means_")
 
 
 def test_sample_weight_argument_with_streamed_data(X, tmp_path):

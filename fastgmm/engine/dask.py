@@ -73,6 +73,11 @@ class DaskSource:
         self.n_rows, self.n_features = self.X.shape
         if self.n_rows == 0:
             raise ValueError("Found array with 0 sample(s) (the dask array is empty).")
+        if self.n_features == 0:
+            raise ValueError(
+                f"Found array with 0 feature(s) (shape={self.X.shape}) while a "
+                "minimum of 1 is required."
+            )
         if sample_weight is not None:
             import dask.array as da
 

@@ -49,7 +49,7 @@ def _check_block(X, w, n_features, index=None, values=True):
     X, w : array-like
         The block's rows and its weights (or None for unit weights).
     n_features : int or None
-        The expected width; None accepts any width.
+        The expected width; None accepts any width (of at least one feature).
     index : int or None
         Names the block in error messages.
     values : bool, default=True
@@ -64,6 +64,11 @@ def _check_block(X, w, n_features, index=None, values=True):
         raise ValueError(f"{where}expected numeric data, got dtype {X.dtype}")
     X = np.ascontiguousarray(X, dtype=X.dtype if X.dtype == np.float32 else np.float64)
     X = kernel_input(X)
+    if X.ndim == 2 and X.shape[1] == 0:
+        raise ValueError(
+            f"{where}Found array with 0 feature(s) (shape={X.shape}) while a minimum "
+            "of 1 is required."
+        )
     if X.ndim != 2 or (n_features is not None and X.shape[1] != n_features):
         raise ValueError(
             f"{where}expected a 2D block with {n_features} features, got shape "
