@@ -3,6 +3,7 @@ processes on loopback) equals the in-memory fit from the same start; inference i
 lazy; a worker killed mid-fit is survived or reported, never a different model."""
 
 import os
+import pickle
 import signal
 import threading
 import time
@@ -275,6 +276,34 @@ def test_values_are_checked_on_the_first_pass_only(X, weights, monkeypatch):
         )
     assert gm.n_iter_ == 4
     assert sorted(seen) == sorted([(1500, 3), (1500,)] * 4)
+
+
+def test_parameters_are_one_key_of_the_graph(X):
+    """An iteration's graph holds the kernel's parameter arrays once, under one key
+    that every block task depends on, not once in each block task."""
+    from dask.core import get_dependencies
+
+    from fastgmm.engine.em import block_em, kernel_params
+
+    gm = fit_quietly(GaussianMixture(K, random_state=0, max_iter=3), X)
+    kind, const, loc, prec = kernel_params(gm._params(), "full")
+    ref = np.ascontiguousarray(gm.means_)
+    args = (kind, const, loc, prec, ref, 512)
+    source = DaskSource(da.from_array(X, chunks=500))
+    total = source._graph(block_em, *args)
+    graph = dict(total.__dask_graph__())
+    tasks = {key: pickle.dumps(task) for key, task in graph.items()}
+    for array in (const, loc, prec):
+        holders = [key for key, task in tasks.items() if array.tobytes() in task]
+        assert len(holders) == 1
+    (key,) = holders
+    users = [k for k in graph if key in get_dependencies(graph, k)]
+    assert len(users) == 12  # one task per block
+    with dask.config.set(scheduler="synchronous"):
+        (computed,) = dask.compute(total)
+    expected = block_em(X, np.empty(0), *args)
+    for a, b in zip(computed, expected):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
 
 
 def test_bad_dask_arrays_raise():

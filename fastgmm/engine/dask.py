@@ -104,23 +104,37 @@ class DaskSource:
         """
         import dask
 
-        values = not self._validated
+        (total,) = dask.compute(self._graph(fn, *args))
+        self._validated = True
+        return total
 
+    def _graph(self, fn, *args):
+        """The delayed sum of one pass (see :meth:`map_sum`).
+
+        ``args`` (the current parameters: K x d x d arrays) are one key of the graph,
+        a dependency of every block task: serialised once per pass and fetched once
+        per worker, instead of travelling inside each of the block tasks.
+        """
+        import dask
+        from dask.base import tokenize
+
+        values = not self._validated
         blocks = self.X.to_delayed().ravel()
         weights = (
             [None] * len(blocks)
             if self.weights is None
             else self.weights.to_delayed().ravel()
         )
+        shared = dask.delayed(
+            args, pure=True, traverse=False, name=f"fastgmm-args-{tokenize(args)}"
+        )
         apply = dask.delayed(_apply, pure=True)
         add = dask.delayed(_add, pure=True)
-        level = [apply(fn, b, w, values, args) for b, w in zip(blocks, weights)]
+        level = [apply(fn, b, w, values, shared) for b, w in zip(blocks, weights)]
         while len(level) > 1:
             pairs = [add(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
             level = pairs + ([level[-1]] if len(level) % 2 else [])
-        (total,) = dask.compute(level[0])
-        self._validated = True
-        return total
+        return level[0]
 
     def sample(self, n_max, random_state):
         """A seeded uniform sample of min(n_max, n_rows) rows, gathered to the client."""
