@@ -218,6 +218,68 @@ def test_float32_dask_array_keeps_float32(client, X):
     assert actual.lower_bound_ == pytest.approx(expected.lower_bound_, rel=1e-10)
 
 
+# ------------------------------------------------------ threads inside tasks
+def _blas_threads():
+    from threadpoolctl import threadpool_info
+
+    return max(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas")
+
+
+def _set_blas_threads(n):
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=n, user_api="blas")
+
+
+def _numba_cores():
+    import numba
+
+    return numba.config.NUMBA_NUM_THREADS
+
+
+def _thread_probe(X, w):
+    """(BLAS threads, Numba threads, 1) as seen inside a block task."""
+    import numba
+
+    return (np.array([_blas_threads(), numba.get_num_threads(), 1]),)
+
+
+@cluster_test
+def test_tasks_pin_blas_and_share_the_cores_on_workers(client, X):
+    """Inside a block task on a worker, BLAS runs on one thread and Numba on the
+    worker's cores divided by its task threads (1 here). The workers' BLAS is set to
+    2 threads first: the nanny starts them with OPENBLAS_NUM_THREADS=1, other
+    deployments do not; it is back to 2 after the tasks."""
+    before = client.run(_blas_threads)
+    client.run(_set_blas_threads, 2)
+    try:
+        assert set(client.run(_blas_threads).values()) == {2}
+        source = DaskSource(da.from_array(X, chunks=1000))
+        (total,) = source.map_sum(_thread_probe)
+        after = set(client.run(_blas_threads).values())
+    finally:
+        for address, n in before.items():
+            client.run(_set_blas_threads, n, workers=[address])
+    (cores,) = set(client.run(_numba_cores).values())
+    blas, numba_threads, blocks = total
+    assert blocks == 6 and blas == blocks  # one BLAS thread in every task
+    assert numba_threads == blocks * max(1, cores // 1)
+    assert after == {2}
+
+
+def test_tasks_share_the_cores_on_the_threaded_scheduler(X):
+    """On Dask's local threaded scheduler each task takes the cores divided by the
+    pool's threads, with BLAS pinned to one thread."""
+    import numba
+
+    source = DaskSource(da.from_array(X, chunks=1000))
+    with dask.config.set(scheduler="threads", num_workers=2):
+        (total,) = source.map_sum(_thread_probe)
+    blas, numba_threads, blocks = total
+    assert blocks == 6 and blas == blocks
+    assert numba_threads == blocks * max(1, numba.config.NUMBA_NUM_THREADS // 2)
+
+
 # -------------------------------------------------------------- bad input
 @cluster_test
 def test_bad_block_on_a_worker_raises_and_keeps_the_model(client, X):

@@ -18,8 +18,12 @@ up (``KilledWorker``) the error propagates and a previously fitted model is left
 it was.
 """
 
+import threading
+from contextlib import contextmanager
+
 import numpy as np
 
+from .._runtime import threads
 from .sources import _check_block
 
 
@@ -27,9 +31,75 @@ def is_dask_array(X):
     return type(X).__module__.split(".")[0] == "dask" and hasattr(X, "to_delayed")
 
 
+def _task_slots():
+    """How many tasks the process running this task may run at once, or None in the
+    thread that called ``compute`` (synchronous scheduler)."""
+    try:
+        from distributed import get_worker
+
+        worker = get_worker()
+    except (ImportError, ValueError):  # not on a distributed worker
+        worker = None
+    if worker is not None:
+        return getattr(getattr(worker, "state", worker), "nthreads", None) or 1
+    if threading.current_thread() is threading.main_thread():
+        return None
+    import dask
+    from dask.system import CPU_COUNT
+
+    return dask.config.get("num_workers", None) or CPU_COUNT
+
+
+def _task_threads():
+    """Numba threads for a task where it runs: the process's cores
+    (``NUMBA_NUM_THREADS``) shared among the tasks it runs at once, at least one;
+    None (the caller's setting, e.g. the fit's ``n_jobs``) in the calling thread."""
+    import numba
+
+    slots = _task_slots()
+    if slots is None:
+        return None
+    return max(1, numba.config.NUMBA_NUM_THREADS // slots)
+
+
+def _free_blas_control():
+    """Let this thread set the BLAS thread limit.
+
+    threadpoolctl >= 3.8 lets only one thread change the limit of a process-wide
+    (pthreads) OpenBLAS pool: the first that set one, until a ``with
+    threadpool_limits(...)`` block clears it. fastgmm's reference-counted pin
+    (``_runtime.threads``) sets limits outside such a block, so the first thread of a
+    process that ran it keeps control: on a worker, the event-loop thread of
+    ``client.run(fastgmm.warmup)``, and every later pin in a task thread would
+    silently do nothing. fastgmm's pin serialises its own changes, so taking the
+    control here is safe for them.
+    """
+    try:
+        from threadpoolctl import OpenBLASController
+    except ImportError:  # pragma: no cover (no such class: no controlling thread)
+        return
+    clear = getattr(OpenBLASController, "clear_controlling_thread", None)
+    if clear is not None:
+        clear(force=True)
+
+
+@contextmanager
+def _task_threads_scope():
+    """Where a task runs fastgmm kernels: BLAS pinned to one thread, Numba on the
+    task's share of the cores (:func:`_task_threads`)."""
+    _free_blas_control()
+    with threads(_task_threads()):
+        try:
+            yield
+        finally:
+            _free_blas_control()  # so that the pin's release can restore the limit
+
+
 def _apply(fn, X, w, values, args):
-    """fn(X, w, *args) on one checked block (values checked when ``values``)."""
-    return fn(*_check_block(X, w, None, values=values), *args)
+    """fn(X, w, *args) on one checked block (values checked when ``values``), in
+    the task's thread scope."""
+    with _task_threads_scope():
+        return fn(*_check_block(X, w, None, values=values), *args)
 
 
 def _add(a, b):
@@ -150,9 +220,10 @@ class DaskSource:
 def _score_block(X, params, covariance_type, what):
     from .em import score
 
-    (out,) = score(
-        _check_block(X, None, None)[0], params, covariance_type, **{what: True}
-    )
+    with _task_threads_scope():
+        (out,) = score(
+            _check_block(X, None, None)[0], params, covariance_type, **{what: True}
+        )
     return out
 
 
