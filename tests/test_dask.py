@@ -226,9 +226,14 @@ def _blas_threads():
 
 
 def _set_blas_threads(n):
-    from threadpoolctl import threadpool_limits
+    """Set this process's BLAS threads, from whichever thread (threadpoolctl >= 3.8
+    otherwise lets only a "controlling" thread change an OpenBLAS pthreads pool)."""
+    from threadpoolctl import OpenBLASController, threadpool_limits
 
+    clear = getattr(OpenBLASController, "clear_controlling_thread", lambda **kw: None)
+    clear(force=True)
     threadpool_limits(limits=n, user_api="blas")
+    clear(force=True)
 
 
 def _numba_cores():

@@ -62,8 +62,9 @@ def _task_threads():
     return max(1, numba.config.NUMBA_NUM_THREADS // slots)
 
 
-def _free_blas_control():
-    """Let this thread set the BLAS thread limit.
+def _clear_blas_control(force=True):
+    """Let any thread set the BLAS thread limit next (``force=False``: only if this
+    thread holds the control).
 
     threadpoolctl >= 3.8 lets only one thread change the limit of a process-wide
     (pthreads) OpenBLAS pool: the first that set one, until a ``with
@@ -72,7 +73,7 @@ def _free_blas_control():
     process that ran it keeps control: on a worker, the event-loop thread of
     ``client.run(fastgmm.warmup)``, and every later pin in a task thread would
     silently do nothing. fastgmm's pin serialises its own changes, so taking the
-    control here is safe for them.
+    control for them is safe.
     """
     try:
         from threadpoolctl import OpenBLASController
@@ -80,19 +81,23 @@ def _free_blas_control():
         return
     clear = getattr(OpenBLASController, "clear_controlling_thread", None)
     if clear is not None:
-        clear(force=True)
+        clear(force=force)
 
 
 @contextmanager
 def _task_threads_scope():
     """Where a task runs fastgmm kernels: BLAS pinned to one thread, Numba on the
-    task's share of the cores (:func:`_task_threads`)."""
-    _free_blas_control()
-    with threads(_task_threads()):
-        try:
-            yield
-        finally:
-            _free_blas_control()  # so that the pin's release can restore the limit
+    task's share of the cores (:func:`_task_threads`); the BLAS limit is free for
+    any thread to set again afterwards."""
+    _clear_blas_control()
+    try:
+        with threads(_task_threads()):
+            try:
+                yield
+            finally:
+                _clear_blas_control()  # so that the pin's release can restore
+    finally:
+        _clear_blas_control(force=False)
 
 
 def _apply(fn, X, w, values, args):
