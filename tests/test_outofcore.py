@@ -176,6 +176,69 @@ def test_memmap_views_and_offsets(X, tmp_path, small_blocks):
     assert_same_fit(expected, fit_quietly(fixed_iterations(K, "diag", start2), strided))
 
 
+def test_memmap_is_read_through_the_array_not_the_path(X, tmp_path, small_blocks):
+    """The fit reads the array the user passed: a file written at the same path after
+    the mapping (os.replace) changes what the path holds, not what the memmap maps."""
+    start = start_from(X, K, "full")
+    expected = fit_quietly(fixed_iterations(K, "full", start), X)
+    mm = npy_memmap(tmp_path, X)
+    np.save(tmp_path / "other.npy", X[::-1] * 2.0 + 1.0)  # same shape and header
+    os.replace(tmp_path / "other.npy", tmp_path / "X.npy")
+    assert np.load(tmp_path / "X.npy", mmap_mode="r")[0, 0] == X[-1, 0] * 2.0 + 1.0
+    actual = fit_quietly(fixed_iterations(K, "full", start), mm)
+    assert_same_fit(expected, actual)
+
+
+def _this_tree_first():
+    """PYTHONPATH for a subprocess that imports the fastgmm under test."""
+    root = str(Path(fastgmm.mixture.__file__).resolve().parents[1])
+    return os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])
+
+
+TRUNCATED_SCRIPT = textwrap.dedent(
+    """
+    import functools, os, sys, warnings
+    import numpy as np
+    import fastgmm.mixture
+    from fastgmm import GaussianMixture
+    from fastgmm.engine.sources import as_source
+
+    path = sys.argv[1]
+    fastgmm.mixture.as_source = functools.partial(as_source, block_rows=1000)
+    np.save(path, np.random.default_rng(0).normal(size=(10_000, 3)))
+    X = np.load(path, mmap_mode="r")
+    os.truncate(path, os.path.getsize(path) - 8 * 3 * 2500)  # rows 7500.. are gone
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            GaussianMixture(2, max_iter=2, random_state=0).fit(X)
+    except ValueError as exc:
+        print(exc)
+    """
+)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="cannot truncate a mapped file")
+def test_memmap_of_a_truncated_file_raises(tmp_path):
+    """A file truncated after it was mapped is shorter than the array: a clear
+    ValueError, not a crash (reading mapped pages past the end of a file raises
+    SIGBUS; run in a subprocess so that a regression cannot kill the test session).
+    numpy itself refuses to map a file shorter than the array
+    ("mmap length is greater than file size")."""
+    out = subprocess.run(
+        [sys.executable, "-c", TRUNCATED_SCRIPT, str(tmp_path / "X.npy")],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": _this_tree_first()},
+    )
+    assert out.returncode == 0, (out.returncode, out.stderr)
+    message = out.stdout.strip()
+    assert "is shorter than the array: rows 7000..7999" in message, message
+    assert str(tmp_path / "X.npy") in message
+
+
 def test_float32_memmap_keeps_float32(X, tmp_path, small_blocks):
     X32 = X.astype(np.float32)
     start = start_from(X32, K, "full")
@@ -501,8 +564,6 @@ def test_memory_stays_bounded_by_the_block_size(tmp_path):
     one 2**18-row block and its float64 copy (~34 MB), the init sample (~13 MB) and
     kernel scratch."""
     rows, d = 6_250_000, 8  # 400 MB
-    root = str(Path(fastgmm.mixture.__file__).resolve().parents[1])
-    env_path = os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])
     out = subprocess.run(
         [
             sys.executable,
@@ -516,7 +577,7 @@ def test_memory_stays_bounded_by_the_block_size(tmp_path):
         capture_output=True,
         text=True,
         timeout=300,
-        env={**os.environ, "PYTHONPATH": env_path},
+        env={**os.environ, "PYTHONPATH": _this_tree_first()},
     )
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout.strip().splitlines()[-1])

@@ -7,13 +7,16 @@ block size, not by the number of rows.
 
 Accepted inputs (see :func:`as_source`):
 
-- ``numpy.memmap``: read block by block with plain file reads (no mapping stays
-  resident, so the resident set stays bounded);
+- ``numpy.memmap``: sliced block by block from the mapped array itself, each block's
+  pages dropped from the resident set once it was used (so the resident set stays
+  bounded, see :class:`_Pages`);
 - array-likes with ``shape`` and slicing that are not numpy arrays (h5py datasets,
   zarr arrays);
 - a callable returning a new iterable of blocks at each call; a block is an array
   (rows, n_features) or a pair (rows, sample_weight).
 """
+
+import mmap
 
 import numpy as np
 
@@ -191,39 +194,94 @@ class BlockSource:
         return X, (np.concatenate(ws) if weighted else None)
 
 
-def _file_offset(X):
-    """Byte offset in ``X.filename`` of X's first element, or None if X may differ
-    from the file (copy-on-write) or its mapping is unknown. numpy gives a view of a
-    memmap (``mm[1000:]``) its parent's ``offset``, so the offset is taken from the
-    addresses of the view and of the mapping instead."""
-    import mmap
+class _Pages:
+    """The pages of a memmap's mapping that a block spans: checked against the file's
+    size before the block is read, dropped from the resident set after.
 
-    mapping = getattr(X, "_mmap", None)
-    if X.filename is None or mapping is None or X.mode == "c":
-        return None
-    try:
-        base = np.frombuffer(mapping, dtype=np.uint8).ctypes.data
-    except (TypeError, ValueError):  # closed or otherwise unreadable mapping
-        return None
-    start = X.offset - X.offset % mmap.ALLOCATIONGRANULARITY
-    return start + X.ctypes.data - base
+    Dropping uses ``madvise(MADV_DONTNEED)``: the process's page-table entries go, the
+    file's pages stay in the page cache (a later pass maps them again from there),
+    so the resident set holds about one block however many rows are read. Shared
+    mappings only (modes ``r``, ``r+``, ``w+``): in a copy-on-write mapping (mode
+    ``c``) it would discard the changes made in memory.
+    """
+
+    def __init__(self, X):
+        self.mapping = X._mmap
+        # the mapping starts at X.offset rounded down as numpy does when it maps
+        self.file_start = X.offset - X.offset % mmap.ALLOCATIONGRANULARITY
+        self.base = np.frombuffer(self.mapping, dtype=np.uint8).ctypes.data
+        self.length = len(self.mapping)
+        self.filename = X.filename
+        self.drop = X.mode != "c" and hasattr(mmap, "MADV_DONTNEED")
+
+    @classmethod
+    def of(cls, X):
+        """Pages of X's mapping, or None if X has no readable mapping of its own."""
+        if getattr(X, "_mmap", None) is None:
+            return None
+        try:
+            return cls(X)
+        except (TypeError, ValueError):  # closed or otherwise unreadable mapping
+            return None
+
+    def span(self, block):
+        """(first, end) byte offsets of ``block`` in the mapping, or None."""
+        low, high = _byte_bounds(block)
+        first, end = low - self.base, high - self.base
+        return (first, end) if 0 <= first <= end <= self.length else None
+
+    def check_file(self, span, rows):
+        """Raise if the file is now shorter than the block: reading mapped pages past
+        the end of a file kills the process (SIGBUS) instead of raising."""
+        try:
+            size = self.mapping.size()  # fstat of the mapped file, even if renamed
+        except (OSError, ValueError):  # no file descriptor kept: cannot check
+            return
+        needed = self.file_start + span[1]
+        if size < needed:
+            raise ValueError(
+                f"The memmap's file {self.filename!r} is shorter than the array: "
+                f"rows {rows[0]}..{rows[1] - 1} end at byte {needed} but the file has "
+                f"{size} bytes (was it truncated after it was mapped?)."
+            )
+
+    def release(self, span):
+        """Drop the pages of ``span`` from this process's resident set."""
+        if not self.drop:
+            return
+        first = span[0] - span[0] % mmap.PAGESIZE
+        end = min(self.length, -(-span[1] // mmap.PAGESIZE) * mmap.PAGESIZE)
+        if end > first:
+            try:
+                self.mapping.madvise(mmap.MADV_DONTNEED, first, end - first)
+            except (OSError, ValueError):  # advice refused: pages stay resident
+                self.drop = False
+
+
+def _byte_bounds(a):
+    """(low, high) addresses of ``a``'s memory (numpy >= 2 moved the function)."""
+    return getattr(np.lib, "array_utils", np).byte_bounds(a)
 
 
 def _memmap_blocks(X, rows):
-    """Blocks of a C-ordered 2-D memmap read with np.fromfile (nothing stays mapped);
-    other memmaps (views with strides, copy-on-write) are sliced through the mapping."""
-    offset = _file_offset(X) if X.ndim == 2 and X.flags.c_contiguous else None
-    if offset is None:
-        return _slice_blocks(np.asarray(X), rows)
-    n, d = X.shape
-    path, dtype = X.filename, X.dtype
+    """Blocks of a memmap sliced from the mapped array itself (what the user passed,
+    even if the file was since replaced), each checked against the file's size before
+    it is read and dropped from the resident set after it was used (see
+    :class:`_Pages`)."""
+    pages = _Pages.of(X)
 
     def blocks():
-        with open(path, "rb") as fh:
-            for start in range(0, n, rows):
-                count = min(rows, n - start)
-                fh.seek(offset + start * d * dtype.itemsize)
-                yield np.fromfile(fh, dtype=dtype, count=count * d).reshape(count, d)
+        for start in range(0, X.shape[0], rows):
+            stop = min(start + rows, X.shape[0])
+            block = np.asarray(X[start:stop])
+            span = None if pages is None else pages.span(block)
+            if span is not None:
+                pages.check_file(span, (start, stop))
+            try:
+                yield block
+            finally:
+                if span is not None:
+                    pages.release(span)
 
     return blocks
 
@@ -249,7 +307,8 @@ def as_source(X, sample_weight=None, block_rows=DEFAULT_BLOCK_ROWS):
             "(rows, weights) pairs from the source instead."
         )
     if isinstance(X, np.memmap):
-        return BlockSource(_memmap_blocks(X, block_rows))
+        _require_2d(X)
+        return BlockSource(_memmap_blocks(X, block_rows), X.shape[1])
     if hasattr(X, "__next__") and not callable(X):
         raise TypeError(
             f"A {type(X).__name__} can be read only once, but EM reads the data at "
@@ -258,8 +317,12 @@ def as_source(X, sample_weight=None, block_rows=DEFAULT_BLOCK_ROWS):
         )
     if callable(X) and not hasattr(X, "shape"):
         return BlockSource(X)
+    _require_2d(X)
+    return BlockSource(_slice_blocks(X, block_rows), X.shape[1])
+
+
+def _require_2d(X):
     if len(getattr(X, "shape", ())) != 2:
         raise ValueError(
             f"Expected a 2D array-like, got shape {getattr(X, 'shape', None)}"
         )
-    return BlockSource(_slice_blocks(X, block_rows), X.shape[1])
