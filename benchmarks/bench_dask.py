@@ -86,7 +86,8 @@ def timed_fit(X, k, start, max_iter):
     """(whole fit seconds, per-iteration seconds (list), fitted model). The i-th
     per-iteration time (i >= 2) is the interval between the ends of EM steps i-1 and
     i (``fastgmm.engine.em.em_step``, one full pass over the data plus the M-step)."""
-    from fastgmm import GaussianMixture, _em
+    from fastgmm import GaussianMixture
+    from fastgmm.engine import em as _em
 
     stamps, em_step = [], _em.em_step
 

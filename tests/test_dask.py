@@ -270,6 +270,10 @@ def test_tasks_pin_blas_and_share_the_cores_on_workers(client, X):
     assert blocks == 6 and blas == blocks  # one BLAS thread in every task
     assert numba_threads == blocks * max(1, cores // 1)
     assert after == {2}
+    # BLAS already on one thread (as the nanny starts workers): the same, unpinned
+    assert set(client.run(_blas_threads).values()) == {1}
+    (again,) = source.map_sum(_thread_probe)
+    np.testing.assert_array_equal(again, total)
 
 
 def test_tasks_share_the_cores_on_the_threaded_scheduler(X):

@@ -84,14 +84,55 @@ def _clear_blas_control(force=True):
         clear(force=force)
 
 
+#: this process's BLAS libraries as threadpoolctl sees them, scanned once (the scan
+#: reads /proc/self/maps: about 2.5 ms in a worker process, at every task otherwise)
+_BLAS = []
+
+
+def _blas_threads():
+    """The most threads a BLAS library of this process may use now (None if one
+    does not say). Libraries loaded after the first call are not seen: fastgmm's
+    imports load numpy's and scipy's before any task runs."""
+    if not _BLAS:
+        from threadpoolctl import ThreadpoolController
+
+        _BLAS.append(ThreadpoolController().select(user_api="blas"))
+    counts = [lib.get_num_threads() for lib in _BLAS[0].lib_controllers]
+    return None if None in counts else max(counts, default=1)
+
+
+@contextmanager
+def _numba_threads(n):
+    """Numba on ``n`` threads (None: unchanged) in this thread for the duration."""
+    import numba
+
+    previous = numba.get_num_threads()
+    if n is not None:
+        numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+    try:
+        yield
+    finally:
+        numba.set_num_threads(previous)
+
+
 @contextmanager
 def _task_threads_scope():
-    """Where a task runs fastgmm kernels: BLAS pinned to one thread, Numba on the
-    task's share of the cores (:func:`_task_threads`); the BLAS limit is free for
-    any thread to set again afterwards."""
+    """Where a task runs fastgmm kernels: BLAS on one thread, Numba on the task's
+    share of the cores (:func:`_task_threads`).
+
+    When BLAS already runs on one thread (workers started by a Nanny get
+    ``OPENBLAS_NUM_THREADS=1``; a fit on the client holds the pin) only Numba's
+    threads are set; otherwise ``_runtime.threads`` pins BLAS for the task, and the
+    BLAS limit is left free for any thread to set again afterwards.
+    """
+    n = _task_threads()
+    if _blas_threads() == 1:
+        with _numba_threads(n):
+            yield
+        return
     _clear_blas_control()
     try:
-        with threads(_task_threads()):
+        with threads(n):
             try:
                 yield
             finally:
