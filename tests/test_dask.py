@@ -390,6 +390,15 @@ def test_bad_dask_arrays_raise():
             gm.fit(da.zeros((0, 3), chunks=2))
         with pytest.raises(ValueError, match=r"0 feature\(s\)"):
             gm.fit(da.zeros((10, 0), chunks=5))
+        # blocks unlike the chunks they declare (a map_blocks that drops rows or
+        # columns without saying so)
+        dX = da.from_array(np.ones((40, 3)), chunks=10)
+        fewer_rows = dX.map_blocks(lambda b: b[:-1], dtype=dX.dtype)
+        with pytest.raises(ValueError, match=r"block \d: 9 rows, but the dask array"):
+            gm.fit(fewer_rows)
+        fewer_columns = dX.map_blocks(lambda b: b[:, :2], dtype=dX.dtype)
+        with pytest.raises(ValueError, match=r"block \d: expected a 2D block with 3"):
+            gm.fit(fewer_columns)
     assert not hasattr(gm, "means_")
 
 

@@ -141,11 +141,22 @@ def _task_threads_scope():
         _clear_blas_control(force=False)
 
 
-def _apply(fn, X, w, values, args):
-    """fn(X, w, *args) on one checked block (values checked when ``values``), in
-    the task's thread scope."""
+def _apply(fn, X, w, check, args):
+    """fn(X, w, *args) on one checked block, in the task's thread scope.
+
+    ``check`` is (block index, rows, n_features, values): the block must have the
+    rows its chunk declares and n_features columns; ``values`` also checks that its
+    values are finite and its weights finite and non-negative.
+    """
+    index, rows, n_features, values = check
     with _task_threads_scope():
-        return fn(*_check_block(X, w, None, values=values), *args)
+        X, w = _check_block(X, w, n_features, index, values)
+        if X.shape[0] != rows:
+            raise ValueError(
+                f"block {index}: {X.shape[0]} rows, but the dask array's chunks "
+                f"declare {rows}"
+            )
+        return fn(X, w, *args)
 
 
 def _add(a, b):
@@ -246,7 +257,10 @@ class DaskSource:
         )
         apply = dask.delayed(_apply, pure=True)
         add = dask.delayed(_add, pure=True)
-        level = [apply(fn, b, w, values, shared) for b, w in zip(blocks, weights)]
+        level = [
+            apply(fn, b, w, (i, rows, self.n_features, values), shared)
+            for i, (b, w, rows) in enumerate(zip(blocks, weights, self.X.chunks[0]))
+        ]
         while len(level) > 1:
             pairs = [add(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
             level = pairs + ([level[-1]] if len(level) % 2 else [])
