@@ -187,7 +187,20 @@ def _require_array(X):
 
 
 class DaskSource:
-    """A dask array (and optional dask weights) as an EM block source."""
+    """A dask array (and optional dask weights) as an EM block source.
+
+    Parameters
+    ----------
+    X : dask.array.Array of shape (n_samples, n_features)
+    sample_weight : dask or numpy array of shape (n_samples,), optional
+
+    Notes
+    -----
+    Each pass is one graph (:meth:`_graph`): a task per row block, running in the
+    worker's thread scope (:func:`_task_threads_scope`), with the pass's arguments as
+    one shared key. The tasks of the first complete pass check every value of their
+    block; later passes check each block's width and row count only.
+    """
 
     def __init__(self, X, sample_weight=None):
         _require_array(X)
