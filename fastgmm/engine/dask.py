@@ -31,15 +31,20 @@ def is_dask_array(X):
     return type(X).__module__.split(".")[0] == "dask" and hasattr(X, "to_delayed")
 
 
-def _task_slots():
-    """How many tasks the process running this task may run at once, or None in the
-    thread that called ``compute`` (synchronous scheduler)."""
+def _worker():
+    """The distributed worker running this task, or None."""
     try:
         from distributed import get_worker
 
-        worker = get_worker()
+        return get_worker()
     except (ImportError, ValueError):  # not on a distributed worker
-        worker = None
+        return None
+
+
+def _task_slots():
+    """How many tasks the process running this task may run at once, or None in the
+    thread that called ``compute`` (synchronous scheduler)."""
+    worker = _worker()
     if worker is not None:
         return getattr(getattr(worker, "state", worker), "nthreads", None) or 1
     if threading.current_thread() is threading.main_thread():
@@ -84,21 +89,28 @@ def _clear_blas_control(force=True):
         clear(force=force)
 
 
-#: this process's BLAS libraries as threadpoolctl sees them, scanned once (the scan
-#: reads /proc/self/maps: about 2.5 ms in a worker process, at every task otherwise)
+#: [this process's BLAS libraries as threadpoolctl sees them, whether they ran on one
+#: thread at the first check]: scanned once (the scan reads /proc/self/maps: about
+#: 2.5 ms in a worker process, at every task otherwise)
 _BLAS = []
 
 
-def _blas_threads():
-    """The most threads a BLAS library of this process may use now (None if one
-    does not say). Libraries loaded after the first call are not seen: fastgmm's
-    imports load numpy's and scipy's before any task runs."""
+def _max_blas_threads(libraries):
+    counts = [lib.get_num_threads() for lib in libraries.lib_controllers]
+    return None if None in counts else max(counts, default=1)
+
+
+def _blas_stays_single_threaded():
+    """Whether this process's BLAS runs on one thread now and did at the first check
+    (a worker's first fastgmm task). Then no fastgmm pin in the process can change it
+    (each restores one thread), so a task need not pin it. Libraries loaded after the
+    first check are not seen: fastgmm's imports load numpy's and scipy's before."""
     if not _BLAS:
         from threadpoolctl import ThreadpoolController
 
-        _BLAS.append(ThreadpoolController().select(user_api="blas"))
-    counts = [lib.get_num_threads() for lib in _BLAS[0].lib_controllers]
-    return None if None in counts else max(counts, default=1)
+        libraries = ThreadpoolController().select(user_api="blas")
+        _BLAS.extend([libraries, _max_blas_threads(libraries) == 1])
+    return _BLAS[1] and _max_blas_threads(_BLAS[0]) == 1
 
 
 @contextmanager
@@ -115,30 +127,46 @@ def _numba_threads(n):
         numba.set_num_threads(previous)
 
 
+#: serialises the tasks' BLAS pin and release with threadpoolctl's control clearing
+_PIN_LOCK = threading.Lock()
+
+
+@contextmanager
+def _blas_pinned(n):
+    """``_runtime.threads(n)`` for a task: entered and left under a lock that also
+    frees threadpoolctl's control of the BLAS limit just before (see
+    :func:`_clear_blas_control`), so that neither the pin nor its release is
+    silently ignored because another task thread held the control."""
+    scope = threads(n)
+    with _PIN_LOCK:
+        _clear_blas_control()
+        scope.__enter__()
+    try:
+        yield
+    finally:
+        with _PIN_LOCK:
+            _clear_blas_control()
+            scope.__exit__(None, None, None)
+            _clear_blas_control(force=False)
+
+
 @contextmanager
 def _task_threads_scope():
     """Where a task runs fastgmm kernels: BLAS on one thread, Numba on the task's
     share of the cores (:func:`_task_threads`).
 
-    When BLAS already runs on one thread (workers started by a Nanny get
-    ``OPENBLAS_NUM_THREADS=1``; a fit on the client holds the pin) only Numba's
-    threads are set; otherwise ``_runtime.threads`` pins BLAS for the task, and the
-    BLAS limit is left free for any thread to set again afterwards.
+    On a distributed worker whose BLAS runs on one thread anyway (a Nanny starts
+    workers with ``OPENBLAS_NUM_THREADS=1``) only Numba's threads are set. Otherwise
+    ``_runtime.threads`` pins BLAS for the task (reference-counted with every other
+    fastgmm call in the process; see :func:`_blas_pinned`).
     """
     n = _task_threads()
-    if _blas_threads() == 1:
+    if _worker() is not None and _blas_stays_single_threaded():
         with _numba_threads(n):
             yield
-        return
-    _clear_blas_control()
-    try:
-        with threads(n):
-            try:
-                yield
-            finally:
-                _clear_blas_control()  # so that the pin's release can restore
-    finally:
-        _clear_blas_control(force=False)
+    else:
+        with _blas_pinned(n):
+            yield
 
 
 def _apply(fn, X, w, check, args):
