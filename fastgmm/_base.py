@@ -22,12 +22,12 @@ from sklearn.utils.validation import (
 
 from ._runtime import threads
 from .engine.dask import is_dask_array, lazy_score
-from .engine.data import check_n_samples, make_data, streamed_data
+from .engine.data import as_source, check_n_samples, make_data, streamed_data
 from .engine.fit import Schedule, fit
 from .engine.init import initialize
 from .engine.report import VerboseMonitor
 from .engine.score import score, score_blocks
-from .engine.sources import as_source, is_source
+from .engine.sources import is_source
 from .model import covariance
 
 #: rows sampled from a streamed data set to initialise the fit

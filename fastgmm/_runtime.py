@@ -42,18 +42,39 @@ def _blas_controller():
     return _controller[0]
 
 
+def _free_blas_control():
+    """Let this thread set the BLAS limit.
+
+    threadpoolctl >= 3.8 lets only one thread change the limit of a process-wide
+    (pthreads) OpenBLAS pool -- the first that set one -- and silently ignores the
+    others. fastgmm's pin is reference-counted and serialised by _blas_lock, so it may
+    take the control for each change (and gives it back after it).
+    """
+    try:
+        from threadpoolctl import OpenBLASController
+    except ImportError:  # older threadpoolctl: no controlling thread
+        return
+    clear = getattr(OpenBLASController, "clear_controlling_thread", None)
+    if clear is not None:
+        clear(force=True)
+
+
 def _pin_blas(enter):
     """Reference-counted BLAS pinning: the first concurrent caller limits BLAS to one
     thread, the last one restores it (threadpoolctl's limits are process-global)."""
     with _blas_lock:
         if enter:
             if _blas_users[0] == 0:
+                _free_blas_control()
                 _blas_users[1] = _blas_controller().limit(limits=1, user_api="blas")
+                _free_blas_control()
             _blas_users[0] += 1
         else:
             _blas_users[0] -= 1
             if _blas_users[0] == 0:
+                _free_blas_control()
                 _blas_users[1].restore_original_limits()
+                _free_blas_control()
                 _blas_users[1] = None
 
 

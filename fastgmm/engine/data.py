@@ -17,6 +17,8 @@ from .._jit import chunk_rows, kernel_array, kernel_input
 from ..kernels import DIAG, FULL, TIED
 from ..kernels.kmeans import label_stats
 from ..model import covariance
+from .dask import DaskSource
+from .sources import DEFAULT_BLOCK_ROWS, block_source, is_dask_array
 
 
 @dataclass(frozen=True)
@@ -121,8 +123,6 @@ def streamed_data(X, sample_weight, n_components, model, random_state, init_rows
     ``init_rows`` rows gathered in memory (``init_rows=0``: nothing to initialise,
     no sample pass).
     """
-    from .sources import as_source
-
     source = as_source(X, sample_weight)
     data = make_data(None, None, n_components, model, source=source)
     check_n_samples(source.n_rows, n_components)
@@ -131,3 +131,14 @@ def streamed_data(X, sample_weight, n_components, model, random_state, init_rows
     sample, weights = source.sample(init_rows, random_state)
     check_n_samples(sample.shape[0], n_components)
     return data, make_data(sample, weights, n_components, model)
+
+
+def as_source(X, sample_weight=None, block_rows=DEFAULT_BLOCK_ROWS):
+    """The execution engine that streams ``X``: a
+    :class:`~fastgmm.engine.dask.DaskSource` for a dask array, else a
+    :class:`~fastgmm.engine.sources.BlockSource` (a memmap, an h5py/zarr array or a
+    callable; sample weights only for a dask array: other sources yield (rows,
+    weights) pairs)."""
+    if is_dask_array(X):
+        return DaskSource(X, sample_weight)
+    return block_source(X, sample_weight, block_rows)

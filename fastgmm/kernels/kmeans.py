@@ -6,8 +6,9 @@ import numpy as np
 from numba import prange
 
 from .._jit import BLOCK, GROUP, kernel
+from . import FULL, TIED
 from .blocks import add_slots, read_only, slot_buffers, sum_rows
-from .logdensity import FULL, TIED, load_block
+from .logdensity import load_block
 
 
 @kernel

@@ -16,7 +16,7 @@ Three kernel kinds serve the four covariance types (variants are data):
 import numpy as np
 
 from .._jit import BLOCK, kernel
-from . import DIAG, FULL, TIED
+from . import FULL, TIED
 from .blas import whiten_rows
 
 

@@ -19,17 +19,10 @@ import numpy as np
 from numba import prange
 
 from .._jit import BLOCK, GROUP, kernel
+from . import DIAG, FULL, TIED
 from .blas import add_gram_lower, blas_args
 from .blocks import add_slots, slot_buffers
-from .logdensity import (
-    DIAG,
-    FULL,
-    GEMM_MIN_D,
-    TIED,
-    block_buffers,
-    block_log_prob,
-    load_block,
-)
+from .logdensity import GEMM_MIN_D, block_buffers, block_log_prob, load_block
 from .vecmath import exp_nonpos_inplace, log_pos
 
 

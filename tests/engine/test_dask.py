@@ -3,6 +3,7 @@ processes on loopback) equals the in-memory fit from the same start; inference i
 lazy; a worker killed mid-fit is survived or reported, never a different model."""
 
 import os
+import pickle
 import signal
 import threading
 import time
@@ -21,6 +22,7 @@ import fastgmm._base
 import fastgmm.mixture
 from fastgmm import GaussianMixture
 from fastgmm.dask import DaskSource, sample_indices
+from fastgmm.engine import sources
 from fastgmm.model import covariance as cov
 
 from .._same_fit import (
@@ -217,6 +219,77 @@ def test_float32_dask_array_keeps_float32(client, X):
     assert actual.lower_bound_ == pytest.approx(expected.lower_bound_, rel=1e-10)
 
 
+# ------------------------------------------------------ threads inside tasks
+def _blas_threads():
+    from threadpoolctl import threadpool_info
+
+    return max(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas")
+
+
+def _set_blas_threads(n):
+    """Set this process's BLAS threads, from whichever thread (threadpoolctl >= 3.8
+    otherwise lets only a "controlling" thread change an OpenBLAS pthreads pool)."""
+    from threadpoolctl import OpenBLASController, threadpool_limits
+
+    clear = getattr(OpenBLASController, "clear_controlling_thread", lambda **kw: None)
+    clear(force=True)
+    threadpool_limits(limits=n, user_api="blas")
+    clear(force=True)
+
+
+def _numba_cores():
+    import numba
+
+    return numba.config.NUMBA_NUM_THREADS
+
+
+def _thread_probe(X, w):
+    """(BLAS threads, Numba threads, 1) as seen inside a block task."""
+    import numba
+
+    return (np.array([_blas_threads(), numba.get_num_threads(), 1]),)
+
+
+@cluster_test
+def test_tasks_pin_blas_and_share_the_cores_on_workers(client, X):
+    """Inside a block task on a worker, BLAS runs on one thread and Numba on the
+    worker's cores divided by its task threads (1 here). The workers' BLAS is set to
+    2 threads first: the nanny starts them with OPENBLAS_NUM_THREADS=1, other
+    deployments do not; it is back to 2 after the tasks."""
+    before = client.run(_blas_threads)
+    client.run(_set_blas_threads, 2)
+    try:
+        assert set(client.run(_blas_threads).values()) == {2}
+        source = DaskSource(da.from_array(X, chunks=1000))
+        (total,) = source.map_sum(_thread_probe)
+        after = set(client.run(_blas_threads).values())
+    finally:
+        for address, n in before.items():
+            client.run(_set_blas_threads, n, workers=[address])
+    (cores,) = set(client.run(_numba_cores).values())
+    blas, numba_threads, blocks = total
+    assert blocks == 6 and blas == blocks  # one BLAS thread in every task
+    assert numba_threads == blocks * max(1, cores // 1)
+    assert after == {2}
+    # BLAS already on one thread (as the nanny starts workers): the same, unpinned
+    assert set(client.run(_blas_threads).values()) == {1}
+    (again,) = source.map_sum(_thread_probe)
+    np.testing.assert_array_equal(again, total)
+
+
+def test_tasks_share_the_cores_on_the_threaded_scheduler(X):
+    """On Dask's local threaded scheduler each task takes the cores divided by the
+    pool's threads, with BLAS pinned to one thread."""
+    import numba
+
+    source = DaskSource(da.from_array(X, chunks=1000))
+    with dask.config.set(scheduler="threads", num_workers=2):
+        (total,) = source.map_sum(_thread_probe)
+    blas, numba_threads, blocks = total
+    assert blocks == 6 and blas == blocks
+    assert numba_threads == blocks * max(1, numba.config.NUMBA_NUM_THREADS // 2)
+
+
 # -------------------------------------------------------------- bad input
 @cluster_test
 def test_bad_block_on_a_worker_raises_and_keeps_the_model(client, X):
@@ -256,6 +329,56 @@ def test_weights_are_validated(X, weights):
                 assert not hasattr(gm, "means_")
 
 
+def test_values_are_checked_on_the_first_pass_only(X, weights, monkeypatch):
+    """(synchronous scheduler, so the tasks run here) the tasks of the first pass
+    check every value of their block, those of the EM iterations do not: one
+    finiteness check per block and per weight block for a whole fit."""
+    seen = []
+    check = sources._all_finite
+    monkeypatch.setattr(
+        sources, "_all_finite", lambda a: seen.append(a.shape) or check(a)
+    )
+    start = start_from(X, K, "diag", weights)
+    dX = da.from_array(X, chunks=1500)
+    with dask.config.set(scheduler="synchronous"):
+        gm = fit_quietly(
+            fixed_iterations(K, "diag", start, max_iter=4),
+            dX,
+            sample_weight=da.from_array(weights, chunks=1500),
+        )
+    assert gm.n_iter_ == 4
+    assert sorted(seen) == sorted([(1500, 3), (1500,)] * 4)
+
+
+def test_parameters_are_one_key_of_the_graph(X):
+    """An iteration's graph holds the kernel's parameter arrays once, under one key
+    that every block task depends on, not once in each block task."""
+    from dask.core import get_dependencies
+
+    from fastgmm.engine.em import block_em
+    from fastgmm.model.params import kernel_inputs
+
+    gm = fit_quietly(GaussianMixture(K, random_state=0, max_iter=3), X)
+    kind, const, loc, prec = kernel_inputs(gm._params()).astuple()
+    ref = np.ascontiguousarray(gm.means_)
+    args = (kind, const, loc, prec, ref, 512)
+    source = DaskSource(da.from_array(X, chunks=500))
+    total = source._graph(block_em, *args)
+    graph = dict(total.__dask_graph__())
+    tasks = {key: pickle.dumps(task) for key, task in graph.items()}
+    for array in (const, loc, prec):
+        holders = [key for key, task in tasks.items() if array.tobytes() in task]
+        assert len(holders) == 1
+    (key,) = holders
+    users = [k for k in graph if key in get_dependencies(graph, k)]
+    assert len(users) == 12  # one task per block
+    with dask.config.set(scheduler="synchronous"):
+        (computed,) = dask.compute(total)
+    expected = block_em(X, np.empty(0), *args)
+    for a, b in zip(computed, expected):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+
+
 def test_bad_dask_arrays_raise():
     gm = GaussianMixture(2)
     with dask.config.set(scheduler="threads"):
@@ -267,6 +390,17 @@ def test_bad_dask_arrays_raise():
             GaussianMixture(5).fit(da.ones((4, 2), chunks=2))
         with pytest.raises(ValueError, match="0 sample"):
             gm.fit(da.zeros((0, 3), chunks=2))
+        with pytest.raises(ValueError, match=r"0 feature\(s\)"):
+            gm.fit(da.zeros((10, 0), chunks=5))
+        # blocks unlike the chunks they declare (a map_blocks that drops rows or
+        # columns without saying so)
+        dX = da.from_array(np.ones((40, 3)), chunks=10)
+        fewer_rows = dX.map_blocks(lambda b: b[:-1], dtype=dX.dtype)
+        with pytest.raises(ValueError, match=r"block \d: 9 rows, but the dask array"):
+            gm.fit(fewer_rows)
+        fewer_columns = dX.map_blocks(lambda b: b[:, :2], dtype=dX.dtype)
+        with pytest.raises(ValueError, match=r"block \d: expected a 2D block with 3"):
+            gm.fit(fewer_columns)
     assert not hasattr(gm, "means_")
 
 

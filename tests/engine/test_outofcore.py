@@ -13,10 +13,11 @@ import numpy as np
 import pytest
 
 import fastgmm._base
-import fastgmm.engine.sources
+import fastgmm.engine.data
 import fastgmm.mixture
 from fastgmm import GaussianMixture
-from fastgmm.engine.sources import as_source
+from fastgmm.engine import sources
+from fastgmm.engine.data import as_source
 from fastgmm.model import covariance as cov
 
 from .._same_fit import (
@@ -40,7 +41,7 @@ BLOCK_ROWS = 997
 def small_blocks(monkeypatch):
     """Stream memmaps / h5py / zarr in BLOCK_ROWS-row blocks instead of 2**18."""
     small = functools.partial(as_source, block_rows=BLOCK_ROWS)
-    for module in (fastgmm.engine.sources, fastgmm._base):  # fitting and scoring
+    for module in (fastgmm.engine.data, fastgmm._base):  # fitting and scoring
         monkeypatch.setattr(module, "as_source", small)
 
 
@@ -175,6 +176,69 @@ def test_memmap_views_and_offsets(X, tmp_path, small_blocks):
     assert_same_fit(expected, fit_quietly(fixed_iterations(K, "diag", start2), strided))
 
 
+def test_memmap_is_read_through_the_array_not_the_path(X, tmp_path, small_blocks):
+    """The fit reads the array the user passed: a file written at the same path after
+    the mapping (os.replace) changes what the path holds, not what the memmap maps."""
+    start = start_from(X, K, "full")
+    expected = fit_quietly(fixed_iterations(K, "full", start), X)
+    mm = npy_memmap(tmp_path, X)
+    np.save(tmp_path / "other.npy", X[::-1] * 2.0 + 1.0)  # same shape and header
+    os.replace(tmp_path / "other.npy", tmp_path / "X.npy")
+    assert np.load(tmp_path / "X.npy", mmap_mode="r")[0, 0] == X[-1, 0] * 2.0 + 1.0
+    actual = fit_quietly(fixed_iterations(K, "full", start), mm)
+    assert_same_fit(expected, actual)
+
+
+def _this_tree_first():
+    """PYTHONPATH for a subprocess that imports the fastgmm under test."""
+    root = str(Path(fastgmm.mixture.__file__).resolve().parents[1])
+    return os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])
+
+
+TRUNCATED_SCRIPT = textwrap.dedent(
+    """
+    import functools, os, sys, warnings
+    import numpy as np
+    import fastgmm.engine.data
+    from fastgmm import GaussianMixture
+    from fastgmm.engine.data import as_source
+
+    path = sys.argv[1]
+    fastgmm.engine.data.as_source = functools.partial(as_source, block_rows=1000)
+    np.save(path, np.random.default_rng(0).normal(size=(10_000, 3)))
+    X = np.load(path, mmap_mode="r")
+    os.truncate(path, os.path.getsize(path) - 8 * 3 * 2500)  # rows 7500.. are gone
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            GaussianMixture(2, max_iter=2, random_state=0).fit(X)
+    except ValueError as exc:
+        print(exc)
+    """
+)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="cannot truncate a mapped file")
+def test_memmap_of_a_truncated_file_raises(tmp_path):
+    """A file truncated after it was mapped is shorter than the array: a clear
+    ValueError, not a crash (reading mapped pages past the end of a file raises
+    SIGBUS; run in a subprocess so that a regression cannot kill the test session).
+    numpy itself refuses to map a file shorter than the array
+    ("mmap length is greater than file size")."""
+    out = subprocess.run(
+        [sys.executable, "-c", TRUNCATED_SCRIPT, str(tmp_path / "X.npy")],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": _this_tree_first()},
+    )
+    assert out.returncode == 0, (out.returncode, out.stderr)
+    message = out.stdout.strip()
+    assert "is shorter than the array: rows 7000..7999" in message, message
+    assert str(tmp_path / "X.npy") in message
+
+
 def test_float32_memmap_keeps_float32(X, tmp_path, small_blocks):
     X32 = X.astype(np.float32)
     start = start_from(X32, K, "full")
@@ -263,6 +327,57 @@ def test_init_sample_with_weights_and_n_init(X, weights, monkeypatch):
     assert a.converged_
 
 
+# ------------------------------------------------------------ validated once
+@pytest.fixture
+def finite_checks(monkeypatch):
+    """The shapes of the arrays whose values were checked for NaN / infinity."""
+    seen = []
+    check = sources._all_finite
+
+    def counting(a):
+        seen.append(a.shape)
+        return check(a)
+
+    monkeypatch.setattr(sources, "_all_finite", counting)
+    return seen
+
+
+def test_values_are_checked_once_per_fit(
+    X, weights, tmp_path, small_blocks, finite_checks
+):
+    """The O(n) value checks run on every block of the first complete pass only, not
+    at every EM iteration: one finiteness check per block (and per weight block) for
+    a whole fit."""
+    start = start_from(X, K, "full")
+    gm = fit_quietly(
+        fixed_iterations(K, "full", start, max_iter=4), npy_memmap(tmp_path, X)
+    )
+    assert gm.n_iter_ == 4
+    n_blocks = -(-X.shape[0] // BLOCK_ROWS)
+    assert finite_checks == [(BLOCK_ROWS, 3)] * (n_blocks - 1) + [
+        (X.shape[0] % BLOCK_ROWS, 3)
+    ]
+
+    finite_checks.clear()  # default init: the variance pass, the sample pass, EM
+    source = blocks_of(X, sizes=(1500,), weights=weights)
+    gm = fit_quietly(GaussianMixture(K, random_state=0, max_iter=4, tol=0), source)
+    assert gm.n_iter_ == 4
+    assert finite_checks == [(1500, 3), (1500,)] * 4
+
+
+def test_a_bad_value_is_refused_on_the_first_pass(X, finite_checks):
+    """Only the first pass checks values, and it still names the block: in the block
+    read to find the source's width and dtype too."""
+    nan = X[:10].copy()
+    nan[3, 1] = np.nan
+    for source, block in [(_with_bad_block(X, nan), 1), (_with_bad_block(nan, X), 0)]:
+        gm = GaussianMixture(K, random_state=0)
+        with pytest.raises(ValueError) as error:
+            gm.fit(source)
+        assert str(error.value) == f"block {block}: Input X contains NaN or infinity."
+        assert not hasattr(gm, "means_")
+
+
 # ------------------------------------------------------------------ bad blocks
 def _with_bad_block(X, bad):
     def blocks():
@@ -301,6 +416,16 @@ def _bad_sources(X):
         "objects": (ValueError, "numeric", _with_bad_block(X, X[:10].astype(object))),
         "empty source": (ValueError, "0 sample", lambda: iter(())),
         "only empty blocks": (ValueError, "0 sample", lambda: iter([X[:0], X[:0]])),
+        "zero-width blocks": (
+            ValueError,
+            r"block 0: Found array with 0 feature\(s\)",
+            lambda: iter([X[:2000, :0], X[2000:, :0]]),
+        ),
+        "zero-width block later": (
+            ValueError,
+            r"block 1: Found array with 0 feature\(s\)",
+            _with_bad_block(X, X[:10, :0]),
+        ),
         "negative weights": (
             ValueError,
             "sample weights",
@@ -354,6 +479,14 @@ def test_bad_blocks_at_inference(X):
         gm.score_samples(_with_bad_block(X, X[:3] * np.nan))
     with pytest.raises(TypeError, match="callable"):
         gm.predict(blocks_of(X)())
+
+
+def test_zero_width_arrays_are_refused(tmp_path):
+    """A memmap (or h5py / zarr array) of shape (n, 0) has no features to fit."""
+    gm = GaussianMixture(K)
+    with pytest.raises(ValueError, match=r"0 feature\(s\) \(shape=\(100, 0\)\)"):
+        gm.fit(npy_memmap(tmp_path, np.zeros((100, 0))))
+    assert not hasattr(gm, "means_")
 
 
 def test_sample_weight_argument_with_streamed_data(X, tmp_path):
@@ -428,11 +561,9 @@ def test_memory_stays_bounded_by_the_block_size(tmp_path):
     """Fit a ~400 MB float64 .npy through np.load(mmap_mode='r') in a fresh process
     (k-means++ init on the 200k-row sample, 2 EM iterations: 4 passes over the file):
     the peak RSS growth during fit must stay well below the file size. Expected:
-    one 2**18-row block and its float64 copy (~34 MB), the init sample (~13 MB) and
-    kernel scratch."""
+    the mapped pages of one 2**18-row block (~17 MB; each block's pages are dropped
+    once it was used), the init sample (~13 MB) and kernel scratch: 45 MB measured."""
     rows, d = 6_250_000, 8  # 400 MB
-    root = str(Path(fastgmm.mixture.__file__).resolve().parents[1])
-    env_path = os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])
     out = subprocess.run(
         [
             sys.executable,
@@ -446,7 +577,7 @@ def test_memory_stays_bounded_by_the_block_size(tmp_path):
         capture_output=True,
         text=True,
         timeout=300,
-        env={**os.environ, "PYTHONPATH": env_path},
+        env={**os.environ, "PYTHONPATH": _this_tree_first()},
     )
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout.strip().splitlines()[-1])

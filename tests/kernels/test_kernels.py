@@ -14,6 +14,7 @@ from fastgmm._runtime import threads
 from fastgmm.engine.data import make_data
 from fastgmm.engine.em import MaximumLikelihood, em_step
 from fastgmm.engine.score import score
+from fastgmm.kernels import FULL
 from fastgmm.kernels.blas import SYRK_MIN_D, add_gram_lower, blas_args, whiten_rows
 from fastgmm.kernels.kmeans import (
     assign,
@@ -22,7 +23,7 @@ from fastgmm.kernels.kmeans import (
     potentials,
     update_min_dist,
 )
-from fastgmm.kernels.logdensity import FULL, GEMM_MIN_D, TRMM_MIN_D
+from fastgmm.kernels.logdensity import GEMM_MIN_D, TRMM_MIN_D
 from fastgmm.kernels.passes import PENDING, em_pass, score_pass
 from fastgmm.kernels.vecmath import FLOOR, exp_nonpos_inplace, log_pos
 from fastgmm.model import covariance as cov

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from fastgmm._jit import FASTMATH
+from fastgmm.kernels import FULL
 from fastgmm.kernels import kmeans as _kmeans
 from fastgmm.kernels import passes as _estep
-from fastgmm.kernels.logdensity import FULL
 
 
 def _args(name):
