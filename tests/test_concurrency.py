@@ -29,3 +29,32 @@ def test_predict_from_many_threads(rng, cov_type):
         np.testing.assert_allclose(proba.sum(axis=1), 1.0)
     # the BLAS thread limit fastgmm sets during calls is restored afterwards
     assert [lib["num_threads"] for lib in threadpool_info()] == blas_before
+
+
+def _blas_threads():
+    return max(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas")
+
+
+def test_blas_is_pinned_in_any_thread():
+    """threadpoolctl lets only the first thread that set an OpenBLAS limit change it
+    again; fastgmm's pin frees that control, so a fit in a worker thread after one
+    in the main thread still runs BLAS on one thread."""
+    import threading
+
+    from fastgmm._runtime import threads
+
+    if _blas_threads() < 2:
+        pytest.skip("BLAS runs on one thread here anyway")
+    with threads(1):
+        assert _blas_threads() == 1  # the main thread took the control
+    seen = []
+
+    def work():
+        with threads(1):
+            seen.append(_blas_threads())
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    worker.join()
+    assert seen == [1]
+    assert _blas_threads() >= 2  # restored
