@@ -211,7 +211,11 @@ class BaseMixture(DensityMixin, BaseEstimator):
             )
         rng = check_random_state(self.random_state)
         return covariance.sample(
-            rng, self.covariance_type, self.weights_, self.means_, self.covariances_,
+            rng,
+            self.covariance_type,
+            self.weights_,
+            self.means_,
+            self.covariances_,
             n_samples,
         )
 

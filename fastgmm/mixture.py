@@ -183,14 +183,22 @@ class GaussianMixture(BaseMixture):
                 data = make_data(X, sample_weight, self.n_components, family.model)
                 user = check_user_init(self, X.shape[1])
                 params = initialize(
-                    data, self.n_components, family, self.init_params,
-                    check_random_state(self.random_state), user,
+                    data,
+                    self.n_components,
+                    family,
+                    self.init_params,
+                    check_random_state(self.random_state),
+                    user,
                 )
             else:
                 params = self._params()
             state, params, ll = online_step(
-                getattr(self, "_online_state", None), X, sample_weight, params,
-                family, self.learning_decay,
+                getattr(self, "_online_state", None),
+                X,
+                sample_weight,
+                params,
+                family,
+                self.learning_decay,
             )
         bounds = [] if first else list(self.lower_bounds_)
         self._set_fitted(EMResult(params, ll, bounds + [ll], state.t, False), X.dtype)
@@ -241,4 +249,3 @@ class GaussianMixture(BaseMixture):
     def aic(self, X):
         """Akaike information criterion on X (lower is better)."""
         return criteria.aic(self.score(X) * X.shape[0], self._n_parameters())
-

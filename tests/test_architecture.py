@@ -106,9 +106,7 @@ def test_kernels_import_only_the_jit_policy():
     for module, targets in GRAPH.items():
         if layer_of(module) == "kernels":
             bad = [
-                t
-                for t in targets
-                if t != "fastgmm._jit" and layer_of(t) != "kernels"
+                t for t in targets if t != "fastgmm._jit" and layer_of(t) != "kernels"
             ]
             assert bad == [], f"{module} imports {bad}"
 

@@ -98,6 +98,7 @@ NRT_PASS = """
 """
 
 
+@pytest.mark.slow
 def test_blas_pass_balances_nrt_allocations_in_debug_mode():
     """NUMBA_DEBUG_NRT poisons freed memory: a BLAS argument freed before the call
     reads it would give BLAS garbage sizes; every allocation must be freed."""
@@ -230,6 +231,7 @@ def _package_copy(tmp_path):
     return pkg
 
 
+@pytest.mark.slow
 def test_editing_a_kernel_file_invalidates_cached_callers_in_other_files(tmp_path):
     """A cached caller (passes.block_resp) must not keep the old code of a callee
     from another file (vecmath's exp) after that file changes."""
@@ -255,6 +257,7 @@ def test_editing_a_kernel_file_invalidates_cached_callers_in_other_files(tmp_pat
     assert edited["far"] == 0.0  # the new floor: nothing stale was loaded
 
 
+@pytest.mark.slow
 def test_cache_folder_defaults_and_fallbacks(tmp_path):
     pkg = _package_copy(tmp_path)
     env = {"FASTGMM_CACHE_DIR": "", "NUMBA_CACHE_DIR": "", "FASTGMM_CACHE": "1"}

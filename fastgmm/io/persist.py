@@ -28,7 +28,11 @@ import numpy as np
 FORMAT = "fastgmm-model"
 FORMAT_VERSION = 1
 _FITTED_ARRAYS = (
-    "weights_", "means_", "covariances_", "precisions_", "precisions_cholesky_",
+    "weights_",
+    "means_",
+    "covariances_",
+    "precisions_",
+    "precisions_cholesky_",
 )
 _INIT_ARRAYS = ("weights_init", "means_init", "precisions_init")
 
@@ -134,7 +138,9 @@ def _read(path):
 
 def _check_header(meta, path):
     if meta.get("format") != FORMAT:
-        raise ModelFileError(f"{path}: not a fastgmm model file (format {meta.get('format')!r})")
+        raise ModelFileError(
+            f"{path}: not a fastgmm model file (format {meta.get('format')!r})"
+        )
     version = meta.get("format_version")
     if not isinstance(version, int) or version < 1:
         raise ModelFileError(f"{path}: invalid format_version {version!r}")
@@ -149,9 +155,13 @@ def _decode_arrays(meta, blobs, path):
     arrays = {}
     for name, blob in blobs.items():
         if hashlib.sha256(blob).hexdigest() != meta["arrays"][name]:
-            raise ModelFileError(f"{path}: checksum mismatch for {name} (corrupted or tampered)")
+            raise ModelFileError(
+                f"{path}: checksum mismatch for {name} (corrupted or tampered)"
+            )
         try:
-            arrays[name] = np.lib.format.read_array(io.BytesIO(blob), allow_pickle=False)
+            arrays[name] = np.lib.format.read_array(
+                io.BytesIO(blob), allow_pickle=False
+            )
         except ValueError as exc:
             raise ModelFileError(f"{path}: cannot read array {name}: {exc}") from None
     missing = [n for n in _FITTED_ARRAYS if n not in arrays]
@@ -204,7 +214,13 @@ def load(path):
         model = cls(**params)
         model._validate_params()
         fitted = meta["fitted"]
-        for name in ("converged_", "n_iter_", "lower_bound_", "lower_bounds_", "n_features_in_"):
+        for name in (
+            "converged_",
+            "n_iter_",
+            "lower_bound_",
+            "lower_bounds_",
+            "n_features_in_",
+        ):
             setattr(model, name, fitted[name])
     except ModelFileError:
         raise

@@ -19,7 +19,9 @@ COV_TYPES = ["full", "tied", "diag", "spherical"]
 
 def _fit(rng, cov_type="full", dtype=np.float64):
     X = np.vstack([rng.normal(size=(150, 3)), rng.normal(size=(150, 3)) + 4])
-    return GaussianMixture(2, covariance_type=cov_type, random_state=0).fit(X.astype(dtype)), X
+    return GaussianMixture(2, covariance_type=cov_type, random_state=0).fit(
+        X.astype(dtype)
+    ), X
 
 
 def _members(path):
@@ -41,15 +43,26 @@ def test_roundtrip_predicts_exactly(rng, tmp_path, cov_type, dtype):
     model.save(path)
     loaded = fastgmm.load(path)
     assert loaded.get_params() == model.get_params()
-    for name in ("weights_", "means_", "covariances_", "precisions_", "precisions_cholesky_"):
+    for name in (
+        "weights_",
+        "means_",
+        "covariances_",
+        "precisions_",
+        "precisions_cholesky_",
+    ):
         np.testing.assert_array_equal(getattr(loaded, name), getattr(model, name))
         assert getattr(loaded, name).dtype == dtype
     assert (loaded.converged_, loaded.n_iter_, loaded.lower_bound_) == (
-        model.converged_, model.n_iter_, model.lower_bound_)
+        model.converged_,
+        model.n_iter_,
+        model.lower_bound_,
+    )
     Xd = X.astype(dtype)
     np.testing.assert_array_equal(loaded.predict_proba(Xd), model.predict_proba(Xd))
     np.testing.assert_array_equal(loaded.score_samples(Xd), model.score_samples(Xd))
-    np.testing.assert_array_equal(GaussianMixture.load(path).predict(Xd), model.predict(Xd))
+    np.testing.assert_array_equal(
+        GaussianMixture.load(path).predict(Xd), model.predict(Xd)
+    )
 
 
 def test_feature_names_and_init_arrays_kept(rng, tmp_path):

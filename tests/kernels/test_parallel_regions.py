@@ -62,6 +62,7 @@ KERNELS = [
 ]
 
 
+@pytest.mark.slow  # compiles every parallel kernel afresh
 @pytest.mark.parametrize("module, name", KERNELS, ids=[n for _, n in KERNELS])
 def test_one_parallel_region(module, name):
     fresh = numba.njit(
