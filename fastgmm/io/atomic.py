@@ -54,9 +54,9 @@ def atomic_write(path, mode="wb", **open_kwargs):
     name = f".{os.path.basename(path)}.{secrets.token_hex(4)}.tmp"
     tmp = os.path.join(folder, name)
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    fd = os.open(tmp, flags, 0o666)  # the umask applies, as for open(path, "w")
+    os.close(os.open(tmp, flags, 0o666))  # a new file; the umask applies
     try:
-        with os.fdopen(fd, mode, **open_kwargs) as fh:
+        with open(tmp, mode, **open_kwargs) as fh:  # fh.name: a path, as writers expect
             yield fh
             fh.flush()
             os.fsync(fh.fileno())

@@ -470,8 +470,11 @@ def test_cli_image_files(tmp_path):
     np.testing.assert_array_equal(read_image(str(tmp_path / "wide.tif")), wide)
     np.testing.assert_array_equal(to_eight_bit(wide), rgb)
     np.testing.assert_array_equal(to_eight_bit(rgb / 255.0), rgb)
-    write_image(str(tmp_path / "wide.png"), wide)  # PNG: written as 8-bit
-    np.testing.assert_array_equal(read_image(str(tmp_path / "wide.png")), rgb)
+    pytest.importorskip("imagecodecs")
+    write_image(str(tmp_path / "wide.png"), wide)  # PNG: written at 16 bits
+    np.testing.assert_array_equal(read_image(str(tmp_path / "wide.png")), wide)
+    write_image(str(tmp_path / "wide.jpg"), wide)  # JPEG: 8 bits
+    assert read_image(str(tmp_path / "wide.jpg")).dtype == np.uint8
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys):
