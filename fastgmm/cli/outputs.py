@@ -74,6 +74,8 @@ class Outputs:
         """Check one output; return its format (the value ``formats`` gives its
         extension), or None for a model file (``formats=None``)."""
         where = f"{option} {path}"
+        if not str(path).strip():
+            raise ValueError(f"{option}: the file name is empty")
         if os.path.isdir(path):
             raise IsADirectoryError(f"{where}: is a directory")
         for what, source in self.inputs.items():

@@ -516,6 +516,7 @@ def test_outputs_are_checked_before_the_work(shop, capsys, tmp_path, monkeypatch
         "unknown extension",
     )
     fails(capsys, ["fit", data, "-k", 2, "-o", tmp_path], "is a directory")
+    fails(capsys, ["fit", data, "-k", 2, "-o", ""], "-o: the file name is empty")
     assert list(tmp_path.iterdir()) == []
 
 
