@@ -162,6 +162,8 @@ def load_sidecar(model_path, n_features):
     if not os.path.exists(path):
         return None
     try:
+        if not os.path.isfile(path):  # a FIFO or device would block or never end
+            raise ValueError("not a regular file")
         if os.path.getsize(path) > MAX_SIDECAR:
             raise ValueError(f"larger than {MAX_SIDECAR >> 20} MiB")
         with open(path, "rb") as fh:

@@ -64,9 +64,17 @@ def _directory_sizes(fh, size):
     if end >= _EOCD64_LOCATOR.size + _EOCD64.size:
         fh.seek(end - _EOCD64_LOCATOR.size - _EOCD64.size)
         block = fh.read(_EOCD64.size + _EOCD64_LOCATOR.size)
-        if block[_EOCD64.size :].startswith(b"PK\x06\x07"):
-            rec = _EOCD64.unpack_from(block)
-            sizes.append((rec[7], rec[8]))  # entries total, directory size
+        locator = _EOCD64_LOCATOR.unpack_from(block, _EOCD64.size)
+        if locator[0] == b"PK\x06\x07":
+            # the zip64 record before the locator, and the one it points to: a
+            # reader may take either, so both are checked
+            records = [block[: _EOCD64.size]]
+            fh.seek(min(locator[2], size))
+            records.append(fh.read(_EOCD64.size))
+            for rec in records:
+                if len(rec) == _EOCD64.size and rec.startswith(b"PK\x06\x06"):
+                    rec = _EOCD64.unpack(rec)
+                    sizes.append((rec[7], rec[8]))  # entries total, directory size
     members = max(m for m, _ in sizes)
     directory = max(c for _, c in sizes)
     return members, directory

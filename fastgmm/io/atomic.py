@@ -44,6 +44,8 @@ def atomic_write(path, mode="wb", **open_kwargs):
     file object
     """
     path = os.fspath(path)
+    if os.path.islink(path):  # replace the file the link names, keep the link
+        path = os.path.realpath(path)
     if os.path.isdir(path):
         raise IsADirectoryError(f"{path}: is a directory")
     if _special(path):

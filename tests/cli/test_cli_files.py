@@ -57,20 +57,22 @@ def shop(tmp_path_factory):
     (d / "customers.csv").write_text(
         "customer,number,spend,visits,name\n" + "".join(rows)
     )
+    argv = ["fit", str(d / "customers.csv"), "-k", "2", "-o", str(d / "m.fgmm"), "-q"]
+    assert main(argv) == 0
     return d, X
 
 
 # ------------------------------------------------------------ real CSVs (item 7)
 def test_text_columns_are_skipped_with_a_note(shop, capsys):
     d, X = shop
-    argv = ["fit", d / "customers.csv", "-k", 2, "-o", d / "m.fgmm", "-q"]
+    argv = ["fit", d / "customers.csv", "-k", 2, "-o", d / "note.fgmm", "-q"]
     assert main([str(a) for a in argv]) == 0
     err = capsys.readouterr().err
     assert err == (
         "fastgmm: note: skipped the non-numeric columns 'customer', 'name' of DATA "
         "(choose columns with --columns)\n"
     )
-    side = json.loads(Path(sidecar_path(d / "m.fgmm")).read_text())
+    side = json.loads(Path(sidecar_path(d / "note.fgmm")).read_text())
     assert side["columns"] == ["number", "spend", "visits"]
 
 
@@ -518,6 +520,24 @@ def test_outputs_are_checked_before_the_work(shop, capsys, tmp_path, monkeypatch
     fails(capsys, ["fit", data, "-k", 2, "-o", tmp_path], "is a directory")
     fails(capsys, ["fit", data, "-k", 2, "-o", ""], "-o: the file name is empty")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_outputs_through_links_and_special_files(shop, capsys, tmp_path):
+    d, _ = shop
+    target = tmp_path / "real.csv"
+    target.write_text("old\n")
+    (tmp_path / "link.csv").symlink_to(target)
+    argv = ["predict", d / "m.fgmm", d / "customers.csv", "-o", tmp_path / "link.csv"]
+    assert main([str(a) for a in argv]) == 0
+    assert (tmp_path / "link.csv").is_symlink()  # written through, the link kept
+    assert target.read_text().startswith("customer,name,label")
+    os.mkfifo(tmp_path / "m.fgmm.meta.json")  # a sidecar that would block
+    (tmp_path / "m.fgmm").write_bytes((d / "m.fgmm").read_bytes())
+    fails(
+        capsys,
+        ["predict", tmp_path / "m.fgmm", d / "customers.csv"],
+        "unreadable sidecar (not a regular file)",
+    )
 
 
 def test_a_failed_write_leaves_no_partial_file(shop, capsys, tmp_path, monkeypatch):

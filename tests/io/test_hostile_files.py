@@ -258,6 +258,25 @@ def test_directory_with_too_many_members(models, tmp_path):
     refused(tmp_path / "many", "zip directory declares")
 
 
+def test_zip64_records_declaring_huge_directories(models, tmp_path):
+    """A zip64 end record (before its locator, or where the locator points) that
+    declares a million members is refused before zipfile reads the directory."""
+    _, path = models["full"]
+    blob = path.read_bytes()
+    body, eocd = blob[:-22], blob[-22:]
+    record = struct.pack(
+        "<4sQ2H2L4Q", b"PK\x06\x06", 44, 45, 45, 0, 0, 10**6, 10**6, 10**9, 0
+    )
+    for where in ("before", "elsewhere"):
+        if where == "before":
+            at, data = len(body), body + record
+        else:  # the record at the start of the junk, the locator pointing to it
+            at, data = len(body), body + record + b"\0" * 56
+        locator = struct.pack("<4sLQL", b"PK\x06\x07", 0, at, 1)
+        (tmp_path / where).write_bytes(data + locator + eocd)
+        refused(tmp_path / where, "zip directory declares 1000000 members")
+
+
 def test_unexpected_or_duplicate_members(models, tmp_path):
     _, path = models["full"]
     parts = members(path)

@@ -121,25 +121,15 @@ def _columns(out, threshold, kept, start):
     return cols
 
 
-def run(args):
-    """Score DATA chunk by chunk and write the prediction columns."""
-    import sys
-    from contextlib import nullcontext
-
+def _inputs(args):
+    """(model Params, DATA in model units, kept columns, outlier threshold)."""
     import numpy as np
 
-    from fastgmm.cli.outputs import TABLE, Outputs, atomic_write
-    from fastgmm.cli.progress import bar
-    from fastgmm.cli.tables import load_sidecar, sidecar_path, write_columns
+    from fastgmm.cli.tables import load_sidecar
     from fastgmm.io.persist import read
     from fastgmm.scaling import Standardizer
 
-    to_file = args.output not in (None, "-")
-    outputs = Outputs(MODEL=args.model, DATA=args.data)
-    outputs.inputs["MODEL's sidecar"] = sidecar_path(args.model)
-    fmt = outputs.add("-o", args.output, TABLE) if to_file else "csv"
-    model_file = read(args.model)
-    params = model_file.params()
+    params = read(args.model).params()
     side = load_sidecar(args.model, params.n_features) or {}
     table = _read(args, params.n_features, side)
     Z = table.X
@@ -153,23 +143,47 @@ def run(args):
 
         (lse,) = score(Z, params, lse=True)
         threshold = float(np.percentile(lse, args.outlier_percentile))
-    progress, n = make_progress(args), Z.shape[0]
+    return params, Z, table.kept, threshold
+
+
+def _write_npz(path, tables):
+    """All chunks' columns concatenated into one ``.npz``, atomically."""
+    import numpy as np
+
+    from fastgmm.cli.outputs import atomic_write
+
+    arrays = {
+        name: np.concatenate([t[i][1] for t in tables])
+        for i, (name, _) in enumerate(tables[0])
+    }
+    with atomic_write(path, "wb") as fh:
+        np.savez(fh, **arrays)
+
+
+def run(args):
+    """Score DATA chunk by chunk and write the prediction columns."""
+    import sys
+    from contextlib import nullcontext
+
+    from fastgmm.cli.outputs import TABLE, Outputs, atomic_write
+    from fastgmm.cli.progress import bar
+    from fastgmm.cli.tables import sidecar_path, write_columns
+
+    to_file = args.output not in (None, "-")
+    outputs = Outputs(MODEL=args.model, DATA=args.data)
+    outputs.inputs["MODEL's sidecar"] = sidecar_path(args.model)
+    fmt = outputs.add("-o", args.output, TABLE) if to_file else "csv"
+    params, Z, kept, threshold = _inputs(args)
     chunks = _chunks(Z, params, not args.no_proba, args.chunk_size)
-    parts = []
     if fmt == "npz":
-        parts = [_columns(out, threshold, table.kept, s) for s, out in chunks]
-        arrays = {
-            name: np.concatenate([p[i][1] for p in parts])
-            for i, (name, _) in enumerate(parts[0])
-        }
-        with atomic_write(args.output, "wb") as fh:
-            np.savez(fh, **arrays)
+        _write_npz(args.output, [_columns(o, threshold, kept, s) for s, o in chunks])
         return 0
+    progress, n = make_progress(args), Z.shape[0]
     delimiter = "\t" if fmt == "tsv" else ","
     opened = atomic_write(args.output, "w", newline="") if to_file else None
     with opened or nullcontext(sys.stdout) as fh:
         for start, out in chunks:
-            cols = _columns(out, threshold, table.kept, start)
+            cols = _columns(out, threshold, kept, start)
             write_columns(fh, cols, header=start == 0, delimiter=delimiter)
             done = start + len(out["labels"])
             progress.show(f"predict {bar(done, n)} {done}/{n} rows")
