@@ -242,7 +242,9 @@ def _head(path, header, delimiter):
     """(delimiter, names, header lines to skip, first data record or None)."""
     delim = _delimiter(path, _first_record_text(path), delimiter)
     records = _records(path, delim)
-    end, fields = next(records)
+    end, fields = next(records, (0, None))
+    if fields is None:  # e.g. only empty fields
+        raise ValueError(f"{path}: no data rows")
     fields = [f.strip() for f in fields]
     if header is None:
         header = not all(_is_number(f) for f in fields if f)

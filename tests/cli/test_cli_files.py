@@ -323,6 +323,7 @@ def test_devices_fifos_and_endless_lines(tmp_path, capsys):
         (b"", "the file is empty"),
         (b"# only a comment\n\n", "the file is empty"),
         (b"a,b\n", "no data rows"),
+        (b",,\n,,\n", "no data rows"),
         (b"name,city\nann,paris\n", "no numeric columns"),
     ],
 )
@@ -332,6 +333,30 @@ def test_text_errors_name_the_file_and_the_problem(tmp_path, content, words):
     with pytest.raises(ValueError) as info:
         read_data(str(path))
     assert str(path) in str(info.value) and words in str(info.value)
+
+
+def test_mutated_csv_files_give_value_errors(tmp_path):
+    """Random byte edits of a CSV with quotes, line breaks and text: a table or a
+    ValueError, never another exception."""
+    from fastgmm.cli.data import KEEP_TEXT
+
+    base = b'id,x,"y z",note\n1,2.5,3,"a, b"\n2,3.5,4,"c\nd"\n3,1e3,-2,plain\n'
+    gen = np.random.default_rng(0)
+    outcomes = {"table": 0, "refused": 0}
+    for i in range(300):
+        blob = bytearray(base)
+        for _ in range(int(gen.integers(1, 6))):
+            pos = int(gen.integers(len(blob)))
+            blob[pos : pos + int(gen.integers(2))] = bytes([int(gen.integers(256))])
+        path = tmp_path / f"f{i}.csv"
+        path.write_bytes(blob)
+        for kwargs in ({}, {"keep": KEEP_TEXT}, {"columns": "0-1"}):
+            try:
+                read_data(str(path), **kwargs)
+                outcomes["table"] += 1
+            except ValueError:
+                outcomes["refused"] += 1
+    assert min(outcomes.values()) > 50, outcomes
 
 
 def test_quoted_fields_with_line_breaks(tmp_path):
