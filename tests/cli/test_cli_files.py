@@ -11,7 +11,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 import tracemalloc
 from pathlib import Path
 
@@ -238,15 +237,14 @@ def test_column_ranges_are_bounded_before_expansion():
     names = ["a", "b", "c"]
     assert select_columns("0-1,c", names) == [0, 1, 2]
     tracemalloc.start()
-    t0 = time.perf_counter()
     with pytest.raises(
         ValueError,
         match="--columns: column index 999999999 out of range: the data have 3 columns",
     ):
         select_columns("0-999999999", names)
-    took, peak = time.perf_counter() - t0, tracemalloc.get_traced_memory()[1]
+    peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    assert took < 0.5 and peak < 1 << 20
+    assert peak < 1 << 20  # a list of a billion indices was never built
     with pytest.raises(ValueError, match="the range 2-1 is reversed"):
         select_columns("2-1", names)
 
@@ -282,15 +280,13 @@ def test_npy_truncated_and_object(tmp_path):
 
 
 def test_devices_fifos_and_endless_lines(tmp_path, capsys):
-    if os.path.exists("/dev/zero"):
-        t0 = time.perf_counter()
+    if os.path.exists("/dev/zero"):  # refused from its type: nothing is read
         fails(
             capsys,
             ["fit", "/dev/zero", "-k", 2, "-o", tmp_path / "m"],
             "/dev/zero: is a device",
             "not a regular file",
         )
-        assert time.perf_counter() - t0 < 5
     os.mkfifo(tmp_path / "pipe.csv")  # reading it would block
     fails(
         capsys,

@@ -3,7 +3,6 @@ bombs, and outputs checked before the work (``fastgmm segment``)."""
 
 import struct
 import sys
-import time
 import tracemalloc
 import zlib
 
@@ -119,15 +118,13 @@ def test_a_bomb_is_refused_before_decoding(tmp_path, capsys, depth):
     bomb.write_bytes(_png(50_000, 50_000, depth, data=b"\0" * (1 << 20)))
     limit = Image.MAX_IMAGE_PIXELS
     tracemalloc.start()
-    t0 = time.perf_counter()
     fails(
         capsys,
         ["segment", bomb, "-k", 2, "-o", tmp_path / "o.png"],
         "declares 50000 x 50000 = 2,500,000,000 pixels",
         "--max-pixels 2500000000",
     )
-    assert time.perf_counter() - t0 < 5
-    assert tracemalloc.get_traced_memory()[1] < 64 << 20
+    assert tracemalloc.get_traced_memory()[1] < 64 << 20  # nothing decoded
     tracemalloc.stop()
     assert Image.MAX_IMAGE_PIXELS == limit  # Pillow's own guard is left in place
     assert not (tmp_path / "o.png").exists()
