@@ -276,6 +276,31 @@ def test_cache_folder_defaults_and_fallbacks(tmp_path):
     assert off["path"] is None and off["misses"] == 1
 
 
+TASK_QUEUE_PROBE = """
+    import json, sys
+    import numba
+    from fastgmm.kernels.blocks import task_queue
+
+    FIRST = None
+    if FIRST:
+        n = task_queue(3)[1]  # compiled, written to the cache
+    else:
+        # a new kernel linking the *cached* task_queue (its thread-count symbol)
+        n = numba.njit(lambda m: task_queue(m)[1])(3)
+    print(json.dumps({"n": int(n), "hits": sum(task_queue.stats.cache_hits.values())}), file=sys.stderr)
+"""
+
+
+def test_new_kernel_links_a_cached_task_queue(tmp_path):
+    """A kernel compiled in a process that loaded task_queue from the on-disk cache
+    links its get_num_threads symbol (was: "LLVM ERROR: Symbol not found", abort)."""
+    env = {"FASTGMM_CACHE_DIR": str(tmp_path / "cache"), "FASTGMM_CACHE": "1"}
+    first = run_python(TASK_QUEUE_PROBE.replace("= None", "= True"), env)
+    again = run_python(TASK_QUEUE_PROBE.replace("= None", "= False"), env)
+    assert first["n"] >= 1 and again["n"] == first["n"]
+    assert first["hits"] == 0 and again["hits"] == 1  # task_queue from the cache
+
+
 # ------------------------------------------------------------------ 4. compile budget
 BUDGET_PROBE = """
     import json, sys

@@ -71,6 +71,12 @@ def _num_threads(typingctx):
     _launch_threads()  # registers the symbol
 
     def codegen(context, builder, signature, args):
+        # ... but only when this is compiled: a kernel loaded from the on-disk cache
+        # registers it on loading, as Numba's parallel kernels do (else a new kernel
+        # linking a cached caller of this one fails: "Symbol not found")
+        from numba.core.typed_passes import _reload_parfors
+
+        context.active_code_library._reload_init.add(_reload_parfors)
         fnty = ir.FunctionType(cgutils.intp_t, [])
         fn = cgutils.get_or_insert_function(builder.module, fnty, "get_num_threads")
         return builder.call(fn, [])
