@@ -22,6 +22,8 @@ import numpy as np
 
 from .._jit import kernel_array
 from ..exceptions import DegenerateComponentWarning
+from ..kernels import DIAG
+from ..kernels.diaggemm import diag_em_pass, use_gemm
 from ..kernels.passes import em_pass
 from ..model import covariance
 from ..model.params import Params, kernel_inputs
@@ -110,7 +112,10 @@ def _prec_chol(model, cov):
 
 
 def block_em(X, sw, kind, const, loc, prec, ref, chunk):
-    """(loglik sum, nk, s1, s2) of one block: the fused kernel (picklable wrapper)."""
+    """(loglik sum, nk, s1, s2) of one block: the fused kernel (picklable wrapper);
+    diagonal models with many components take the GEMM form (kernels.diaggemm)."""
+    if kind == DIAG and use_gemm(X.shape[1], const.shape[0]):
+        return diag_em_pass(X, sw, kind, const, loc, prec, ref, chunk)
     return em_pass(X, sw, kind, const, loc, prec, ref, chunk)
 
 

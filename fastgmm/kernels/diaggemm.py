@@ -1,0 +1,212 @@
+"""Kernels: the fused E-step and statistics of the diagonal kinds (diag, spherical)
+for many components (speaker-recognition UBMs, Fisher vectors: d ~ 40, K ~ 256-512).
+
+Two changes to :func:`fastgmm.kernels.passes.em_pass`, measured in
+``benchmarks/large_k.py`` (see docs/scaling.md):
+
+**float32 data: the log-densities in GEMM form, in float32.** For a diagonal
+precision q_kj = p_kj^2 and y = x - c about a fixed centre c (the mean of the
+component means, against cancellation),
+
+    log w_k N(x | mu_k) = const_k - 1/2 sum_j q_kj m_kj^2
+                          + sum_j y_j^2 (-q_kj / 2) + sum_j y_j (m_kj q_kj),  m_k = mu_k - c
+
+so a block's log-densities are one sgemm W (K, 2d) @ [y^2; y] (2d, BLOCK). Rows whose
+product is not finite (points so far away that y^2 overflows) are recomputed term by
+term, so far outliers behave as in em_pass. Float64 data keeps em_pass's term-by-term
+loop: on this machine (two FMA and two add pipes) it runs at the dgemm rate (2 FMAs
+per point, component and feature either way) without the GEMM's extra passes.
+
+**Statistics over the non-zero responsibilities only.** Responsibilities below
+exp(-500) relative to the largest are exactly zero (``passes.block_resp``); a block
+whose fraction of non-zero ones is at most ``SPARSE_MAX`` adds its statistics point by
+point over those only (d multiply-adds each), the others go through em_pass's
+``block_stats``. Both accumulate about the current means in float64 (no E[x^2] -
+mu^2 cancellation) in a fixed order per chunk, and chunks add their slots in chunk
+order: bitwise identical results for any thread count.
+"""
+
+import numpy as np
+from numba import prange
+
+from .._jit import BLOCK, kernel
+from .blas import blas_args
+from .blocks import add_slots, n_slots_for, next_task, slot_buffers, task_queue
+from .logdensity import block_buffers, block_log_prob
+from .passes import block_resp, block_stats, pending_buffers
+
+#: this path serves diagonal models with at least this many components and features
+#: (benchmarks/large_k.py --sweep, loaded machine: float32 1.2-1.3x at d=40, K=64-128;
+#: at d <= 16 no gain clear of the noise)
+GEMM_MIN_K = 64
+GEMM_MIN_D = 32
+#: a block whose fraction of non-zero responsibilities is at most this adds its
+#: statistics point by point over the non-zero ones, else as em_pass does
+SPARSE_MAX = 0.25
+
+
+def use_gemm(n_features, n_components):
+    """Whether the diagonal kinds take this module's GEMM path for a problem shape
+    (a function of the shape only: results do not depend on the thread count)."""
+    return n_components >= GEMM_MIN_K and n_features >= GEMM_MIN_D
+
+
+@kernel
+def gemm_inputs(X, const, loc, prec):
+    """(W (K, 2d) in X's dtype, c (K,) = const_k - 1/2 sum_j q_kj m_kj^2, centre (d,)):
+    the GEMM form of the module docstring."""
+    n_components, d = loc.shape
+    centre = np.zeros(d)
+    for k in range(n_components):
+        centre += loc[k]
+    centre /= n_components
+    W = np.empty((n_components, 2 * d), X.dtype)
+    c = np.empty(n_components)
+    for k in range(n_components):
+        acc = 0.0
+        for j in range(d):
+            q = prec[k, 0, j] * prec[k, 0, j]
+            m = loc[k, j] - centre[j]
+            W[k, j] = -0.5 * q
+            W[k, d + j] = m * q
+            acc += q * m * m
+        c[k] = const[k] - 0.5 * acc
+    return W, c, centre
+
+
+@kernel
+def _load(X, b0, nb, centre, xt, yt, gemm):
+    """xt (d, BLOCK) float64 := rows b0:b0+nb transposed; with ``gemm`` also yt (2d,
+    BLOCK) in X's dtype := [y^2; y], y = x - centre, zero past nb."""
+    d = X.shape[1]
+    for b in range(nb):
+        for j in range(d):
+            xt[j, b] = X[b0 + b, j]
+    if gemm:
+        for j in range(d):
+            cj = centre[j]
+            for b in range(BLOCK):
+                y = xt[j, b] - cj if b < nb else 0.0
+                yt[j, b] = y * y
+                yt[d + j, b] = y
+
+
+@kernel
+def _direct(X, i, b, const, loc, prec, lp):
+    """lp[:, b] := const_k - 1/2 sum_j ((x_ij - mu_kj) p_kj)^2, term by term."""
+    for k in range(loc.shape[0]):
+        acc = 0.0
+        for j in range(loc.shape[1]):
+            t = (X[i, j] - loc[k, j]) * prec[k, 0, j]
+            acc += t * t
+        lp[k, b] = const[k] - 0.5 * acc
+
+
+@kernel
+def _gemm_log_prob(X, b0, nb, ins, const, loc, prec, yt, lpx, lp, check):
+    """Weighted log-densities of the loaded block into lp (K, BLOCK) float64 by one
+    product in X's dtype; rows with a non-finite product term by term (``check``:
+    (BLOCK,) float64 scratch)."""
+    W, c, _ = ins
+    np.dot(W, yt, lpx)
+    for b in range(nb):
+        check[b] = 0.0
+    for k in range(lp.shape[0]):
+        ck = c[k]
+        for b in range(nb):
+            t = np.float64(lpx[k, b])
+            lp[k, b] = ck + t
+            check[b] += t * 0.0  # NaN unless finite
+    for b in range(nb):
+        if check[b] != 0.0:
+            _direct(X, b0 + b, b, const, loc, prec, lp)
+
+
+@kernel
+def n_nonzero(resp, nb):
+    """Number of non-zero entries in resp[:, :nb]."""
+    count = 0
+    for k in range(resp.shape[0]):
+        for b in range(nb):
+            count += resp[k, b] != 0.0
+    return count
+
+
+@kernel
+def _sparse_stats(X, b0, nb, resp, ref, nk, s1, s2):
+    """block_stats (DIAG) over the non-zero responsibilities only, point by point."""
+    n_components, d = ref.shape
+    for b in range(nb):
+        for k in range(n_components):
+            r = resp[k, b]
+            if r != 0.0:
+                nk[k] += r
+                for j in range(d):
+                    t = X[b0 + b, j] - ref[k, j]
+                    u = r * t
+                    s1[k, j] += u
+                    s2[k, 0, j] += u * t
+
+
+@kernel
+def _chunk(X, sw, start, stop, kind, ins, const, loc, prec, ref, nk, s1, s2):
+    """E-step and statistics of rows start:stop (ins = gemm_inputs); returns the
+    weighted log-likelihood sum."""
+    n_components, d = loc.shape
+    mats, lp, vec = block_buffers(d, n_components)
+    wb, s, mx, ex = vec[0], vec[1], vec[2], vec[3:]
+    pend, fill = pending_buffers(kind, d, n_components)
+    args = blas_args()
+    gemm = X.itemsize == 4
+    yt = np.zeros((2 * d if gemm else 0, BLOCK), X.dtype)
+    lpx = np.empty((n_components if gemm else 0, BLOCK), X.dtype)
+    ll = 0.0
+    for b0 in range(start, stop, BLOCK):
+        nb = min(BLOCK, stop - b0)
+        _load(X, b0, nb, ins[2], mats[0], yt, gemm)
+        if sw.shape[0] > 0:
+            for b in range(nb):
+                wb[b] = sw[b0 + b]
+        if gemm:
+            _gemm_log_prob(X, b0, nb, ins, const, loc, prec, yt, lpx, lp, mx)
+        else:
+            block_log_prob(nb, kind, const, loc, prec, mats, lp, s, args)
+        ll += block_resp(lp, nb, wb, s, mx, ex)
+        if n_nonzero(lp, nb) <= SPARSE_MAX * n_components * nb:
+            _sparse_stats(X, b0, nb, lp, ref, nk, s1, s2)
+        else:
+            block_stats(nb, kind, ref, lp, nk, s1, s2, mats, pend, fill, args)
+    return ll
+
+
+@kernel(parallel=True, inputs="X sw const loc prec ref")
+def diag_em_pass(X, sw, kind, const, loc, prec, ref, chunk):
+    """:func:`fastgmm.kernels.passes.em_pass` for the DIAG kind and many components
+    (module docstring); same arguments and results.
+
+    X (n, d) float32 or float64, sw (n,) or (0,), kind DIAG, prec (K, 1, d). Returns
+    (loglik_sum, nk (K,), s1 (K, d), s2 (K, 1, d)) about ``ref`` (K, d).
+    """
+    n, d = X.shape
+    n_components = const.shape[0]
+    ins = gemm_inputs(X, const, loc, prec)
+    n_chunks = (n + chunk - 1) // chunk
+    n_slots = n_slots_for(n_chunks, n_components, 1, d)
+    pll, pnk, ps1, ps2 = slot_buffers(n_slots, n_components, 1, d)
+    _, nk, s1, s2 = slot_buffers(1, n_components, 1, d)
+    ll = 0.0
+    for g0 in range(0, n_chunks, n_slots):
+        m = min(n_slots, n_chunks - g0)
+        queue, n_workers = task_queue(m)
+        for _ in prange(n_workers):
+            c = next_task(queue)
+            while c < m:
+                start = (g0 + c) * chunk
+                stop = min(n, start + chunk)
+                pll[c] = _chunk(
+                    X, sw, start, stop, kind, ins, const, loc, prec, ref,
+                    pnk[c], ps1[c], ps2[c],
+                )  # fmt: skip
+                c = next_task(queue)
+        ll += add_slots(m, pll, pnk, ps1, ps2, nk[0], s1[0], s2[0])
+    return ll, nk[0], s1[0], s2[0]
