@@ -9,8 +9,9 @@ Format (``.npz``-style zip archive, ``FORMAT_VERSION`` 1):
 ``<name>.npy``
     one member per array (weights_, means_, covariances_, precisions_,
     precisions_cholesky_, and
-    feature_names_in_ / the *_init arrays when present), written and read with
-    ``allow_pickle=False``.
+    feature_names_in_ / the *_init arrays when present, and an estimator's further
+    fitted state, listed in ``"extra"``: a Bayesian mixture's posterior and priors),
+    written and read with ``allow_pickle=False``.
 
 Loading never executes code: arrays are read with ``allow_pickle=False`` and every
 value is validated (format and version, checksums, shapes, dtypes, finiteness,
@@ -34,12 +35,17 @@ _FITTED_ARRAYS = (
     "precisions_",
     "precisions_cholesky_",
 )
-_INIT_ARRAYS = ("weights_init", "means_init", "precisions_init")
+_INIT_ARRAYS = (
+    "weights_init", "means_init", "precisions_init", "mean_prior", "covariance_prior"
+)  # fmt: skip
 
 #: estimator classes a model file may name ("estimator" in meta.json; files written
 #: before the key existed hold a GaussianMixture), imported on load by name so that
 #: this module never imports an estimator
-ESTIMATORS = {"GaussianMixture": "fastgmm.mixture:GaussianMixture"}
+ESTIMATORS = {
+    "GaussianMixture": "fastgmm.mixture:GaussianMixture",
+    "BayesianGaussianMixture": "fastgmm.bayesian:BayesianGaussianMixture",
+}
 
 
 def _estimator_name(model):
@@ -79,9 +85,11 @@ def save(model, path):
     arrays = {name: getattr(model, name) for name in _FITTED_ARRAYS}
     if hasattr(model, "feature_names_in_"):
         arrays["feature_names_in_"] = np.asarray(model.feature_names_in_, dtype=str)
+    extra = model._extra_state() if hasattr(model, "_extra_state") else {}
+    arrays.update({name: np.asarray(a, dtype=np.float64) for name, a in extra.items()})
     params = {}
     for key, value in model.get_params().items():
-        if key in _INIT_ARRAYS:
+        if key in _INIT_ARRAYS and not isinstance(value, (int, float)):
             if value is not None:
                 arrays[key] = np.asarray(value, dtype=np.float64)
         elif value is None or isinstance(value, (bool, int, float, str)):
@@ -103,6 +111,7 @@ def save(model, path):
             "n_features_in_": int(model.n_features_in_),
         },
         "arrays": {name: hashlib.sha256(b).hexdigest() for name, b in blobs.items()},
+        "extra": sorted(extra),
     }
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("meta.json", json.dumps(meta, indent=1, allow_nan=True))
@@ -230,5 +239,10 @@ def load(path):
         setattr(model, name, arrays[name])
     if "feature_names_in_" in arrays:
         model.feature_names_in_ = arrays["feature_names_in_"].astype(object)
+    if hasattr(model, "_set_extra_state"):
+        try:
+            model._set_extra_state({n: arrays[n] for n in meta.get("extra", [])})
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelFileError(f"{path}: invalid fitted state: {exc}") from None
     _check_model(model, path)
     return model
