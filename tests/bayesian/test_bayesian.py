@@ -3,6 +3,7 @@ the same start, and what fastgmm adds (sample weights, float32, threads, streame
 Dask data, tol_per_sample, pruning, persistence, inspection, the CLI)."""
 
 import copy
+import re
 import warnings
 
 import numpy as np
@@ -184,6 +185,34 @@ def test_scoring_a_sklearn_model_equals_sklearn(X, covariance_type, prior_type):
     np.testing.assert_allclose(lse, sk.score_samples(X), rtol=1e-12)
     np.testing.assert_allclose(resp, sk.predict_proba(X), rtol=1e-9, atol=1e-15)
     np.testing.assert_array_equal(labels, sk.predict(X))
+
+
+@pytest.mark.parametrize("verbose", [1, 2])
+def test_verbose_output_equals_sklearn(X, capsys, verbose):
+    params = dict(
+        n_components=3, init_params="random", random_state=0, verbose=verbose,
+        verbose_interval=2, n_init=2, max_iter=12,
+    )  # fmt: skip
+    outputs = []
+    for cls in (SKBayesian, BayesianGaussianMixture):
+        quiet(cls(**params).fit, X)
+        outputs.append(capsys.readouterr().out)
+    if verbose == 2:  # timings differ: mask numbers
+        outputs = [re.sub(r"-?\d+\.\d+", "#", out) for out in outputs]
+    assert outputs[1] == outputs[0] and "  Iteration 2" in outputs[1]
+
+
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+def test_sample_equals_sklearn(X, covariance_type):
+    params = dict(n_components=3, covariance_type=covariance_type, random_state=5)
+    fg = quiet(BayesianGaussianMixture(**params).fit, X)
+    sk = SKBayesian(**params)
+    for name in (*POSTERIOR, "weight_concentration_"):
+        setattr(sk, name, copy.deepcopy(getattr(fg, name)))
+    a, la = fg.sample(500)
+    b, lb = sk.sample(500)
+    np.testing.assert_array_equal(la, lb)
+    np.testing.assert_allclose(a, b, rtol=1e-12)
 
 
 # ------------------------------------------------------------------ beyond sklearn
