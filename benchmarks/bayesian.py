@@ -26,6 +26,9 @@ Cases (``--cases`` glob patterns; default ``px64-full px64-diag issue100k``):
 
 Every timed fit records the CPU other processes used meanwhile ("others' CPU", in
 cores): this 2-core machine is shared, so the report states the load it ran under.
+``--threads 1`` runs both systems on one thread (fastgmm ``n_jobs=1``, scikit-learn's
+BLAS limited to one thread): on a machine whose cores are busy with other work that
+comparison depends less on how the scheduler shares the second core.
 """
 
 import argparse
@@ -90,14 +93,17 @@ def warm_up(X, common):
 def run_iter_case(case, X, args, timer):
     FastBGM, SkBGM = _classes()
     common = _common(*ITER_CASES[case])
+    if args.threads:
+        common["n_jobs"] = args.threads
     warm_s, warm_how = warm_up(X, common)
     fm, sm = args.fast_iter, args.sk_iter
+    sk_common = {k: v for k, v in common.items() if k != "n_jobs"}
 
     def group():
         tf, ef = timer.fit(FastBGM, X, max_iter=fm, **common)
-        ts, es = timer.fit(SkBGM, X, max_iter=sm, **common)
+        ts, es = timer.fit(SkBGM, X, max_iter=sm, **sk_common)
         tf1, _ = timer.fit(FastBGM, X, max_iter=1, **common)
-        ts1, _ = timer.fit(SkBGM, X, max_iter=1, **common)
+        ts1, _ = timer.fit(SkBGM, X, max_iter=1, **sk_common)
         assert ef.n_iter_ == fm and es.n_iter_ == sm
         lb_f = np.asarray(ef.lower_bounds_[:sm], dtype=float)
         lb_s = np.ravel(np.asarray(es.lower_bounds_, dtype=float))
@@ -106,7 +112,13 @@ def run_iter_case(case, X, args, timer):
         )
         return tf, ts, tf1, ts1, float(np.max(np.abs(lb_f - lb_s) / np.abs(lb_s)))
 
-    kept, redone = timer.run_groups(args.repeats, args.max_retries, group)
+    if args.threads:
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=args.threads):
+            kept, redone = timer.run_groups(args.repeats, args.max_retries, group)
+    else:
+        kept, redone = timer.run_groups(args.repeats, args.max_retries, group)
     tf, ts, tf1, ts1, dlb = (np.array(v) for v in zip(*(r for r, _ in kept)))
     fast, sk = tf / fm, ts / sm
     ratios = sk / fast
@@ -165,7 +177,7 @@ def report(machine, iters, issue, args):
         lines += [
             f"## Per iteration, n={N:,} d=3 K={K} float64 (same start, tol=0; fastgmm "
             f"max_iter {args.fast_iter}, scikit-learn {args.sk_iter}; "
-            f"{args.repeats} alternating groups)",
+            f"{args.repeats} alternating groups; threads: {args.threads or 'default'})",
             "",
         ]
         head = ["case", "fastgmm t/iter", "sklearn t/iter", "speed-up (min-max)",
@@ -205,6 +217,9 @@ def parse_args(argv):
     p.add_argument("--cooldown", type=float, default=0.3)
     p.add_argument("--max-wait", type=float, default=5.0, help="s to wait for quiet")
     p.add_argument("--max-retries", type=int, default=1)
+    p.add_argument(
+        "--threads", type=int, help="threads of both systems (default: machine's)"
+    )
     p.add_argument("--out", help="also write the report (and .json) here")
     return p.parse_args(argv)
 
