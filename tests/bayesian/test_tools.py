@@ -117,3 +117,5 @@ def test_cli_fits_a_bayesian_mixture(tmp_path, X, capsys):
         == 0
     )
     assert main([*args, "--prune", "2"]) == 1
+    assert main([*args[:-1], "--prune", "0.1"]) == 1  # --prune needs --bayesian
+    assert "--prune needs --bayesian" in capsys.readouterr().err

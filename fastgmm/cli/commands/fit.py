@@ -68,6 +68,8 @@ def run(args):
     from fastgmm.cli.tables import save_array
     from fastgmm.inspection import score_chunks, summary
 
+    if args.prune is not None and not args.bayesian:
+        raise ValueError("--prune needs --bayesian")
     progress = make_progress(args)
     _, Z, names, scaler = read_inputs(args)
     if args.bayesian:
