@@ -24,6 +24,7 @@ from ..kernels import DIAG, FULL
 from ..model import variational
 from ..model.params import Params, kernel_inputs
 from .data import _total_scatter
+from .em import _prec_chol
 
 
 @dataclass(frozen=True, eq=False)
@@ -61,7 +62,7 @@ class Variational:
         )
         if self.prune is not None:
             post = variational.prune(post, stats[0], self.prune)
-        prec_chol = self.model.prec_chol(cov)
+        prec_chol = _prec_chol(self.model, cov)  # IllDefinedCovariance if not PD
         new = Params(self.model, variational.weights(post), means, cov, prec_chol, post)
         self._last[:] = [stats, new]
         return new

@@ -308,7 +308,7 @@ def _permutations(n):
     return [np.array(p) for p in itertools.permutations(range(n))]
 
 
-def test_threads_do_not_change_the_result():
+def test_threads_do_not_change_the_result(no_serial_cutoff):
     image = photo("chelsea")
     one = segment(image, 4, n_jobs=1, return_confidence=True)
     two = segment(image, 4, n_jobs=2, return_confidence=True)
