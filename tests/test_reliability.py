@@ -96,3 +96,59 @@ def test_predict_cli_flags_far_points(tmp_path, capsys):
     assert rows[0].split(",")[:3] == ["label", "log_density", "outlier"]
     last = rows[-1].split(",")
     assert float(last[1]) == -np.inf and last[2] in ("True", "1", "true")
+
+
+# ------------------------------------------------------------------- memory
+def _slot_bytes(k, p, d):
+    return 8 * (1 + k * (1 + d + p * d))
+
+
+@pytest.mark.parametrize(
+    "n_chunks, k, p, d, expected",
+    [
+        (1000, 8, 3, 3, 64),  # small statistics: GROUP slots as before
+        (10, 8, 3, 3, 10),  # fewer chunks than slots
+        (1000, 128, 128, 128, 16),  # full, d = K = 128: 16 x 16.9 MB, not 64
+        (1000, 128, 1, 128, 64),  # diag at the same size: small slots
+        (1000, 64, 96, 96, 48),  # 4.8 MB slots: 48 fit in the budget
+        (1000, 1024, 256, 256, 16),  # huge slots: never fewer than SLOT_STEP
+        (3, 1024, 256, 256, 3),
+    ],
+)
+def test_slot_count_bounds_partial_sum_memory(n_chunks, k, p, d, expected):
+    """The slots a pass holds: a function of the problem shape only, within
+    max(SLOT_BYTES, SLOT_STEP slots)."""
+    from fastgmm.kernels.blocks import SLOT_BYTES, SLOT_STEP, slot_count
+
+    n_slots = slot_count(n_chunks, k, p, d)
+    assert n_slots == expected
+    assert n_slots * _slot_bytes(k, p, d) <= max(
+        SLOT_BYTES, SLOT_STEP * _slot_bytes(k, p, d)
+    )
+
+
+def test_em_pass_bitwise_whatever_the_slot_count():
+    """Slots are added in chunk order, so a pass whose slots were capped (K d^2
+    large) equals, bitwise, the same pass split into independent calls summed in
+    chunk order: the cap changes memory, never results."""
+    from fastgmm.kernels import FULL
+    from fastgmm.kernels.blocks import slot_count
+    from fastgmm.kernels.passes import em_pass
+
+    gen = np.random.default_rng(0)
+    k, d, chunk, n_chunks = 32, 128, 256, 52
+    assert slot_count(n_chunks, k, d, d) == 48  # capped at this shape
+    X = gen.normal(size=(n_chunks * chunk, d))
+    const = np.zeros(k)
+    loc = X[:k].copy()
+    prec = np.tile(np.eye(d), (k, 1, 1))
+    whole = em_pass(X, np.empty(0), FULL, const, loc, prec, loc, chunk)
+    ll, nk, s1, s2 = 0.0, 0.0, 0.0, 0.0
+    for start in range(0, len(X), chunk):
+        part = em_pass(
+            X[start : start + chunk], np.empty(0), FULL, const, loc, prec, loc, chunk
+        )
+        ll, nk, s1, s2 = ll + part[0], nk + part[1], s1 + part[2], s2 + part[3]
+    assert whole[0] == ll
+    for a, b in zip(whole[1:], (nk, s1, s2)):
+        np.testing.assert_array_equal(a, b)

@@ -13,7 +13,12 @@ from numba import config, types
 from numba.core.imputils import impl_ret_borrowed
 from numba.extending import intrinsic
 
-from .._jit import kernel, kernel_input
+from .._jit import GROUP, kernel, kernel_input
+
+#: partial-sum memory a reduction may hold (bytes), unless that leaves fewer than
+#: SLOT_STEP slots; slot counts are multiples of SLOT_STEP (see slot_count)
+SLOT_BYTES = 256 << 20
+SLOT_STEP = 16
 
 
 @intrinsic
@@ -33,6 +38,23 @@ def read_only(typingctx, a):
 
 if config.DISABLE_JIT:  # intrinsics exist only in compiled code
     read_only = kernel_input
+
+
+@kernel
+def slot_count(n_chunks, n_components, p, d):
+    """Partial-sum slots held at once for n_chunks chunks: at most GROUP, and, when
+    the slots of a large K x p x d problem would pass SLOT_BYTES, the largest
+    multiple of SLOT_STEP that fits (at least SLOT_STEP).
+
+    A function of the problem shape only, never of the thread count; the slots are
+    added in chunk order whatever their number, so results do not depend on it.
+    Memory: at most max(SLOT_BYTES, SLOT_STEP slots) of 8 (1 + K (1 + d + p d)) bytes
+    each (full covariance, d = K = 128: 16 slots, 270 MB instead of 64, 1.1 GB).
+    """
+    per_slot = 8 * (1 + n_components * (1 + d + p * d))
+    fit = SLOT_BYTES // per_slot
+    cap = GROUP if fit >= GROUP else max(SLOT_STEP, fit // SLOT_STEP * SLOT_STEP)
+    return max(1, min(cap, n_chunks))
 
 
 @kernel

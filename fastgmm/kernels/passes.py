@@ -18,10 +18,10 @@ which the E-step already subtracts), so there is no E[xx'] - mu mu' cancellation
 import numpy as np
 from numba import prange
 
-from .._jit import BLOCK, GROUP, kernel
+from .._jit import BLOCK, kernel
 from . import DIAG, FULL, TIED
 from .blas import add_gram_lower, blas_args
-from .blocks import add_slots, slot_buffers
+from .blocks import add_slots, slot_buffers, slot_count
 from .logdensity import GEMM_MIN_D, block_buffers, block_log_prob, load_block
 from .vecmath import exp_nonpos_inplace, log_pos
 
@@ -221,7 +221,7 @@ def em_pass(X, sw, kind, const, loc, prec, ref, chunk):
     n_components = const.shape[0]
     p = d if kind == FULL else 1
     n_chunks = (n + chunk - 1) // chunk
-    n_slots = max(1, min(GROUP, n_chunks))
+    n_slots = slot_count(n_chunks, n_components, p, d)
     pll, pnk, ps1, ps2 = slot_buffers(n_slots, n_components, p, d)
     _, nk, s1, s2 = slot_buffers(1, n_components, p, d)
     ll = 0.0
