@@ -98,6 +98,86 @@ def test_predict_cli_flags_far_points(tmp_path, capsys):
     assert float(last[1]) == -np.inf and last[2] in ("True", "1", "true")
 
 
+# ------------------------------------------------------- shapes of a model
+def _fitted(data, cov_type="full", k=3):
+    return GaussianMixture(k, covariance_type=cov_type, random_state=0).fit(data)
+
+
+@pytest.mark.parametrize(
+    "name, value, words",
+    [
+        ("means_", np.zeros((3, 2)), ["n_features_in_ is 3", "(3, 2)"]),
+        ("means_", np.zeros((3, 5)), ["n_features_in_", "5"]),
+        ("means_", np.zeros(3), ["means_", "(3,)"]),
+        ("weights_", np.full(4, 0.25), ["weights_", "(4,)", "(3,)"]),
+        ("precisions_cholesky_", np.zeros((3, 2, 2)), ["precisions_cholesky_"]),
+        ("precisions_cholesky_", np.zeros((2, 3, 3)), ["precisions_cholesky_"]),
+        ("covariances_", np.zeros((3, 3)), ["covariances_", "(3, 3, 3)"]),
+    ],
+)
+def test_hand_assigned_arrays_of_wrong_shape(data, name, value, words):
+    """Every scoring entry checks K and d of every array before a kernel runs."""
+    gm = _fitted(data)
+    setattr(gm, name, value)
+    big = np.tile(data, (50, 1))  # large X: out-of-bounds reads would crash
+    for call in (gm.score_samples, gm.predict, gm.predict_proba, gm.score):
+        with pytest.raises(ValueError) as err:
+            call(big)
+        for word in words:
+            assert word in str(err.value)
+
+
+def test_hand_built_model_checks_n_components_and_width(data):
+    gm = _fitted(data)
+    gm.n_components = 4
+    with pytest.raises(ValueError, match="n_components is 4"):
+        gm.predict(data)
+    gm = _fitted(data)
+    gm.means_, gm.n_features_in_ = np.zeros((3, 2)), 2  # consistent width, wrong U
+    with pytest.raises(ValueError, match="precisions_cholesky_"):
+        gm.predict(data[:, :2])
+    with pytest.raises(ValueError, match="features"):
+        gm.predict(data)  # wrong-width X
+
+
+@pytest.mark.parametrize("cov_type", COV_TYPES)
+def test_params_check_names_the_mismatch(data, cov_type):
+    """The shapes come from the covariance-model table, for every model."""
+    from fastgmm.engine.score import score
+    from fastgmm.model.params import from_fitted
+
+    gm = _fitted(data, cov_type)
+    params = from_fitted(gm)
+    with pytest.raises(ValueError, match="X has 2 features"):
+        score(data[:, :2], params, lse=True)
+    with pytest.raises(ValueError, match="2-D"):
+        score(data[0], params, lse=True)
+    bad = np.ones(np.shape(gm.precisions_cholesky_) + (1,))
+    gm.precisions_cholesky_ = bad
+    with pytest.raises(ValueError, match="precisions_cholesky_"):
+        gm.score_samples(data)
+
+
+def test_warm_start_and_partial_fit_check_shapes(data):
+    gm = GaussianMixture(3, warm_start=True, random_state=0).fit(data)
+    gm.weights_ = np.full(2, 0.5)
+    with pytest.raises(ValueError, match="weights_"):
+        gm.fit(data)
+    with pytest.raises(ValueError, match="weights_"):
+        gm.partial_fit(data)
+
+
+def test_sklearn_model_with_wrong_shapes(data):
+    from sklearn.mixture import GaussianMixture as SkGaussianMixture
+
+    from fastgmm.inspection import confidence
+
+    sk = SkGaussianMixture(2, random_state=0).fit(data)
+    sk.precisions_cholesky_ = sk.precisions_cholesky_[:, :2, :2]
+    with pytest.raises(ValueError, match="precisions_cholesky_"):
+        confidence(sk, data)
+
+
 # ------------------------------------------------------------------- memory
 def _slot_bytes(k, p, d):
     return 8 * (1 + k * (1 + d + p * d))

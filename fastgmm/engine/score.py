@@ -50,6 +50,9 @@ def score(X, params, *, lse=False, resp=False, labels=False, n_jobs=None, family
     """
     from ..model.params import kernel_inputs
 
+    if np.ndim(X) != 2:
+        raise ValueError(f"Expected a 2-D array of points, got shape {np.shape(X)}.")
+    params.check(X.shape[1])  # the kernels do not check bounds
     with threads(n_jobs):
         inputs = kernel_inputs(params) if family is None else family.inputs(params)
         return _score(kernel_input(X), inputs, lse, resp, labels)
