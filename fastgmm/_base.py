@@ -22,7 +22,13 @@ from sklearn.utils.validation import (
 
 from ._runtime import threads
 from .engine.dask import is_dask_array, lazy_score
-from .engine.data import as_source, check_n_samples, make_data, streamed_data
+from .engine.data import (
+    as_source,
+    check_n_samples,
+    make_data,
+    present_rows,
+    streamed_data,
+)
 from .engine.fit import Schedule, fit
 from .engine.init import initialize
 from .engine.report import VerboseMonitor
@@ -34,16 +40,30 @@ from .model import covariance
 INIT_SAMPLE_ROWS = 200_000
 
 
+def snapshot(estimator):
+    """A consistent view of ``estimator``: a shallow copy of its attributes taken in
+    one step (a dict copy, atomic under the GIL), as an instance of its class.
+
+    Readers (``predict``, ``score_samples``, ...) work on a snapshot, so a concurrent
+    refit can never show them the arrays of one model and the feature count of
+    another.
+    """
+    view = object.__new__(type(estimator))
+    view.__dict__ = estimator.__dict__.copy()
+    return view
+
+
 @contextmanager
-def _unchanged_on_error(estimator):
-    """A failed call never changes a fitted model: restore its state on any error."""
-    snapshot = dict(estimator.__dict__)
-    try:
-        yield
-    except BaseException:
-        estimator.__dict__.clear()
-        estimator.__dict__.update(snapshot)
-        raise
+def publish(estimator):
+    """Run a fitting call on a working copy of ``estimator`` (yielded) and publish
+    its attributes in one step (a swap of the attribute dict) when it succeeds.
+
+    A concurrent reader sees the old state or the new one, never a mix; a failed or
+    interrupted call leaves the estimator exactly as it was.
+    """
+    work = snapshot(estimator)
+    yield work
+    estimator.__dict__ = work.__dict__
 
 
 class BaseMixture(DensityMixin, BaseEstimator):
@@ -86,8 +106,8 @@ class BaseMixture(DensityMixin, BaseEstimator):
         -------
         self : GaussianMixture
         """
-        with _unchanged_on_error(self):
-            self._fit(X, sample_weight)
+        with publish(self) as work:
+            work._fit(X, sample_weight)
         return self
 
     def fit_predict(self, X, y=None, sample_weight=None):
@@ -103,11 +123,12 @@ class BaseMixture(DensityMixin, BaseEstimator):
         X = validate_data(
             self, X, dtype=[np.float64, np.float32], ensure_min_samples=2, order="C"
         )
-        check_n_samples(X.shape[0], self.n_components)
         if sample_weight is not None:
             sample_weight = _check_sample_weight(
                 sample_weight, X, dtype=np.float64, ensure_non_negative=True
             )
+            X, sample_weight = present_rows(X, sample_weight)
+        check_n_samples(X.shape[0], self.n_components)
         return X, sample_weight
 
     def _training_data(self, X, sample_weight, random_state):
@@ -127,7 +148,9 @@ class BaseMixture(DensityMixin, BaseEstimator):
 
     def _fit(self, X, sample_weight):
         self._validate_params()
-        self.__dict__.pop("_online_state", None)  # a batch fit starts a new stream
+        # a batch fit starts a new stream: partial_fit continues from the fitted
+        # model (fastgmm.engine.online.state_from_params), with its row count
+        self.__dict__.pop("_online_state", None)
         random_state = check_random_state(self.random_state)
         family, k = self._family(), self.n_components
         warm = None
@@ -135,6 +158,7 @@ class BaseMixture(DensityMixin, BaseEstimator):
             warm = (self._params(), self.lower_bound_)
         with threads(self.n_jobs):
             data, init_data, dtype = self._training_data(X, sample_weight, random_state)
+            self._n_fit_rows = data.n_rows
             user = self._user_init(data.n_features)
 
             def starts(init):
@@ -156,20 +180,21 @@ class BaseMixture(DensityMixin, BaseEstimator):
 
     # ------------------------------------------------------------- inference
     def _score(self, X, **wanted):
-        check_is_fitted(self)
+        model = snapshot(self)  # one consistent state, whatever a refit does
+        check_is_fitted(model)
         if is_dask_array(X):
-            self._check_features(X.shape[1])
+            model._check_features(X.shape[1])
             ((what, _),) = wanted.items()
-            params, k = self._params(), self.n_components
-            return (lazy_score(X, params, self.covariance_type, what, k),)
+            params, k = model._params(), model.n_components
+            return (lazy_score(X, params, model.covariance_type, what, k),)
         if is_source(X):
             source = as_source(X)
-            self._check_features(source.n_features)
-            return score_blocks(source, self._params(), self.n_jobs, **wanted)
+            model._check_features(source.n_features)
+            return score_blocks(source, model._params(), model.n_jobs, **wanted)
         X = validate_data(
-            self, X, reset=False, dtype=[np.float64, np.float32], order="C"
+            model, X, reset=False, dtype=[np.float64, np.float32], order="C"
         )
-        return score(X, self._params(), n_jobs=self.n_jobs, **wanted)
+        return score(X, model._params(), n_jobs=model.n_jobs, **wanted)
 
     def _check_features(self, n_features):
         if n_features != self.n_features_in_:
@@ -203,19 +228,21 @@ class BaseMixture(DensityMixin, BaseEstimator):
         y : ndarray of shape (n_samples,)
             Component of each sample.
         """
-        check_is_fitted(self)
+        model = snapshot(self)
+        check_is_fitted(model)
         if n_samples < 1:
             raise ValueError(
                 "Invalid value for 'n_samples': %d . The sampling requires at "
-                "least one sample." % (self.n_components)
+                "least one sample." % (model.n_components)
             )
-        rng = check_random_state(self.random_state)
+        params = model._params()  # shapes checked
+        rng = check_random_state(model.random_state)
         return covariance.sample(
             rng,
-            self.covariance_type,
-            self.weights_,
-            self.means_,
-            self.covariances_,
+            model.covariance_type,
+            params.weights,
+            params.means,
+            params.covariances,
             n_samples,
         )
 

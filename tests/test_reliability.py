@@ -3,6 +3,9 @@
 Each test names the behaviour it guards; see docs/reliability.md for the list.
 """
 
+import threading
+import time
+
 import numpy as np
 import pytest
 
@@ -176,6 +179,175 @@ def test_sklearn_model_with_wrong_shapes(data):
     sk.precisions_cholesky_ = sk.precisions_cholesky_[:, :2, :2]
     with pytest.raises(ValueError, match="precisions_cholesky_"):
         confidence(sk, data)
+
+
+# --------------------------------------------------------------- sample weights
+@pytest.mark.parametrize("cov_type", ["full", "tied", "diag", "spherical"])
+@pytest.mark.parametrize("c", [1e-20, 1e-5, 3.0, 1e150, 1e300])
+def test_sample_weight_scale_invariance(data, cov_type, c):
+    """Multiplying every weight by c gives the same fit, to rounding."""
+    w = np.random.default_rng(1).uniform(0.1, 2.0, len(data))
+    kw = dict(covariance_type=cov_type, random_state=0, reg_covar=1e-8)
+    base = GaussianMixture(2, **kw).fit(data, sample_weight=w)
+    scaled = GaussianMixture(2, **kw).fit(data, sample_weight=w * c)
+    assert scaled.n_iter_ == base.n_iter_
+    assert scaled.lower_bound_ == pytest.approx(base.lower_bound_, rel=1e-12)
+    for name in ("weights_", "means_", "covariances_", "precisions_cholesky_"):
+        np.testing.assert_allclose(
+            getattr(scaled, name), getattr(base, name), rtol=1e-10, atol=1e-13
+        )
+
+
+def test_power_of_two_weights_are_bitwise_invariant(data):
+    w = np.random.default_rng(1).uniform(0.1, 2.0, len(data))
+    base = GaussianMixture(2, random_state=0).fit(data, sample_weight=w)
+    for c in (2.0**-70, 2.0**900):
+        scaled = GaussianMixture(2, random_state=0).fit(data, sample_weight=w * c)
+        np.testing.assert_array_equal(scaled.covariances_, base.covariances_)
+        assert scaled.lower_bound_ == base.lower_bound_
+
+
+def test_unit_weights_are_no_weights(data):
+    """Unit weights are not rescaled: from one start, the fit without weights."""
+    start = dict(
+        means_init=data[:2],
+        weights_init=[0.5, 0.5],
+        precisions_init=np.tile(np.eye(3), (2, 1, 1)),
+    )
+    a = GaussianMixture(2, **start).fit(data)
+    b = GaussianMixture(2, **start).fit(data, sample_weight=np.ones(len(data)))
+    np.testing.assert_array_equal(a.covariances_, b.covariances_)
+
+
+@pytest.mark.parametrize("far", [1e160, 1e300])
+def test_zero_weight_row_is_an_absent_row(data, far):
+    w = np.random.default_rng(1).uniform(0.1, 2.0, len(data))
+    base = GaussianMixture(2, random_state=0).fit(data, sample_weight=w)
+    X = np.vstack([data[:10], [[far, -far, far]], data[10:]])
+    sw = np.r_[w[:10], 0.0, w[10:]]
+    gm = GaussianMixture(2, random_state=0).fit(X, sample_weight=sw)
+    np.testing.assert_array_equal(gm.covariances_, base.covariances_)
+    np.testing.assert_array_equal(gm.means_, base.means_)
+    assert gm.lower_bound_ == base.lower_bound_
+    labels = gm.fit_predict(X, sample_weight=sw)  # labels for every row
+    assert labels.shape == (len(X),)
+
+
+def test_zero_weights_leave_too_few_rows(data):
+    sw = np.zeros(len(data))
+    sw[:2] = 1.0
+    with pytest.raises(ValueError, match="n_samples = 2"):
+        GaussianMixture(3).fit(data, sample_weight=sw)
+    with pytest.raises(ValueError, match="non-zero"):  # scikit-learn's check
+        GaussianMixture(1).fit(data, sample_weight=np.zeros(len(data)))
+
+
+def test_partial_fit_weight_scale_invariance(data):
+    w = np.random.default_rng(1).uniform(0.1, 2.0, len(data))
+    a = GaussianMixture(2, random_state=0)
+    b = GaussianMixture(2, random_state=0)
+    for part in (slice(0, 400), slice(400, 800)):
+        a.partial_fit(data[part], sample_weight=w[part])
+        b.partial_fit(data[part], sample_weight=w[part] * 1e300)
+    np.testing.assert_allclose(b.covariances_, a.covariances_, rtol=1e-10)
+
+
+# ----------------------------------------------------------------- float32
+@pytest.mark.parametrize("cov_type", ["full", "diag", "spherical"])
+@pytest.mark.parametrize("scale", [1e-25, 1e25])
+def test_float32_results_not_representable_fail_clearly(data, cov_type, scale):
+    """Covariances of 1e-50 or precisions of 1e50 do not fit in float32: a clear
+    ValueError (scikit-learn raises too), never inf or 0 in the fitted model."""
+    X = (data * scale).astype(np.float32)
+    gm = GaussianMixture(2, covariance_type=cov_type, reg_covar=0, random_state=0)
+    with pytest.raises(ValueError, match="float32|float64"):
+        gm.fit(X)
+    assert not hasattr(gm, "means_")
+
+
+def test_float32_results_finite_when_they_fit(data):
+    X = (data * 1e-15).astype(np.float32)  # covariances 1e-30: float32 holds them
+    gm = GaussianMixture(2, reg_covar=0, random_state=0).fit(X)
+    for name in ("covariances_", "precisions_", "precisions_cholesky_"):
+        value = getattr(gm, name)
+        assert value.dtype == np.float32 and np.isfinite(value).all()
+    assert np.all(np.diagonal(gm.covariances_, 0, 1, 2) > 0)
+
+
+# ------------------------------------------------------- partial_fit after fit
+@pytest.mark.parametrize("cov_type", COV_TYPES)
+def test_online_state_from_a_fit_gives_back_its_parameters(data, cov_type):
+    """The online state a batch fit hands over: its M-step is the fitted model."""
+    from fastgmm.engine.online import m_step, state_from_params
+    from fastgmm.model.params import from_fitted
+
+    gm = _fitted(data, cov_type)
+    family = gm._family()
+    state = state_from_params(from_fitted(gm), family, 800, 100)
+    assert state.t == 8
+    params = m_step(state, family)
+    np.testing.assert_allclose(params.weights, gm.weights_, rtol=1e-12)
+    np.testing.assert_allclose(params.means, gm.means_, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(params.covariances, gm.covariances_, rtol=1e-9)
+
+
+def test_partial_fit_after_fit_continues_with_a_small_step(data):
+    """After fit on n rows, a chunk of m rows enters with step (n/m + 1)^-decay:
+    a chunk from elsewhere moves the model a little, not all the way."""
+    gm = GaussianMixture(2, random_state=0, learning_decay=1.0).fit(data)
+    means = gm.means_.copy()
+    chunk = data[:80] + 1.0  # 80 rows after a fit on 800: t0 = 10, gamma = 1/11
+    gm.partial_fit(chunk)
+    assert gm.n_iter_ == 11
+    shift = np.abs(gm.means_ - means).max()
+    assert 0.01 < shift < 0.2  # with gamma = 1 it would be about 1
+    # a second call continues the same stream
+    gm.partial_fit(chunk)
+    assert gm.n_iter_ == 12
+
+
+# ------------------------------------------------- atomic publication of a fit
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_predict_during_refit_of_another_width():
+    """predict from other threads while the estimator is refitted on data of
+    another width: every call sees the old model or the new one, never a mix
+    (a clean feature-count ValueError, or exactly one model's answer)."""
+    gen = np.random.default_rng(4)
+    Xs = {
+        d: gen.normal(size=(300, d)) + 3 * (gen.random((300, 1)) < 0.5) for d in (2, 5)
+    }
+    gm = GaussianMixture(2, random_state=0, max_iter=5, tol=0)
+    expected = {d: gm.fit(X).score_samples(X) for d, X in Xs.items()}
+    stop, problems, counts = threading.Event(), [], {"ok": 0, "refused": 0}
+
+    def refit():
+        while not stop.is_set():
+            for X in Xs.values():
+                gm.fit(X)
+
+    def read(d):
+        while not stop.is_set():
+            try:
+                scores = gm.score_samples(Xs[d])
+            except ValueError as exc:
+                if "features" not in str(exc):
+                    problems.append(repr(exc))
+                counts["refused"] += 1
+                continue
+            if not np.array_equal(scores, expected[d]):
+                problems.append(f"width {d}: scores of a mixed model")
+            counts["ok"] += 1
+
+    threads = [threading.Thread(target=refit)]
+    threads += [threading.Thread(target=read, args=(d,)) for d in (2, 5, 2, 5)]
+    for t in threads:
+        t.start()
+    time.sleep(3.0)
+    stop.set()
+    for t in threads:
+        t.join()
+    assert not problems, problems[:5]
+    assert counts["ok"] > 0 and counts["refused"] > 0
 
 
 # ------------------------------------------------------------------- memory
