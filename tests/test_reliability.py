@@ -350,6 +350,28 @@ def test_predict_during_refit_of_another_width():
     assert counts["ok"] > 0 and counts["refused"] > 0
 
 
+# ------------------------------------------------------------------ Ctrl-C
+def test_interrupt_is_recognised_through_systemerror():
+    """threads() (around every kernel call) turns a SystemError caused by a
+    KeyboardInterrupt -- what Numba raises when Ctrl-C lands in a kernel -- back
+    into the interrupt; other SystemErrors pass. (tests/test_processes.py sends a
+    real SIGINT to a fit.)"""
+    from fastgmm._runtime import threads
+
+    def kernel_like():
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as exc:
+            raise SystemError("returned a result with an exception set") from exc
+
+    with pytest.raises(KeyboardInterrupt):
+        with threads(1):
+            kernel_like()
+    with pytest.raises(SystemError):
+        with threads(1):
+            raise SystemError("something else")
+
+
 # ------------------------------------------------------------------- memory
 def _slot_bytes(k, p, d):
     return 8 * (1 + k * (1 + d + p * d))
