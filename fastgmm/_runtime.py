@@ -17,7 +17,12 @@ def _forked_child():
     """os.register_at_fork hook, in the child: GNU OpenMP is not fork-safe (Numba
     stops a forked child at its first parallel region, and libgomp would hang it),
     so a child of a process that started Numba's OpenMP threads runs the serial
-    twins of the parallel kernels (see fastgmm._jit.KernelEntry)."""
+    twins of the parallel kernels (see fastgmm._jit.KernelEntry). The BLAS pin's
+    lock and count start afresh: a lock another thread held at the fork stays held
+    in the child."""
+    global _blas_lock
+    _blas_lock = threading.Lock()
+    _blas_users[:] = [0, None]
     if "numba" not in sys.modules:
         return
     parallel = sys.modules.get("numba.np.ufunc.parallel")

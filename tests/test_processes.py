@@ -144,3 +144,31 @@ def test_cli_exits_130_on_ctrl_c(tmp_path):
     assert proc.returncode == 130, err
     assert "interrupted" in err and "SystemError" not in err
     assert not (tmp_path / "m.fgmm").exists()
+
+
+def test_fork_while_another_thread_holds_the_blas_lock():
+    """A lock held by another thread at the fork stays held in the child: the child
+    starts the BLAS pin's lock afresh, so its fastgmm calls do not deadlock."""
+    from fastgmm import _runtime
+
+    X = np.random.default_rng(0).normal(size=(500, 2))
+    with _runtime._blas_lock:  # as if another thread were entering threads()
+        pid = os.fork()
+        if pid == 0:  # the child: exit 0 only if a fit and a prediction finish
+            code = 1
+            try:
+                GaussianMixture(2, random_state=0).fit(X).predict(X)
+                code = 0
+            finally:
+                os._exit(code)
+    deadline = time.time() + CHILD_TIMEOUT
+    while time.time() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        time.sleep(0.2)
+    else:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        pytest.fail("the forked child deadlocked")
+    assert os.waitstatus_to_exitcode(status) == 0
