@@ -9,7 +9,7 @@ from sklearn.utils.validation import _check_sample_weight, validate_data
 
 from ._base import BaseMixture, publish, snapshot
 from ._runtime import threads
-from .engine.data import check_n_samples, make_data, present_rows
+from .engine.data import check_n_samples, fit_work, make_data, present_rows
 from .engine.em import EMResult, MaximumLikelihood
 from .engine.init import initialize
 from .engine.online import online_step, state_from_params
@@ -179,7 +179,8 @@ class GaussianMixture(BaseMixture):
             X, sample_weight = present_rows(X, sample_weight)
         family = self._family()
         state = getattr(self, "_online_state", None)
-        with threads(self.n_jobs):
+        work = fit_work(X, self.n_components, self.covariance_type)
+        with threads(self.n_jobs, work=work):
             if first:
                 check_n_samples(X.shape[0], self.n_components)
                 data = make_data(X, sample_weight, self.n_components, family.model)

@@ -386,25 +386,23 @@ def _slot_bytes(k, p, d):
 @pytest.mark.parametrize(
     "n_chunks, k, p, d, expected",
     [
-        (1000, 8, 3, 3, 64),  # small statistics: GROUP slots as before
-        (10, 8, 3, 3, 10),  # fewer chunks than slots
-        (1000, 128, 128, 128, 16),  # full, d = K = 128: 16 x 16.9 MB, not 64
-        (1000, 128, 1, 128, 64),  # diag at the same size: small slots
-        (1000, 64, 96, 96, 48),  # 4.8 MB slots: 48 fit in the budget
-        (1000, 1024, 256, 256, 16),  # huge slots: never fewer than SLOT_STEP
-        (3, 1024, 256, 256, 3),
+        (1000, 8, 3, 3, 1000),  # small statistics: one slot per chunk
+        (10, 8, 3, 3, 10),
+        (1000, 128, 128, 128, 1),  # full, d = K = 128: one 16.9 MB slot, not 64
+        (1000, 128, 1, 128, 63),  # diag at the same size: small slots
+        (1000, 64, 96, 96, 3),  # 4.8 MB slots: 3 fit in the budget
+        (3, 1024, 256, 256, 1),  # huge slots: never fewer than one
     ],
 )
 def test_slot_count_bounds_partial_sum_memory(n_chunks, k, p, d, expected):
-    """The slots a pass holds: a function of the problem shape only, within
-    max(SLOT_BYTES, SLOT_STEP slots)."""
-    from fastgmm.kernels.blocks import SLOT_BYTES, SLOT_STEP, slot_count
+    """The slots a pass holds: a function of the problem shape only (no thread
+    count among the arguments), within max(SLOT_BYTES, one slot)."""
+    from fastgmm._jit import SLOT_BYTES
+    from fastgmm.kernels.blocks import n_slots_for
 
-    n_slots = slot_count(n_chunks, k, p, d)
+    n_slots = n_slots_for(n_chunks, k, p, d)
     assert n_slots == expected
-    assert n_slots * _slot_bytes(k, p, d) <= max(
-        SLOT_BYTES, SLOT_STEP * _slot_bytes(k, p, d)
-    )
+    assert n_slots * _slot_bytes(k, p, d) <= max(SLOT_BYTES, _slot_bytes(k, p, d))
 
 
 def test_em_pass_bitwise_whatever_the_slot_count():
@@ -412,12 +410,12 @@ def test_em_pass_bitwise_whatever_the_slot_count():
     large) equals, bitwise, the same pass split into independent calls summed in
     chunk order: the cap changes memory, never results."""
     from fastgmm.kernels import FULL
-    from fastgmm.kernels.blocks import slot_count
+    from fastgmm.kernels.blocks import n_slots_for
     from fastgmm.kernels.passes import em_pass
 
     gen = np.random.default_rng(0)
-    k, d, chunk, n_chunks = 32, 128, 256, 52
-    assert slot_count(n_chunks, k, d, d) == 48  # capped at this shape
+    k, d, chunk, n_chunks = 32, 128, 256, 7
+    assert n_slots_for(n_chunks, k, d, d) == 3  # rounds of 3, 3 and 1 chunks
     X = gen.normal(size=(n_chunks * chunk, d))
     const = np.zeros(k)
     loc = X[:k].copy()
