@@ -74,11 +74,16 @@ class BaseMixture(DensityMixin, BaseEstimator):
     ``tol``, ``max_iter``, ``n_init``, ``init_params``, ``random_state``,
     ``warm_start``, ``verbose``, ``verbose_interval``, ``n_jobs``) and:
 
-    - ``_family()``: what EM fits (see :mod:`fastgmm.engine.em`);
+    - ``_family()``: what EM fits (see :mod:`fastgmm.engine.em`), built after the
+      training data (``_training_data``), which a subclass may extend;
     - ``_user_init(n_features)``: validated user-given (weights, means, precisions),
       each None when not given;
     - ``_set_fitted(result, dtype)`` and ``_params()``: fitted attributes <-> Params.
     """
+
+    #: whether a fit depends on sample_weight only up to its scale (c * w fits as w;
+    #: the weights are then scaled by a power of two, see engine.data.present_rows)
+    _weights_scale_free = True
 
     def _user_init(self, n_features):
         return (None, None, None)
@@ -128,7 +133,9 @@ class BaseMixture(DensityMixin, BaseEstimator):
             sample_weight = _check_sample_weight(
                 sample_weight, X, dtype=np.float64, ensure_non_negative=True
             )
-            X, sample_weight = present_rows(X, sample_weight)
+            X, sample_weight = present_rows(
+                X, sample_weight, scale=self._weights_scale_free
+            )
         check_n_samples(X.shape[0], self.n_components)
         return X, sample_weight
 
@@ -153,7 +160,7 @@ class BaseMixture(DensityMixin, BaseEstimator):
         # model (fastgmm.engine.online.state_from_params), with its row count
         self.__dict__.pop("_online_state", None)
         random_state = check_random_state(self.random_state)
-        family, k = self._family(), self.n_components
+        k = self.n_components
         warm = None
         if self.warm_start and hasattr(self, "converged_"):
             warm = (self._params(), self.lower_bound_)
@@ -161,6 +168,7 @@ class BaseMixture(DensityMixin, BaseEstimator):
         with threads(self.n_jobs, work=work):
             data, init_data, dtype = self._training_data(X, sample_weight, random_state)
             self._n_fit_rows = data.n_rows
+            family = self._family()  # after the data: a family may depend on it
             user = self._user_init(data.n_features)
 
             def starts(init):
@@ -169,7 +177,7 @@ class BaseMixture(DensityMixin, BaseEstimator):
                 )
 
             monitor = VerboseMonitor(self.verbose, self.verbose_interval)
-            schedule = Schedule(self.tol, self.max_iter, self.n_init)
+            schedule = self._schedule(data)
             best = fit(data, family, schedule, starts, k, warm=warm, monitor=monitor)
         if not best.converged and self.max_iter > 0:
             warnings.warn(  # noqa: B028 (scikit-learn's warning, its stack level)
@@ -179,6 +187,10 @@ class BaseMixture(DensityMixin, BaseEstimator):
                 ConvergenceWarning,
             )
         self._set_fitted(best, dtype)
+
+    def _schedule(self, data):
+        """When EM stops (``tol`` on the change of the lower bound) and restarts."""
+        return Schedule(self.tol, self.max_iter, self.n_init)
 
     # ------------------------------------------------------------- inference
     def _score(self, X, **wanted):

@@ -113,9 +113,10 @@ def _total_scatter(data, ref, kind):
     return total, ref[0] + delta, s2 - np.outer(s1, delta)
 
 
-def present_rows(X, sample_weight):
+def present_rows(X, sample_weight, scale=True):
     """(X, weights) without the rows of zero weight, the weights scaled by a power of
-    two so that the largest is in [1, 2).
+    two so that the largest is in [1, 2) (``scale=False``: not scaled, for models
+    whose weights are counts, such as a Bayesian mixture's prior strength).
 
     A zero weight is an absent row: it is dropped, whatever its values (a row at
     1e160 of weight 0 cannot overflow anything). Scaling by a power of two is exact,
@@ -130,7 +131,7 @@ def present_rows(X, sample_weight):
     if sample_weight.shape[0] == 0:
         raise ValueError("The total sample weight must be positive.")
     _, exponent = np.frexp(sample_weight.max())
-    if exponent != 1:
+    if scale and exponent != 1:
         sample_weight = np.ldexp(sample_weight, 1 - exponent)
     return X, sample_weight
 
