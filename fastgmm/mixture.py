@@ -7,7 +7,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, validate_data
 
-from ._base import BaseMixture, publish, snapshot
+from ._base import BaseMixture, fitted_arrays, publish, snapshot
 from ._runtime import threads
 from .engine.data import check_n_samples, fit_work, make_data, present_rows
 from .engine.em import EMResult, MaximumLikelihood
@@ -226,7 +226,7 @@ class GaussianMixture(BaseMixture):
 
     def _set_fitted(self, result, dtype):
         p = result.params
-        arrays = _fitted_arrays(p, dtype)
+        arrays = fitted_arrays(p, dtype)
         for name, value in arrays.items():
             setattr(self, name, value)
         self.converged_ = bool(result.converged)
@@ -253,33 +253,3 @@ class GaussianMixture(BaseMixture):
         """Akaike information criterion on X (lower is better)."""
         model = snapshot(self)
         return criteria.aic(model.score(X) * X.shape[0], model._n_parameters())
-
-
-def _fitted_arrays(p, dtype):
-    """The fitted arrays of Params ``p`` in ``dtype``; ValueError when one of them
-    cannot be represented there (a float32 fit whose covariances or precisions
-    overflow to inf or underflow to 0 after the float64 computation)."""
-    with np.errstate(over="ignore", under="ignore"):
-        arrays = {
-            "weights_": np.asarray(p.weights, dtype=dtype),
-            "means_": np.asarray(p.means, dtype=dtype),
-            "covariances_": np.asarray(p.covariances, dtype=dtype),
-            "precisions_cholesky_": np.asarray(p.prec_chol, dtype=dtype),
-            "precisions_": np.asarray(p.model.precisions(p.prec_chol), dtype=dtype),
-        }
-    k, d = p.means.shape
-    for name in ("covariances_", "precisions_cholesky_", "precisions_"):
-        a = arrays[name]
-        diag = p.model.full(a, k, d).diagonal(0, 1, 2) if np.isfinite(a).all() else a
-        if not (np.isfinite(a).all() and (diag > 0).all()):
-            raise ValueError(
-                f"The fitted {name} cannot be represented in {np.dtype(dtype)}: "
-                "they overflow to inf or underflow to 0 (the data's scale is too "
-                "large or too small for it). Scale the data, or pass float64 data."
-            )
-    if not (np.isfinite(arrays["means_"]).all()):
-        raise ValueError(
-            f"The fitted means_ cannot be represented in {np.dtype(dtype)} (they "
-            "overflow to inf). Scale the data, or pass float64 data."
-        )
-    return arrays

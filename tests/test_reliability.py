@@ -181,6 +181,29 @@ def test_sklearn_model_with_wrong_shapes(data):
         confidence(sk, data)
 
 
+@pytest.mark.parametrize(
+    "name, cut",
+    [
+        ("mean_precision_", slice(0, 2)),
+        ("degrees_of_freedom_", slice(0, 5)),
+        ("weight_concentration_", slice(0, 6)),
+    ],
+)
+def test_bayesian_posterior_of_wrong_shape(data, name, cut):
+    """A Bayesian mixture's posterior arrays feed the kernels' per-component terms:
+    checked against K too (a longer one read means_ out of bounds)."""
+    from fastgmm import BayesianGaussianMixture
+
+    bgm = BayesianGaussianMixture(
+        n_components=3, weight_concentration_prior_type="dirichlet_distribution",
+        max_iter=5, random_state=0,
+    ).fit(data)  # fmt: skip
+    value = np.asarray(getattr(bgm, name))
+    setattr(bgm, name, np.resize(value, cut.stop))
+    with pytest.raises(ValueError, match=name):
+        bgm.score_samples(np.repeat(data, 20, axis=0))
+
+
 # --------------------------------------------------------------- sample weights
 @pytest.mark.parametrize("cov_type", ["full", "tied", "diag", "spherical"])
 @pytest.mark.parametrize(
@@ -269,6 +292,17 @@ def test_float32_results_not_representable_fail_clearly(data, cov_type, scale):
     with pytest.raises(ValueError, match="float32|float64"):
         gm.fit(X)
     assert not hasattr(gm, "means_")
+
+
+@pytest.mark.parametrize("scale", [1e-25, 1e25])
+def test_bayesian_float32_results_not_representable_fail_clearly(data, scale):
+    from fastgmm import BayesianGaussianMixture
+
+    X = (data * scale).astype(np.float32)
+    bgm = BayesianGaussianMixture(n_components=2, reg_covar=0, random_state=0)
+    with pytest.raises(ValueError, match="float32|float64"):
+        bgm.fit(X)
+    assert not hasattr(bgm, "means_")
 
 
 def test_float32_results_finite_when_they_fit(data):
