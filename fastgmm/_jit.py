@@ -85,12 +85,12 @@ def kernel(fn=None, *, parallel=False, strict=False, inputs=""):
             "nogil": True,
             "error_model": "numpy",
         }
-        cls = _dispatcher_classes()[1 if names else 0]
+        cls = _dispatcher_classes()[1 if names or parallel else 0]
         disp = cls(py_func=f, locals={}, targetoptions=options)
         if names:
             disp.input_positions, disp.input_names = positions, frozenset(names)
-            if parallel:  # its serial twin, for processes that cannot run threads
-                disp.serial_options = {**options, "parallel": False}
+        if parallel:  # its serial twin, for processes that cannot run threads
+            disp.serial_options = {**options, "parallel": False}
         if CACHE and cache_dir() is not None:
             disp.enable_caching()
         return disp

@@ -412,6 +412,32 @@ def test_interrupt_is_recognised_through_systemerror():
             raise SystemError("something else")
 
 
+def test_every_parallel_kernel_has_a_serial_twin():
+    """A forked child of an OpenMP process runs serial twins only: every parallel
+    kernel of the package has one (also one declaring no inputs)."""
+    import importlib
+    import pkgutil
+
+    import fastgmm.kernels
+    from fastgmm._jit import kernel
+
+    parallel = []
+    for info in pkgutil.iter_modules(fastgmm.kernels.__path__):
+        module = importlib.import_module(f"fastgmm.kernels.{info.name}")
+        for obj in vars(module).values():
+            if getattr(obj, "targetoptions", {}).get("parallel"):
+                parallel.append(obj)
+    assert len(parallel) >= 7  # em_pass, score_pass, k-means, pixels
+    assert all(
+        k.serial_options == {**k.targetoptions, "parallel": False} for k in parallel
+    )
+
+    def no_inputs(n):  # pragma: no cover (never compiled)
+        return n
+
+    assert kernel(parallel=True)(no_inputs).serial_options is not None
+
+
 # ------------------------------------------------------------------- memory
 def _slot_bytes(k, p, d):
     return 8 * (1 + k * (1 + d + p * d))
