@@ -202,3 +202,17 @@ def test_small_k_keeps_term_by_term_path(rng, monkeypatch):
         GEMM_MIN_K - 1, covariance_type="diag", max_iter=2, **sk_start(params)
     ).fit(X)
     assert kernel_inputs(params).kind == DIAG
+
+
+def test_point_beyond_every_density_as_term_by_term(rng):
+    """A point whose log-density is -inf under every component (float64 at 1e200):
+    log p = -inf and equal responsibilities, as em_pass (block_resp) gives them."""
+    X, params = problem(rng, 300, GEMM_MIN_D, GEMM_MIN_K, 1.0, np.float64)
+    X[7] = 1e200
+    kind, const, loc, prec = kernel_inputs(params).astuple()
+    ref_point = np.ascontiguousarray(params.means)
+    a = em_pass(X, np.empty(0), kind, const, loc, prec, ref_point, BLOCK)
+    b = diag_em_pass(X, np.empty(0), kind, const, loc, prec, ref_point, BLOCK)
+    assert a[0] == b[0] == -np.inf
+    np.testing.assert_allclose(b[1], a[1], rtol=1e-12)
+    assert np.all(b[1] >= 1.0 / GEMM_MIN_K)  # the far point's equal shares
