@@ -9,30 +9,8 @@ the work (and stall whenever another process holds a core).
 """
 
 import numpy as np
-from numba import config, types
-from numba.core.imputils import impl_ret_borrowed
-from numba.extending import intrinsic
 
-from .._jit import kernel, kernel_input
-
-
-@intrinsic
-def read_only(typingctx, a):
-    """``a`` (an array) typed read-only, same memory: for an array a kernel makes and
-    hands on where its callee expects an input (inputs are typed read-only, see
-    ``fastgmm._jit.kernel``), so the callee is not compiled a second time."""
-    if not isinstance(a, types.Array):
-        return None
-    sig = a.copy(readonly=True)(a)
-
-    def codegen(context, builder, signature, args):
-        return impl_ret_borrowed(context, builder, signature.return_type, args[0])
-
-    return sig, codegen
-
-
-if config.DISABLE_JIT:  # intrinsics exist only in compiled code
-    read_only = kernel_input
+from .._jit import kernel
 
 
 @kernel

@@ -10,7 +10,7 @@ import numba
 import numpy as np
 import pytest
 
-from fastgmm._jit import FASTMATH
+from fastgmm._jit import FASTMATH, _convert
 from fastgmm.kernels import FULL
 from fastgmm.kernels import kmeans as _kmeans
 from fastgmm.kernels import passes as _estep
@@ -22,7 +22,7 @@ def _args(name):
     labels, d2 = np.zeros(300, np.int64), np.full(300, np.inf)
     prec = np.tile(np.eye(d), (K, 1, 1))
     return {
-        "em_pass": (
+        "mixture_pass": (
             X,
             np.empty(0),
             FULL,
@@ -31,44 +31,24 @@ def _args(name):
             prec,
             X[:K].copy(),
             128,
-        ),
-        "score_pass": (
-            X,
-            FULL,
-            np.zeros(K),
-            X[:K].copy(),
-            prec,
-            128,
             np.empty(300),
             np.empty((0, K)),
             np.empty(0, np.int64),
         ),
-        "assign": (X, X[:K].copy(), 128, labels, d2),
-        "lloyd_step": (X, np.empty(0), X[:K].copy(), 128, labels, d2),
-        "update_min_dist": (X, X[0].copy(), 128, d2),
-        "potentials": (X, np.empty(0), np.ones(300), X[:4].copy(), 128),
-        "label_stats": (X, np.empty(0), labels, K, FULL, X[:K].copy(), 128),
+        "kmeans_pass": (X, np.empty(0), X[:K].copy(), 3, FULL, labels, d2, 128),
     }[name]
 
 
-KERNELS = [
-    (_estep, "em_pass"),
-    (_estep, "score_pass"),
-    (_kmeans, "assign"),
-    (_kmeans, "lloyd_step"),
-    (_kmeans, "update_min_dist"),
-    (_kmeans, "potentials"),
-    (_kmeans, "label_stats"),
-]
+KERNELS = [(_estep, "mixture_pass"), (_kmeans, "kmeans_pass")]
 
 
 @pytest.mark.slow  # compiles every parallel kernel afresh
 @pytest.mark.parametrize("module, name", KERNELS, ids=[n for _, n in KERNELS])
 def test_one_parallel_region(module, name):
-    fresh = numba.njit(
-        getattr(module, name).py_func, parallel=True, fastmath=FASTMATH, cache=False
-    )
-    fresh(*_args(name))
+    kernel = getattr(module, name)
+    fresh = numba.njit(kernel.py_func, parallel=True, fastmath=FASTMATH, cache=False)
+    args, _ = _convert(kernel.convert, _args(name), {})  # float pairs, read-only
+    fresh(*args)
     (compiled,) = fresh.overloads.values()
     parfors = compiled.metadata["parfor_diagnostics"].initial_parfors
     assert len(parfors) == 1, f"{name} has {len(parfors)} parallel regions"
