@@ -9,9 +9,9 @@ kernel costs seconds to compile); :func:`lloyd_step`, :func:`assign`,
 import numpy as np
 from numba import prange
 
-from .._jit import BLOCK, GROUP, kernel, kernel_array
+from .._jit import BLOCK, kernel, kernel_array
 from . import FULL, TIED
-from .blocks import add_slots, slot_buffers
+from .blocks import add_slots, n_slots_for, next_task, slot_buffers, task_queue
 from .logdensity import data_shape, load_block
 
 
@@ -170,28 +170,34 @@ def kmeans_pass(X, sw, centers, mode, kind, labels, d2, chunk):
     n_components = centers.shape[0]
     p = (d if kind == FULL else 1) if mode == LABEL_STATS else 0
     n_chunks = (n + chunk - 1) // chunk
-    # K x p x d statistics: at most GROUP slots at once; else one parallel loop
-    n_slots = max(1, min(GROUP, n_chunks) if p > 0 else n_chunks)
+    # one slot per chunk within SLOT_BYTES (see blocks.n_slots_for); chunks go to
+    # the threads dynamically (see blocks.task_queue)
+    n_slots = n_slots_for(n_chunks, n_components, p, d)
     pch, pnk, ps1, ps2 = slot_buffers(n_slots, n_components, p, d)
     _, nk, s1, s2 = slot_buffers(1, n_components, p, d)
     count = 0.0
     for g0 in range(0, n_chunks, n_slots):
         m = min(n_slots, n_chunks - g0)
-        for c in prange(m):
-            start = (g0 + c) * chunk
-            stop = min(n, start + chunk)
-            if mode == LLOYD:
-                pch[c] = _chunk_lloyd(
-                    X, sw, centers, start, stop, labels, d2, pnk[c], ps1[c]
-                )
-            elif mode == MIN_DIST:
-                _chunk_min_dist(X, centers[0], start, stop, d2)
-            elif mode == POTENTIALS:
-                _chunk_potentials(X, sw, d2, centers, start, stop, pnk[c])
-            else:
-                _chunk_label_stats(
-                    X, sw, labels, start, stop, kind, centers, pnk[c], ps1[c], ps2[c]
-                )
+        queue, n_workers = task_queue(m)
+        for _ in prange(n_workers):
+            c = next_task(queue)
+            while c < m:
+                start = (g0 + c) * chunk
+                stop = min(n, start + chunk)
+                if mode == LLOYD:
+                    pch[c] = _chunk_lloyd(
+                        X, sw, centers, start, stop, labels, d2, pnk[c], ps1[c]
+                    )
+                elif mode == MIN_DIST:
+                    _chunk_min_dist(X, centers[0], start, stop, d2)
+                elif mode == POTENTIALS:
+                    _chunk_potentials(X, sw, d2, centers, start, stop, pnk[c])
+                else:
+                    _chunk_label_stats(
+                        X, sw, labels, start, stop, kind, centers,
+                        pnk[c], ps1[c], ps2[c],
+                    )  # fmt: skip
+                c = next_task(queue)
         count += add_slots(m, pch, pnk, ps1, ps2, nk[0], s1[0], s2[0])
     return nk[0], s1[0], s2[0], int(count)
 

@@ -18,10 +18,10 @@ which the E-step already subtracts), so there is no E[xx'] - mu mu' cancellation
 import numpy as np
 from numba import prange
 
-from .._jit import BLOCK, GROUP, kernel
+from .._jit import BLOCK, kernel
 from . import DIAG, FULL, TIED
 from .blas import add_gram_lower, blas_args
-from .blocks import add_slots, slot_buffers
+from .blocks import add_slots, n_slots_for, next_task, slot_buffers, task_queue
 from .logdensity import (
     GEMM_MIN_D,
     block_buffers,
@@ -255,8 +255,9 @@ def mixture_pass(
     k_sums = const.shape[0] if ref.shape[0] > 0 else 0
     p = d if kind == FULL else 1
     n_chunks = (n + chunk - 1) // chunk
-    # at most GROUP slots of partial sums at once; without sums, one parallel loop
-    n_slots = max(1, n_chunks if k_sums == 0 else min(GROUP, n_chunks))
+    # one slot per chunk within SLOT_BYTES (see blocks.n_slots_for); chunks go to
+    # the threads dynamically (see blocks.task_queue)
+    n_slots = n_slots_for(n_chunks, k_sums, p, d)
     pll, pnk, ps1, ps2 = slot_buffers(n_slots, k_sums, p, d)
     _, nk, s1, s2 = slot_buffers(1, k_sums, p, d)
     # the parallel loop takes arrays, not tuples of writable arrays: unpacked here
@@ -265,14 +266,18 @@ def mixture_pass(
     ll = 0.0
     for g0 in range(0, n_chunks, n_slots):
         m = min(n_slots, n_chunks - g0)
-        for c in prange(m):
-            start = (g0 + c) * chunk
-            stop = min(n, start + chunk)
-            sums = (pnk[c], ps1[c], ps2[c])
-            outs = ((lse64, lse32), (resp64, resp32), out_label)
-            pll[c] = _chunk_pass(
-                X, sw, start, stop, kind, const, loc, prec, ref, sums, outs
-            )
+        queue, n_workers = task_queue(m)
+        for _ in prange(n_workers):
+            c = next_task(queue)
+            while c < m:
+                start = (g0 + c) * chunk
+                stop = min(n, start + chunk)
+                sums = (pnk[c], ps1[c], ps2[c])
+                outs = ((lse64, lse32), (resp64, resp32), out_label)
+                pll[c] = _chunk_pass(
+                    X, sw, start, stop, kind, const, loc, prec, ref, sums, outs
+                )
+                c = next_task(queue)
         ll += add_slots(m, pll, pnk, ps1, ps2, nk[0], s1[0], s2[0])
     return ll, nk[0], s1[0], s2[0]
 
