@@ -135,9 +135,10 @@ def _signatures():
 
 
 def _a_default_session():
-    """What a user does first: fits, predictions, selection, segmentation, for
+    """What a user does first: fits (Bayesian ones too), predictions, selection,
+    segmentation, for
     float32 and float64 data, every covariance model, weights, many features."""
-    from fastgmm import GaussianMixture, segment, select
+    from fastgmm import BayesianGaussianMixture, GaussianMixture, segment, select
 
     rng = np.random.default_rng(7)
     for dtype in (np.float64, np.float32):
@@ -151,6 +152,11 @@ def _a_default_session():
                     gm.fit(X, sample_weight=w)
                     gm.predict(X), gm.predict_proba(X), gm.score_samples(X)
                     gm.score(X), gm.bic(X), gm.sample(5)
+        for cov in ("full", "diag"):
+            bgm = BayesianGaussianMixture(
+                n_components=3, covariance_type=cov, random_state=0
+            )
+            bgm.fit(X).predict_proba(X)
         for init in ("k-means++", "random", "random_from_data"):
             GaussianMixture(2, init_params=init, random_state=0).fit(X)
         select(X[:, :3], range(1, 4), ("full", "diag"), random_state=0)
