@@ -6,6 +6,12 @@ thousands of tiny regions per pass, 30 % of a pass on a quiet machine and a seve
 slow-down whenever another process held a core. Allocation and the ordered sums
 belong in serial kernels (``fastgmm.kernels.blocks``). Compiles fresh copies (not cached)."""
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numba
 import numpy as np
 import pytest
@@ -14,6 +20,8 @@ from fastgmm._jit import FASTMATH, _convert
 from fastgmm.kernels import FULL
 from fastgmm.kernels import kmeans as _kmeans
 from fastgmm.kernels import passes as _estep
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _args(name):
@@ -42,13 +50,41 @@ def _args(name):
 KERNELS = [(_estep, "mixture_pass"), (_kmeans, "kmeans_pass")]
 
 
-@pytest.mark.slow  # compiles every parallel kernel afresh
-@pytest.mark.parametrize("module, name", KERNELS, ids=[n for _, n in KERNELS])
-def test_one_parallel_region(module, name):
+def count_regions(name):
+    """Parallel regions of a fresh (uncached) parallel compile of kernel ``name``."""
+    module = dict((n, m) for m, n in KERNELS)[name]
     kernel = getattr(module, name)
     fresh = numba.njit(kernel.py_func, parallel=True, fastmath=FASTMATH, cache=False)
     args, _ = _convert(kernel.convert, _args(name), {})  # float pairs, read-only
     fresh(*args)
     (compiled,) = fresh.overloads.values()
-    parfors = compiled.metadata["parfor_diagnostics"].initial_parfors
-    assert len(parfors) == 1, f"{name} has {len(parfors)} parallel regions"
+    return len(compiled.metadata["parfor_diagnostics"].initial_parfors)
+
+
+PROBE = """
+import json, sys
+sys.path.insert(0, {here!r})
+import test_parallel_regions
+print(json.dumps(test_parallel_regions.count_regions({name!r})), file=sys.stderr)
+"""
+
+
+@pytest.mark.slow  # compiles every parallel kernel afresh
+@pytest.mark.parametrize("module, name", KERNELS, ids=[n for _, n in KERNELS])
+def test_one_parallel_region(module, name):
+    """In a fresh interpreter with the on-disk cache off: in a process whose kernels
+    load their helpers from a warm cache, compiling a fresh copy here aborted inside
+    LLVM (while loading a cached helper), on main's kernels too."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    env = dict(os.environ, FASTGMM_CACHE="0", PYTHONPATH=str(ROOT))
+    proc = subprocess.run(
+        [sys.executable, "-c", PROBE.format(here=here, name=name)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    n_regions = json.loads(proc.stderr.strip().splitlines()[-1])
+    assert n_regions == 1, f"{name} has {n_regions} parallel regions"
