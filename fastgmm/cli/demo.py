@@ -282,7 +282,10 @@ def run_demo(out=None, compare=True, seed=0, picture="fastgmm-demo.png", status=
     from .demo_image import run_pixels
 
     if callable(out):
-        say = out
+
+        def say(line=""):
+            out(line)
+
     else:
         stream = sys.stdout if out is None else out
 
@@ -294,12 +297,16 @@ def run_demo(out=None, compare=True, seed=0, picture="fastgmm-demo.png", status=
         f"fastgmm demo (seed={seed}): three worked examples for reading a model, "
         "then a million pixels."
     )
-    say(
-        "The first run compiles fastgmm's kernels (a few seconds each, cached "
-        "afterwards; `fastgmm warmup` does it ahead)."
-    )
+    from fastgmm._jit import is_cached
     from fastgmm._warmup import compile_kernels
+    from fastgmm.kernels.kmeans import kmeans_pass
+    from fastgmm.kernels.passes import mixture_pass
 
+    if not all(is_cached(k) for k in (mixture_pass, kmeans_pass)):
+        say(
+            "First run: compiling fastgmm's kernels (a minute or more, longer on a "
+            "busy machine; cached afterwards; `fastgmm warmup` does it ahead)."
+        )
     compile_kernels(status=status)  # two processes at once on a first run
     results = {}
     for name, example in (("heights", _heights), ("iris", _iris), ("rfm", _rfm)):

@@ -115,7 +115,7 @@ def _machine_note():
         return None
     return (
         f"the machine is busy (load {load:.1f} on {cores} cores): both times are "
-        "inflated; their ratio less so"
+        "inflated, scikit-learn's threaded BLAS most: not a quiet-machine ratio"
     )
 
 

@@ -227,3 +227,21 @@ def test_demo_options(monkeypatch):
     assert main(["demo", "--picture", "x.png"]) == 0
     assert seen["picture"] == "x.png" and seen["compare"] is True
     assert main(["demo"]) == 0 and seen["picture"] == "fastgmm-demo.png"
+
+
+@pytest.mark.parametrize("cached", [True, False])
+def test_demo_says_first_run_compiles_only_when_it_does(monkeypatch, cached):
+    import fastgmm._jit
+    import fastgmm._warmup
+    import fastgmm.cli.demo as demo
+    import fastgmm.cli.demo_image
+
+    monkeypatch.setattr(fastgmm._jit, "is_cached", lambda kernel: cached)
+    monkeypatch.setattr(fastgmm._warmup, "compile_kernels", lambda status: 0)
+    for name in ("_heights", "_iris", "_rfm"):
+        monkeypatch.setattr(demo, name, lambda seed, say: {})
+    monkeypatch.setattr(fastgmm.cli.demo_image, "run_pixels", lambda *a: {})
+    lines = []
+    run_demo(out=lines.append, compare=False, picture=None)
+    compiling = [line for line in lines if line.startswith("First run: compiling")]
+    assert len(compiling) == (0 if cached else 1)
