@@ -31,6 +31,7 @@ from another file. Folders of other hashes are left for the user to delete.
 """
 
 import functools
+import logging
 import os
 import sys
 
@@ -128,8 +129,7 @@ def _read_only(a):
 
 
 def _empty_like_pair(dtype, shape, read_only):
-    """An empty array of ``dtype`` and shape (0, *shape[1:]): the unused half of a
-    float pair (the same Numba type as a real array of that dtype)."""
+    """An empty (0, *shape[1:]) array of ``dtype``: the unused half of a float pair."""
     key = (dtype, shape[1:], read_only)
     empty = _EMPTY.get(key)
     if empty is None:
@@ -158,18 +158,13 @@ def float_pair(a, read_only=False):
         )
     if read_only:
         a = _read_only(a)
-    other = _empty_like_pair(
-        np.dtype(np.float32 if dtype == np.float64 else np.float64),
-        a.shape,
-        read_only,
-    )
+    other_dtype = np.dtype(np.float32 if dtype == np.float64 else np.float64)
+    other = _empty_like_pair(other_dtype, a.shape, read_only)
     return (a, other) if dtype == np.float64 else (other, a)
 
 
 def _converter(read, pair):
-    if pair:
-        return functools.partial(float_pair, read_only=read)
-    return _read_only
+    return functools.partial(float_pair, read_only=read) if pair else _read_only
 
 
 def _convert(convert, args, kwargs):
@@ -268,7 +263,6 @@ def __getattr__(name):
 
 # --------------------------------------------------------------- compile notices
 _WATCHERS = []
-_LISTENING = []
 
 
 def watch_compiles(callback):
@@ -296,8 +290,6 @@ def kernel_name(disp):
 
 
 def _notify(event, name, seconds):
-    import logging
-
     log = logging.getLogger("fastgmm")
     if event == "start":
         log.info("compiling %s (first use; cached afterwards in %s)", name, cache_dir())
@@ -307,11 +299,10 @@ def _notify(event, name, seconds):
         callback(event, name, seconds)
 
 
+@functools.cache
 def _listen():
     """Register (once) a listener on Numba's compile events that reports the
     outermost compile of a fastgmm kernel (see watch_compiles)."""
-    if _LISTENING:
-        return
     from time import perf_counter
 
     from numba.core import event
@@ -334,7 +325,6 @@ def _listen():
                 _notify("end", kernel_name(disp), perf_counter() - start)
 
     event.register("numba:compile", Listener())
-    _LISTENING.append(True)
 
 
 # ------------------------------------------------------------------ on-disk cache
