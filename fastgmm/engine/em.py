@@ -6,7 +6,9 @@ M-step, in the same order, with the same lower bound). What is fitted is a *fami
 an object with
 
 - ``inputs(params)`` -> :class:`~fastgmm.model.params.KernelInputs` (the E-step),
-- ``update(stats, ref, data)`` -> the next parameters (the M-step),
+- ``update(stats, ref, data, previous=None)`` -> the next parameters (the M-step;
+  ``previous``, the parameters the statistics were computed under, lets an iterative
+  M-step start its inner iterations there; None for a start's first M-step),
 - ``bound(log_lik, stats, params, data)`` -> the lower bound of ``params``.
 
 :class:`MaximumLikelihood` is the Gaussian mixture of scikit-learn's
@@ -46,8 +48,10 @@ class MaximumLikelihood:
     def inputs(self, params):
         return kernel_inputs(params)
 
-    def update(self, stats, ref, data):
-        return params_from_stats(stats, ref, self, data.tied_total, data.jitter)
+    def update(self, stats, ref, data, previous=None):
+        return params_from_stats(
+            stats, ref, self, data.tied_total, data.jitter, previous
+        )
 
     def bound(self, log_lik, stats, params, data):
         """Mean (weighted) log-likelihood of ``params``."""
@@ -63,21 +67,28 @@ class EMResult:
     converged: bool = False
 
 
-def params_from_stats(stats, ref, family, tied_total, jitter):
-    """M-step: new Params from statistics about ``ref``.
+def params_from_stats(stats, ref, family, tied_total, jitter, previous=None):
+    """M-step: new Params from statistics about ``ref`` (``previous``: the Params
+    they were computed under, or None).
 
     A covariance that is not positive definite raises scikit-learn's ValueError, or,
     with ``family.recover``, is repaired (see ``CovarianceModel.repair``) with a
     :class:`DegenerateComponentWarning`.
     """
     model = family.model
+    prev = None if previous is None else previous.covariances
     weights, means, cov = covariance.estimate(
-        model, stats, ref, family.reg_covar, tied_total
+        model, stats, ref, family.reg_covar, tied_total, prev
     )
+    return checked_params(model, family.recover, jitter, weights, means, cov)
+
+
+def checked_params(model, recover, jitter, weights, means, cov):
+    """Params of M-step estimates, their covariances checked (and repaired)."""
     try:
         prec_chol = model.prec_chol(cov)
     except covariance.IllDefinedCovariance:
-        if not family.recover:
+        if not recover:
             raise
         cov, repaired = model.repair(cov, jitter)
         prec_chol = model.prec_chol(cov)
@@ -108,7 +119,8 @@ def pass_stats(data, params, family):
 def em_step(data, params, family):
     """One EM iteration: (lower bound of ``params``, next params)."""
     ll, stats, ref = pass_stats(data, params, family)
-    return family.bound(ll, stats, params, data), family.update(stats, ref, data)
+    bound = family.bound(ll, stats, params, data)
+    return bound, family.update(stats, ref, data, previous=params)
 
 
 def run_em(data, start, family, tol, max_iter, lower_bound=-math.inf, on_iter=None):
