@@ -516,3 +516,114 @@ def mclust_em_iteration(
         X, resp, reg_covar, name, sample_weight, previous=covariances
     )
     return bound, new_w, new_means, new_cov
+
+
+# ------------------------------------------------------------ conjugate prior, noise
+def mclust_map_m_step(X, resp, name, shrinkage, prior_mean, dof, scale):
+    """mclust's M-step with its conjugate prior (mstepVVVp, mstepEEEp, mstepVVIp,
+    mstepEEIp, mstepVIIp, mstepEIIp; Fraley & Raftery 2007, Table 2) for the six
+    models where fastgmm's prior is mclust's. ``scale``: a (d, d) matrix for VVV/EEE,
+    a number otherwise. Returns (means, covariances (G, d, d))."""
+    nk, xbar, W = scatter_matrices(X, resp)
+    G, d = xbar.shape
+    k = shrinkage
+    diff = xbar - prior_mean
+    B = np.stack([k * n / (n + k) * np.outer(v, v) for n, v in zip(nk, diff)])
+    Wt = W + B  # scatter plus the mean prior's term
+    means = (nk[:, None] * xbar + k * prior_mean) / (nk + k)[:, None]
+    one = 1.0 if k > 0 else 0.0
+    if name == "VVV":
+        cov = np.stack(
+            [(scale + Wt[g]) / (dof + nk[g] + d + 1 + one) for g in range(G)]
+        )
+    elif name == "EEE":
+        cov = np.repeat(
+            ((scale + Wt.sum(0)) / (dof + nk.sum() + d + 1 + G * one))[None], G, 0
+        )
+    elif name == "VVI":
+        cov = np.stack(
+            [
+                np.diag((scale + np.diag(Wt[g])) / (dof + nk[g] + 2 + one))
+                for g in range(G)
+            ]
+        )
+    elif name == "EEI":
+        v = (scale + np.diag(Wt.sum(0))) / (dof + nk.sum() + 2 + G * one)
+        cov = np.repeat(np.diag(v)[None], G, 0)
+    elif name == "VII":
+        cov = np.stack(
+            [
+                np.eye(d) * (scale + np.trace(Wt[g])) / (dof + nk[g] * d + 2 + d * one)
+                for g in range(G)
+            ]
+        )
+    elif name == "EII":
+        v = (scale + np.trace(Wt.sum(0))) / (dof + nk.sum() * d + 2 + G * d * one)
+        cov = np.repeat(np.eye(d)[None] * v, G, 0)
+    else:
+        raise ValueError(name)
+    return means, cov
+
+
+def log_posterior(name, means, covs, X, resp, shrinkage, prior_mean, dof, scale):
+    """Expected complete-data log-likelihood plus the log prior density (up to
+    constants) of (means, covariances (G, d, d)) of mclust's model ``name``: each
+    mean N(prior_mean, Sigma_k / shrinkage); each covariance inverse-Wishart(dof,
+    scale) (dense models), inverse-gamma(dof / 2, scale / 2) per variance (diagonal)
+    or for the one variance (spherical); counted once when the model has one
+    covariance for all components (EII, EEI, EEE)."""
+    X, resp = _f64(X), _f64(resp)
+    G, d = means.shape
+    total = 0.0
+    shared = name in ("EII", "EEI", "EEE")
+    for g in range(G):
+        S = covs[g]
+        Sinv = np.linalg.inv(S)
+        logdet = np.linalg.slogdet(S)[1]
+        diff = X - means[g]
+        quad = np.einsum("ij,jk,ik->i", diff, Sinv, diff)
+        total += np.sum(resp[:, g] * (-0.5 * logdet - 0.5 * quad))
+        m = means[g] - prior_mean
+        total += (
+            -0.5 * (logdet - d * np.log(shrinkage)) - 0.5 * shrinkage * m @ Sinv @ m
+        )
+        if shared and g > 0:
+            continue
+        if name[2] == "I" and name[1] == "I":  # one variance
+            v = S[0, 0]
+            total += -(dof + 2) / 2 * np.log(v) - scale / (2 * v)
+        elif name[2] == "I":  # a diagonal
+            v = np.diag(S)
+            total += np.sum(-(dof + 2) / 2 * np.log(v) - scale / (2 * v))
+        else:
+            total += -(dof + d + 1) / 2 * logdet - 0.5 * np.trace(scale @ Sinv)
+    return total
+
+
+def noise_em_iteration(
+    X, weights, means, covariances, name, reg_covar, noise_weight, log_volume
+):
+    """One EM iteration of a mixture of mclust's model ``name`` plus a uniform noise
+    component of density exp(-log_volume): the E-step with a last column of constant
+    log-density log(noise_weight) - log_volume, the Gaussian M-step on the first
+    columns, weights over all. Returns (bound, weights, means, covariances,
+    noise_weight)."""
+    layout = LAYOUT.get(name, name)
+    prec_chol = precision_cholesky(covariances, name)
+    wlp = weighted_log_prob(X, weights, means, prec_chol, layout)
+    wlp = np.hstack([wlp, np.full((len(X), 1), np.log(noise_weight) - log_volume)])
+    log_norm = logsumexp(wlp, axis=1)
+    resp = np.exp(wlp - log_norm[:, None])
+    G = means.shape[0]
+    _, new_means, new_cov = mclust_m_step(
+        X, resp[:, :G], reg_covar, name, previous=covariances
+    )
+    nk = resp.sum(0)
+    nk[:G] += 10 * np.finfo(np.float64).eps
+    return (
+        float(log_norm.mean()),
+        nk[:G] / nk.sum(),
+        new_means,
+        new_cov,
+        nk[G] / nk.sum(),
+    )

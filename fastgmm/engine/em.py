@@ -12,18 +12,23 @@ an object with
 - ``bound(log_lik, stats, params, data)`` -> the lower bound of ``params``.
 
 :class:`MaximumLikelihood` is the Gaussian mixture of scikit-learn's
-``GaussianMixture``; another family (a variational posterior, a noise component)
-plugs in with its own three methods on the same kernels.
+``GaussianMixture``; :class:`ModelBased` adds mclust's conjugate prior (a MAP
+M-step) and uniform noise component (one more kernel component with zero
+precision); another family (a variational posterior) plugs in with its own three
+methods on the same kernels.
 """
 
 import math
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+
+import numpy as np
 
 from .._jit import kernel_array
 from ..exceptions import DegenerateComponentWarning
 from ..kernels.passes import em_pass
-from ..model import covariance
+from ..model import covariance, prior
+from ..model.noise import Noise
 from ..model.params import Params, kernel_inputs
 
 
@@ -52,6 +57,67 @@ class MaximumLikelihood:
         return params_from_stats(
             stats, ref, self, data.tied_total, data.jitter, previous
         )
+
+    def bound(self, log_lik, stats, params, data):
+        """Mean (weighted) log-likelihood of ``params``."""
+        return log_lik / data.total_weight
+
+
+@dataclass(frozen=True)
+class ModelBased:
+    """A Gaussian mixture with mclust's conjugate prior and/or uniform noise.
+
+    Attributes
+    ----------
+    model : CovarianceModel
+    reg_covar : float
+    recover : bool
+        As for :class:`MaximumLikelihood`.
+    prior : Prior or None
+        A conjugate prior (:mod:`fastgmm.model.prior`): the M-step maximises the
+        posterior. The bound stays the mean log-likelihood (as mclust reports it).
+    noise : Noise or None
+        The noise component's initial weight and log density ``-log V``
+        (:mod:`fastgmm.model.noise`).
+    """
+
+    model: object
+    reg_covar: float = 1e-6
+    recover: bool = True
+    prior: object = None
+    noise: object = None
+
+    def inputs(self, params):
+        return kernel_inputs(self.with_noise(params), tied_as_full=True)
+
+    def with_noise(self, params):
+        """``params`` with the noise component at its initial weight if they have
+        none (a user-given start), the Gaussian weights scaled to make room."""
+        if self.noise is None or params.noise is not None:
+            return params
+        weights = params.weights * (1.0 - self.noise.weight)
+        return replace(params, weights=weights, noise=self.noise)
+
+    def update(self, stats, ref, data, previous=None):
+        """M-step. Statistics of an EM pass (``previous`` given) hold the noise
+        component last (see ``inputs``); those of a start (``previous`` None) hold
+        none: the start is then the Gaussian components alone, and ``inputs`` adds
+        the noise at its initial weight."""
+        nk, s1, s2 = stats
+        noise, gauss_share = None, 1.0
+        if self.noise is not None and previous is not None:
+            total = nk.sum()
+            noise = Noise(float(nk[-1] / total), self.noise.log_density)
+            stats, ref = (nk[:-1], s1[:-1], s2[:-1]), ref[:-1]
+            gauss_share = nk[:-1].sum() / total
+        prev = None if previous is None else previous.covariances
+        weights, means, cov = prior.estimate(
+            self.model, stats, ref, self.reg_covar, self.prior, data.tied_total, prev
+        )
+        params = checked_params(
+            self.model, self.recover, data.jitter, weights * gauss_share, means, cov
+        )
+        return params if noise is None else replace(params, noise=noise)
 
     def bound(self, log_lik, stats, params, data):
         """Mean (weighted) log-likelihood of ``params``."""
@@ -110,8 +176,13 @@ def block_em(X, sw, kind, const, loc, prec, ref, chunk):
 
 def pass_stats(data, params, family):
     """One fused pass: (log-likelihood sum, (nk, s1, s2), ref) under ``params``."""
-    ref = kernel_array(params.means)
-    args = (*family.inputs(params).astuple(), ref, data.chunk)
+    inputs = family.inputs(params)
+    ref = params.means
+    extra = inputs.const.shape[0] - ref.shape[0]  # a noise component: about 0
+    if extra:
+        ref = np.vstack([ref, np.zeros((extra, ref.shape[1]))])
+    ref = kernel_array(ref)
+    args = (*inputs.astuple(), ref, data.chunk)
     ll, nk, s1, s2 = data.map_sum(block_em, *args)
     return ll, (nk, s1, s2), ref
 

@@ -76,6 +76,11 @@ def save(model, path):
     from sklearn.utils.validation import check_is_fitted
 
     check_is_fitted(model)
+    if getattr(model, "noise_weight_", None) is not None:
+        raise ValueError(
+            "Models with a noise component cannot be saved in the model file format "
+            "yet; pickle or joblib keep them."
+        )
     arrays = {name: getattr(model, name) for name in _FITTED_ARRAYS}
     if hasattr(model, "feature_names_in_"):
         arrays["feature_names_in_"] = np.asarray(model.feature_names_in_, dtype=str)
