@@ -130,14 +130,16 @@ def _check_scale(scale, model, d):
 
 
 def _scatter(model, st):
-    """Per-component scatter (K, d, d) or diagonals (K, d) about the new means. For a
-    dense shared model whose statistics hold no per-component scatter (the TIED
-    kind), the pooled scatter (total minus between components) is put in the first
-    slot: EEE's M-step only sums them."""
+    """Per-component scatter (K, d, d) or diagonals (K, d) about the new means. A
+    dense shared model's first M-step (from a start's statistics, of the TIED kind:
+    no per-component scatter, given with ``tied_total``) takes the pooled scatter,
+    total minus between components, in the first slot: EEE's M-step only sums them.
+    (The shape of ``s2`` cannot tell the kinds apart: at d = 1 both are (K, 1, 1).)"""
     k, d = st.means.shape
     if model.form != "dense":
         return covariance._diag_scatter(st)
-    if st.s2.shape[1] == d:
+    first_tied = model.shared and st.previous is None and st.tied_total is not None
+    if not first_tied:
         return covariance._dense_scatter(st)
     centre, total = st.tied_total
     dm = st.means - centre

@@ -167,3 +167,21 @@ def test_select_with_prior_equals_the_estimator(rng):
         ).fit(X)  # fmt: skip
         np.testing.assert_allclose(model.covariances_, cold.covariances_, rtol=1e-12)
         assert model.lower_bound_ == pytest.approx(cold.lower_bound_, rel=1e-12)
+
+
+def test_one_feature_shared_models_agree_with_the_prior(rng):
+    """At d = 1, EEE, EEI and EII are one shared variance with the same default
+    prior, so their MAP fits from one start agree. EEE's start has TIED statistics
+    whose s2 is (K, 1, 1) like a FULL one: the first M-step must still take the pooled
+    scatter (a shape test read the unfilled s2 as the scatter)."""
+    X = np.concatenate([rng.normal(0, 1, 70), rng.normal(5, 2, 50)])[:, None]
+    fits = [
+        GaussianMixture(2, covariance_type=name, prior=True, random_state=0).fit(X)
+        for name in ("EEE", "EEI", "EII")
+    ]
+    for other in fits[1:]:
+        np.testing.assert_allclose(fits[0].means_, other.means_, rtol=1e-10)
+        np.testing.assert_allclose(
+            fits[0].covariances_.ravel(), np.ravel(other.covariances_), rtol=1e-10
+        )
+        assert fits[0].lower_bound_ == pytest.approx(other.lower_bound_, rel=1e-12)
