@@ -9,6 +9,7 @@ __version__ = "0.1.0"
 __all__ = [
     "GaussianMixture",
     "load",
+    "mclust",
     "save",
     "segment",
     "select",
@@ -23,6 +24,7 @@ _LAZY = {
     "GaussianMixture": ".mixture",
     "threads": "._runtime",
     "load": ".io.persist",
+    "mclust": ".clustering",
     "save": ".io.persist",
     "select": ".selection",
     "segment": ".segmentation",
