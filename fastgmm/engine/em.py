@@ -24,6 +24,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+import numpy as np
+
 from .._jit import kernel_array
 from ..exceptions import DegenerateComponentWarning
 from ..kernels.passes import em_pass
@@ -152,7 +154,7 @@ def params_from_stats(stats, ref, family, tied_total, jitter, previous=None):
 def checked_params(model, recover, jitter, weights, means, cov):
     """Params of M-step estimates, their covariances checked (and repaired)."""
     try:
-        prec_chol = model.prec_chol(cov)
+        prec_chol = _prec_chol(model, cov)
     except covariance.IllDefinedCovariance:
         if not recover:
             raise
@@ -167,6 +169,21 @@ def checked_params(model, recover, jitter, weights, means, cov):
             stacklevel=2,
         )
     return Params(model, weights, means, cov, prec_chol)
+
+
+def _prec_chol(model, cov):
+    """``model.prec_chol(cov)``; dense factors of a successful M-step in one kernel
+    call (SciPy's two calls per component cost ~30 us each on small matrices);
+    anything the kernel refuses (not positive definite, not finite) goes to the
+    model, which raises its usual error."""
+    if model.form == "dense":
+        from ..kernels.cholesky import prec_chol_stack
+
+        stack = kernel_array(cov).reshape(-1, *cov.shape[-2:])
+        out = np.empty(stack.shape)
+        if prec_chol_stack(stack, out) < 0:
+            return out.reshape(cov.shape)
+    return model.prec_chol(cov)
 
 
 def block_em(X, sw, kind, const, loc, prec, ref, chunk):

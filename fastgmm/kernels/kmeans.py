@@ -1,13 +1,22 @@
 """Kernels for initialisation: nearest-centre assignment, k-means++ potentials and
 statistics of hard labels. Parallel over fixed-size chunks with partial sums added in
-chunk order, like the E-step, so results do not depend on the thread count."""
+chunk order, like the E-step, so results do not depend on the thread count; chunks go
+to the threads dynamically (see :mod:`fastgmm.kernels.blocks`)."""
 
 import numpy as np
 from numba import prange
 
-from .._jit import BLOCK, GROUP, kernel
+from .._jit import BLOCK, kernel
 from . import FULL, TIED
-from .blocks import add_slots, read_only, slot_buffers, sum_rows
+from .blocks import (
+    add_slots,
+    n_slots_for,
+    next_task,
+    read_only,
+    slot_buffers,
+    sum_rows,
+    task_queue,
+)
 from .logdensity import load_block
 
 
@@ -97,9 +106,13 @@ def assign(X, centers, chunk, labels, d2):
     n = X.shape[0]
     n_chunks = (n + chunk - 1) // chunk
     none_k, none_s, sw = _no_sums(centers.shape[1])
-    for c in prange(n_chunks):
-        start, stop = c * chunk, min(n, (c + 1) * chunk)
-        _chunk_lloyd(X, sw, centers, start, stop, labels, d2, none_k, none_s)
+    queue, n_workers = task_queue(n_chunks)
+    for _ in prange(n_workers):
+        c = next_task(queue)
+        while c < n_chunks:
+            start, stop = c * chunk, min(n, (c + 1) * chunk)
+            _chunk_lloyd(X, sw, centers, start, stop, labels, d2, none_k, none_s)
+            c = next_task(queue)
 
 
 @kernel(parallel=True, inputs="X sw centers")
@@ -111,9 +124,15 @@ def lloyd_step(X, sw, centers, chunk, labels, d2):
     n_chunks = (n + chunk - 1) // chunk
     pch, pnk, ps1, ps2 = slot_buffers(n_chunks, n_components, 0, d)
     _, nk, s1, s2 = slot_buffers(1, n_components, 0, d)
-    for c in prange(n_chunks):
-        start, stop = c * chunk, min(n, (c + 1) * chunk)
-        pch[c] = _chunk_lloyd(X, sw, centers, start, stop, labels, d2, pnk[c], ps1[c])
+    queue, n_workers = task_queue(n_chunks)
+    for _ in prange(n_workers):
+        c = next_task(queue)
+        while c < n_chunks:
+            start, stop = c * chunk, min(n, (c + 1) * chunk)
+            pch[c] = _chunk_lloyd(
+                X, sw, centers, start, stop, labels, d2, pnk[c], ps1[c]
+            )
+            c = next_task(queue)
     changed = add_slots(n_chunks, pch, pnk, ps1, ps2, nk[0], s1[0], s2[0])
     return nk[0], s1[0], int(changed)
 
@@ -123,13 +142,17 @@ def update_min_dist(X, center, chunk, d2):
     """d2[i] = min(d2[i], ||x_i - center||^2) in place."""
     n, d = X.shape
     n_chunks = (n + chunk - 1) // chunk
-    for c in prange(n_chunks):
-        for i in range(c * chunk, min(n, (c + 1) * chunk)):
-            acc = 0.0
-            for j in range(d):
-                t = X[i, j] - center[j]
-                acc += t * t
-            d2[i] = min(d2[i], acc)
+    queue, n_workers = task_queue(n_chunks)
+    for _ in prange(n_workers):
+        c = next_task(queue)
+        while c < n_chunks:
+            for i in range(c * chunk, min(n, (c + 1) * chunk)):
+                acc = 0.0
+                for j in range(d):
+                    t = X[i, j] - center[j]
+                    acc += t * t
+                d2[i] = min(d2[i], acc)
+            c = next_task(queue)
 
 
 @kernel(parallel=True, inputs="X sw d2 cands")
@@ -139,11 +162,15 @@ def potentials(X, sw, d2, cands, chunk):
     n_cand = cands.shape[0]
     n_chunks = (n + chunk - 1) // chunk
     _, part, _, _ = slot_buffers(n_chunks, n_cand, 0, 0)
-    for c in prange(n_chunks):
-        for i in range(c * chunk, min(n, (c + 1) * chunk)):
-            w = sw[i] if sw.shape[0] > 0 else 1.0
-            for t in range(n_cand):
-                part[c, t] += w * min(d2[i], _sq_dist(X, i, cands, t))
+    queue, n_workers = task_queue(n_chunks)
+    for _ in prange(n_workers):
+        c = next_task(queue)
+        while c < n_chunks:
+            for i in range(c * chunk, min(n, (c + 1) * chunk)):
+                w = sw[i] if sw.shape[0] > 0 else 1.0
+                for t in range(n_cand):
+                    part[c, t] += w * min(d2[i], _sq_dist(X, i, cands, t))
+            c = next_task(queue)
     return sum_rows(part)
 
 
@@ -178,16 +205,20 @@ def label_stats(X, sw, labels, n_components, kind, ref, chunk):
     n, d = X.shape
     p = d if kind == FULL else 1
     n_chunks = (n + chunk - 1) // chunk
-    n_slots = max(1, min(GROUP, n_chunks))
+    n_slots = n_slots_for(n_chunks, n_components, p, d)
     pll, pnk, ps1, ps2 = slot_buffers(n_slots, n_components, p, d)
     _, nk, s1, s2 = slot_buffers(1, n_components, p, d)
     for g0 in range(0, n_chunks, n_slots):
         m = min(n_slots, n_chunks - g0)
-        for c in prange(m):
-            start = (g0 + c) * chunk
-            stop = min(n, start + chunk)
-            _chunk_label_stats(
-                X, sw, labels, start, stop, kind, ref, pnk[c], ps1[c], ps2[c]
-            )
+        queue, n_workers = task_queue(m)
+        for _ in prange(n_workers):
+            c = next_task(queue)
+            while c < m:
+                start = (g0 + c) * chunk
+                stop = min(n, start + chunk)
+                _chunk_label_stats(
+                    X, sw, labels, start, stop, kind, ref, pnk[c], ps1[c], ps2[c]
+                )
+                c = next_task(queue)
         add_slots(m, pll, pnk, ps1, ps2, nk[0], s1[0], s2[0])
     return nk[0], s1[0], s2[0]

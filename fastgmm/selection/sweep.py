@@ -170,12 +170,14 @@ def candidate(X, sample_weight, result, settings, fitted_names):
 def sweep(X, sample_weight, ks, cov_types, settings, seeds, names, monitor):
     """(table rows, fitted models) of every (K, covariance type), K outermost."""
     from .._runtime import threads
+    from ..engine.data import fit_work
     from ..model import covariance
 
     models = [covariance.get(c) for c in cov_types]
     monitor.start(len(ks) * len(models), settings["n_init"], settings["max_iter"])
     table, fitted = [], []
-    with threads(settings["n_jobs"]):
+    work = max(fit_work(X, max(ks), m) or 0 for m in models)  # 0: none known
+    with threads(settings["n_jobs"], work=work or None):
         cache = DataCache(X, sample_weight)
         for k in ks:
             best, seconds = fit_k(cache, k, models, settings, seeds[k], monitor)
