@@ -24,8 +24,6 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-import numpy as np
-
 from .._jit import kernel_array
 from ..exceptions import DegenerateComponentWarning
 from ..kernels.passes import em_pass
