@@ -8,6 +8,8 @@ comes from the caller's ``numpy.random.RandomState``; the kernels are determinis
 for any thread count.
 """
 
+from dataclasses import replace
+
 import numpy as np
 
 from .._jit import kernel_array
@@ -153,8 +155,8 @@ def initialize(data, n_components, family, method, random_state, user=(None,) * 
         start = Params(model, None, None, None, None)
     weights = start.weights if weights_init is None else np.asarray(weights_init, float)
     means = start.means if means_init is None else np.asarray(means_init, float)
-    if precisions_init is None:
-        return Params(model, weights, means, start.covariances, start.prec_chol)
+    if precisions_init is None:  # (keeps the family's extras, e.g. a posterior)
+        return replace(start, weights=weights, means=means)
     prec_chol = model.prec_chol_from_prec(np.asarray(precisions_init, float))
     return Params(
         model, weights, means, model.covariances_from_prec_chol(prec_chol), prec_chol
