@@ -131,6 +131,11 @@ def save(model, path):
             "Models with a noise component cannot be saved in the model file format "
             "yet; pickle or joblib keep them."
         )
+    if isinstance(getattr(model, "prior", None), dict):
+        raise ValueError(
+            "Models fitted with prior settings (a dict) cannot be saved in the model "
+            "file format yet (prior=True can); pickle or joblib keep them."
+        )
     name = _estimator_name(model)
     arrays = _arrays_of(model, name)
     params = {}

@@ -185,3 +185,20 @@ def test_one_feature_shared_models_agree_with_the_prior(rng):
             fits[0].covariances_.ravel(), np.ravel(other.covariances_), rtol=1e-10
         )
         assert fits[0].lower_bound_ == pytest.approx(other.lower_bound_, rel=1e-12)
+
+
+def test_model_files_keep_the_prior_or_refuse_it(rng, tmp_path):
+    """prior=True is kept by a model file; prior settings (a dict, which may hold
+    arrays) are refused with a clear error rather than dropped."""
+    import fastgmm
+
+    X = rng.normal(size=(80, 2))
+    gm = GaussianMixture(2, covariance_type="VEV", prior=True, random_state=0).fit(X)
+    fastgmm.save(gm, tmp_path / "p.fgmm")
+    back = fastgmm.load(tmp_path / "p.fgmm")
+    assert back.prior is True
+    np.testing.assert_array_equal(back.predict_proba(X), gm.predict_proba(X))
+    gm = GaussianMixture(2, prior={"shrinkage": 0.1}, random_state=0).fit(X)
+    with pytest.raises(ValueError, match="prior settings"):
+        fastgmm.save(gm, tmp_path / "q.fgmm")
+    assert not (tmp_path / "q.fgmm").exists()
