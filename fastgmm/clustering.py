@@ -241,15 +241,29 @@ def mclust(
             X, fitted, names, "bic", random_state=random_state,
             sample_weight=sample_weight, **shared, **options,
         )  # fmt: skip
+    bic, icl = _tables(sel, values, names)
+    noise_only = None
+    if 0 in values:
+        noise_only = _noise_only(X, sample_weight, noise_volume)
+        bic[0] = icl[0] = 2.0 * noise_only - np.log(_total_weight(X, sample_weight))
+    return _result(X, values, names, bic, icl, sel, noise_only)
+
+
+def _tables(sel, values, names):
+    """(BIC, ICL) in mclust's layout and sign from select's rows (NaN elsewhere)."""
     bic = np.full((len(values), len(names)), np.nan)
     icl = np.full_like(bic, np.nan)
     for row in [] if sel is None else sel.table:
         i = values.index(row["n_components"])
         j = names.index(_mclust_name(row["covariance_type"]))
         bic[i, j], icl[i, j] = -row["bic"], -row["icl"]
-    if 0 in values:
-        bic[0], icl[0] = _noise_only(X, sample_weight, noise_volume)
-    return _result(X, values, names, bic, icl, sel)
+    return bic, icl
+
+
+def _total_weight(X, sample_weight):
+    if sample_weight is None:
+        return float(np.shape(X)[0])
+    return float(np.sum(np.asarray(sample_weight, dtype=np.float64)))
 
 
 def _mclust_name(name):
@@ -259,8 +273,9 @@ def _mclust_name(name):
 
 
 def _noise_only(X, sample_weight, noise_volume):
-    """mclust's G = 0 model: every point noise, log L = sum_i w_i log(1 / V), one
-    parameter (the volume): BIC = 2 log L - log n (ICL the same)."""
+    """The log-likelihood of mclust's G = 0 model: every point noise,
+    log L = sum_i w_i log(1 / V); it has one parameter (the volume), so
+    BIC = 2 log L - log n (ICL the same)."""
     from sklearn.utils import check_array
 
     from .model.noise import region
@@ -271,13 +286,12 @@ def _noise_only(X, sample_weight, noise_volume):
         log_volume = region(X[w > 0], noise_volume).log_volume
     else:
         log_volume = float(np.log(noise_volume))
-    n = float(w.sum())
-    value = 2.0 * (-log_volume * n) - np.log(n)
-    return value, value
+    return -log_volume * float(w.sum())
 
 
-def _result(X, values, names, bic, icl, sel):
-    """The MclustResult of the best candidate (highest BIC, first of ties)."""
+def _result(X, values, names, bic, icl, sel, noise_only):
+    """The MclustResult of the best candidate (highest BIC, first of ties);
+    ``noise_only``: the log-likelihood of the G = 0 model (None if not tried)."""
     from sklearn.utils import check_array
 
     masked = np.where(np.isfinite(bic), bic, -np.inf)
@@ -290,7 +304,7 @@ def _result(X, values, names, bic, icl, sel):
     if best_G == 0:
         z = np.ones((n, 1))
         labels = np.full(n, -1)
-        model, loglik, p = None, bic[i, j] / 2 + np.log(n) / 2, 1
+        model, loglik, p = None, noise_only, 1
     else:
         row = next(
             r for r in sel.table

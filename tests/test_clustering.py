@@ -143,3 +143,19 @@ def test_faithful_with_a_tight_search_is_mclusts_eee3():
     )
     assert (res.best_model, res.best_G) == ("EEE", 3)
     assert res.bic[2, res.models.index("EEE")] == pytest.approx(-2314.386, abs=0.15)
+
+
+def test_noise_only_model_with_weights_is_repeated_rows(rng):
+    """On uniform points the noise-only model (G = 0) wins; its log-likelihood is
+    -sum(w) log V and its BIC uses n = sum(w), as for repeated rows."""
+    X = rng.uniform(0, 4, size=(60, 2))
+    w = rng.integers(1, 4, size=60)
+    args = ([0, 1], ["EII"])
+    opts = dict(noise=True, noise_volume=16.0, random_state=0)
+    weighted = fastgmm.mclust(X, *args, sample_weight=w, **opts)
+    repeated = fastgmm.mclust(np.repeat(X, w, axis=0), *args, **opts)
+    assert weighted.best_G == repeated.best_G == 0
+    assert weighted.loglik == pytest.approx(-w.sum() * np.log(16.0), rel=1e-12)
+    assert weighted.loglik == pytest.approx(repeated.loglik, rel=1e-12)
+    assert weighted.bic[0, 0] == pytest.approx(repeated.bic[0, 0], rel=1e-12)
+    assert weighted.noise.all() and weighted.n_parameters == 1
