@@ -7,12 +7,12 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, validate_data
 
-from ._base import BaseMixture, _unchanged_on_error
+from ._base import BaseMixture, fitted_arrays, publish, snapshot
 from ._runtime import threads
-from .engine.data import check_n_samples, fit_work, make_data
+from .engine.data import check_n_samples, fit_work, make_data, present_rows
 from .engine.em import EMResult, MaximumLikelihood, ModelBased
 from .engine.init import initialize
-from .engine.online import online_step
+from .engine.online import online_step, state_from_params
 from .model import covariance, criteria
 from .model.checks import check_user_init
 from .model.params import from_fitted
@@ -199,8 +199,8 @@ class GaussianMixture(BaseMixture):
         -------
         self : GaussianMixture
         """
-        with _unchanged_on_error(self):
-            self._partial_fit(X, sample_weight)
+        with publish(self) as work:
+            work._partial_fit(X, sample_weight)
         return self
 
     def _partial_fit(self, X, sample_weight):
@@ -213,9 +213,11 @@ class GaussianMixture(BaseMixture):
             sample_weight = _check_sample_weight(
                 sample_weight, X, dtype=np.float64, ensure_non_negative=True
             )
+            X, sample_weight = present_rows(X, sample_weight)
         family = self._family()
         if isinstance(family, ModelBased):
             raise ValueError("partial_fit supports neither noise nor prior.")
+        state = getattr(self, "_online_state", None)
         work = fit_work(X, self.n_components, self.covariance_type)
         with threads(self.n_jobs, work=work):
             if first:
@@ -232,8 +234,11 @@ class GaussianMixture(BaseMixture):
                 )
             else:
                 params = self._params()
+                if state is None:  # after fit: continue from the fitted model
+                    n_fit = getattr(self, "_n_fit_rows", None)
+                    state = state_from_params(params, family, n_fit, X.shape[0])
             state, params, ll = online_step(
-                getattr(self, "_online_state", None),
+                state,
                 X,
                 sample_weight,
                 params,
@@ -264,6 +269,12 @@ class GaussianMixture(BaseMixture):
     def _model_based(self):
         return noise_is_on(self.noise) or self.prior not in (None, False)
 
+    @property
+    def _weights_scale_free(self):
+        """Without a prior c * w fits as w; with one the weights are counts (they set
+        the data's strength against the prior), so they are not rescaled."""
+        return self.prior in (None, False)
+
     def _fit(self, X, sample_weight):
         """Set up the noise and the prior from the data, then fit."""
         if not self._model_based():
@@ -290,17 +301,14 @@ class GaussianMixture(BaseMixture):
         family = self._family()
         if isinstance(family, ModelBased):  # a start (max_iter=0) gets its noise
             p = family.with_noise(p)
+        arrays = fitted_arrays(p, dtype)
         for name in ("noise_weight_", "noise_density_"):
             self.__dict__.pop(name, None)
         if p.noise is not None:
             self.noise_weight_ = float(p.noise.weight)
             self.noise_density_ = float(np.exp(p.noise.log_density))
-        as_dtype = lambda a: np.asarray(a, dtype=dtype)  # noqa: E731
-        self.weights_ = as_dtype(p.weights)
-        self.means_ = as_dtype(p.means)
-        self.covariances_ = as_dtype(p.covariances)
-        self.precisions_cholesky_ = as_dtype(p.prec_chol)
-        self.precisions_ = as_dtype(p.model.precisions(p.prec_chol))
+        for name, value in arrays.items():
+            setattr(self, name, value)
         self.converged_ = bool(result.converged)
         self.n_iter_ = int(result.n_iter)
         self.lower_bound_ = float(result.lower_bound)
@@ -342,9 +350,10 @@ class GaussianMixture(BaseMixture):
 
     def bic(self, X):
         """Bayesian information criterion on X (lower is better)."""
-        n = X.shape[0]
-        return criteria.bic(self.score(X) * n, self._n_parameters(), n)
+        model, n = snapshot(self), X.shape[0]
+        return criteria.bic(model.score(X) * n, model._n_parameters(), n)
 
     def aic(self, X):
         """Akaike information criterion on X (lower is better)."""
-        return criteria.aic(self.score(X) * X.shape[0], self._n_parameters())
+        model = snapshot(self)
+        return criteria.aic(model.score(X) * X.shape[0], model._n_parameters())

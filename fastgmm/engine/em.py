@@ -191,6 +191,7 @@ def block_em(X, sw, kind, const, loc, prec, ref, chunk):
 
 def pass_stats(data, params, family):
     """One fused pass: (log-likelihood sum, (nk, s1, s2), ref) under ``params``."""
+    params.check(data.n_features)  # the kernels do not check bounds
     inputs = family.inputs(params)
     ref = params.means
     extra = inputs.const.shape[0] - ref.shape[0]  # a noise component: about 0

@@ -208,3 +208,16 @@ def test_select_with_noise_equals_the_estimator(noisy, noise):
         assert row["n_parameters"] == cold._n_parameters()
         assert row["bic"] == pytest.approx(cold.bic(X), rel=1e-10)
     assert result.best_params_ == {"n_components": 2, "covariance_type": "VVV"}
+
+
+def test_noise_mask_with_zero_weights_is_the_fit_without_those_rows(noisy):
+    """Rows of zero weight are absent: a noise mask over all rows gives the fit of the
+    rows kept with the mask restricted to them."""
+    X, truth = noisy
+    w = np.ones(len(X))
+    w[::7] = 0.0
+    keep = w > 0
+    a = GaussianMixture(2, noise=truth, random_state=0).fit(X, sample_weight=w)
+    b = GaussianMixture(2, noise=truth[keep], random_state=0).fit(X[keep])
+    np.testing.assert_allclose(a.means_, b.means_, rtol=1e-10)
+    assert a.noise_weight_ == pytest.approx(b.noise_weight_, rel=1e-10)
