@@ -289,6 +289,8 @@ class GaussianMixture(BaseMixture):
     def _training_data(self, X, sample_weight, random_state):
         data, init_data, dtype = super()._training_data(X, sample_weight, random_state)
         mask = getattr(getattr(self, "_setup", None), "noise_mask", None)
+        if mask is not None and sample_weight is not None:  # rows of weight 0 dropped
+            mask = mask[np.asarray(sample_weight, dtype=np.float64) > 0]
         if mask is not None:  # the initialisation sees only the points not noise
             sw = data.sample_weight if data.sample_weight.shape[0] else None
             sw = np.where(mask, 0.0, 1.0 if sw is None else sw)

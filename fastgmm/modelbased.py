@@ -90,8 +90,6 @@ def model_based_setup(estimator, X, sample_weight):
     noise, mask = None, None
     if noise_is_on(estimator.noise):
         share, mask = _noise_share(estimator.noise, X.shape[0], sample_weight)
-        if mask is not None and sample_weight is not None:
-            mask = mask[sample_weight > 0]  # the fit drops rows of zero weight
         volume = estimator.noise_volume
         if isinstance(volume, str):
             rows = X if sample_weight is None else X[sample_weight > 0]

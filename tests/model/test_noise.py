@@ -221,3 +221,20 @@ def test_noise_mask_with_zero_weights_is_the_fit_without_those_rows(noisy):
     b = GaussianMixture(2, noise=truth[keep], random_state=0).fit(X[keep])
     np.testing.assert_allclose(a.means_, b.means_, rtol=1e-10)
     assert a.noise_weight_ == pytest.approx(b.noise_weight_, rel=1e-10)
+
+
+def test_select_with_a_noise_mask_and_zero_weights(noisy):
+    """select keeps rows of zero weight (weight 0) where fit drops them; a noise mask
+    over all rows works in both and gives the same candidate."""
+    import fastgmm
+
+    X, truth = noisy
+    w = np.ones(len(X))
+    w[::7] = 0.0
+    result = fastgmm.select(
+        X, [2], ["VVV"], noise=truth, sample_weight=w, random_state=0
+    )
+    cold = GaussianMixture(2, noise=truth, random_state=0).fit(X, sample_weight=w)
+    (model,) = result.models
+    np.testing.assert_allclose(model.means_, cold.means_, rtol=1e-8)
+    assert model.noise_weight_ == pytest.approx(cold.noise_weight_, rel=1e-8)
