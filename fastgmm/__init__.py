@@ -35,9 +35,31 @@ _LAZY = {
 }
 
 
-def __getattr__(name):
-    if name in _LAZY:
-        from importlib import import_module
+#: public submodules, imported on first access (``fastgmm.inspection.summary``)
+_SUBMODULES = (
+    "bayesian",
+    "dask",
+    "exceptions",
+    "inspection",
+    "mixture",
+    "plotting",
+    "scaling",
+    "segmentation",
+    "selection",
+)
 
+
+def __getattr__(name):
+    from importlib import import_module
+
+    if name in _LAZY:
         return getattr(import_module(_LAZY[name], __name__), name)
+    if name in _SUBMODULES:
+        return import_module("." + name, __name__)
     raise AttributeError(f"module 'fastgmm' has no attribute {name!r}")
+
+
+def __dir__():
+    """The public names (loaded on first use) beside the module's own: what
+    ``dir(fastgmm)`` and tab completion in IPython/Jupyter offer."""
+    return sorted(set(globals()) | set(_LAZY) | set(_SUBMODULES) | set(__all__))

@@ -4,8 +4,15 @@ Every kernel in the package is decorated with :func:`kernel`; nothing is compile
 import time (no eager signatures), compiled code is cached on disk, and the fastmath
 set is the *safe* one: FMA contraction and re-association (so reductions vectorise),
 never the no-NaN / no-inf assumptions that break a logsumexp meeting ``-inf``.
-Kernel inputs (data, weights, parameters) are typed read-only: one specialisation
-per dtype, and a kernel that writes an input does not compile.
+Kernel inputs (data, weights, parameters) are typed read-only, and the data's dtype
+(float32 or float64) is passed as data, not type (:func:`float_pair`): one compiled
+specialisation per kernel serves every dtype and covariance model, and a kernel that
+writes an input does not compile.
+
+The first call of a kernel compiles it (tens of seconds for the parallel passes) and
+writes it to the on-disk cache; later processes load it in well under a second.
+Compiles are reported to the ``fastgmm`` logger (INFO) and to callbacks registered
+with :func:`watch_compiles` (the command line's progress line, ``warmup``).
 
 Environment variables
 ---------------------
@@ -24,6 +31,7 @@ from another file. Folders of other hashes are left for the user to delete.
 """
 
 import functools
+import logging
 import os
 import sys
 
@@ -48,7 +56,7 @@ SLOT_BYTES = 16 * 1024 * 1024
 STRICT_FASTMATH = {"contract"}
 
 
-def kernel(fn=None, *, parallel=False, strict=False, inputs=""):
+def kernel(fn=None, *, parallel=False, strict=False, inputs="", floats=""):
     """Decorate a Numba kernel with the project policy (lazy, cached, safe fastmath).
 
     ``error_model="numpy"``: a float division by zero gives inf/NaN as in NumPy instead
@@ -63,20 +71,30 @@ def kernel(fn=None, *, parallel=False, strict=False, inputs=""):
     whatever the caller passes, so there is one compiled specialisation per dtype,
     and a kernel that writes one of them fails to compile. Kernels called only from
     other kernels receive their callers' types.
+
+    ``floats`` names the arguments that are float32 *or* float64 arrays (the data,
+    outputs in the data's dtype). Each reaches the kernel as a pair ``(a64, a32)``
+    (:func:`float_pair`; read-only when also in ``inputs``), so one specialisation
+    serves both dtypes; the kernel reads whichever of the two holds the rows.
     """
     import inspect
 
     import numba
 
     def wrap(f):
-        names = tuple(inputs.split())
+        read, pairs = tuple(inputs.split()), tuple(floats.split())
         params = list(inspect.signature(f).parameters)
-        unknown = set(names) - set(params)
+        unknown = (set(read) | set(pairs)) - set(params)
         if unknown:
             raise ValueError(f"{f.__name__} has no argument(s) {sorted(unknown)}")
-        positions = tuple(params.index(name) for name in names)
+        names = tuple(dict.fromkeys(read + pairs))
+        convert = tuple(
+            (params.index(name), name, _converter(name in read, name in pairs))
+            for name in names
+        )
         if numba.config.DISABLE_JIT:
-            return _python_entry(f, positions, names) if names else f
+            return _python_entry(f, convert) if names else f
+        _listen()
         options = {
             "nopython": True,
             "boundscheck": None,
@@ -88,7 +106,8 @@ def kernel(fn=None, *, parallel=False, strict=False, inputs=""):
         cls = _dispatcher_classes()[1 if names or parallel else 0]
         disp = cls(py_func=f, locals={}, targetoptions=options)
         if names:
-            disp.input_positions, disp.input_names = positions, frozenset(names)
+            disp.convert = convert
+            disp.input_positions = tuple(i for i, name, _ in convert if name in read)
         if parallel:  # its serial twin, for processes that cannot run threads
             disp.serial_options = {**options, "parallel": False}
         if CACHE and cache_dir() is not None:
@@ -109,25 +128,64 @@ def _read_only(a):
     return view
 
 
-def _convert(positions, names, args, kwargs):
-    """(args, kwargs) with the inputs at ``positions`` / ``names`` read-only."""
+def _empty_like_pair(dtype, shape, read_only):
+    """An empty (0, *shape[1:]) array of ``dtype``: the unused half of a float pair."""
+    key = (dtype, shape[1:], read_only)
+    empty = _EMPTY.get(key)
+    if empty is None:
+        empty = np.empty((0, *shape[1:]), dtype)
+        empty.flags.writeable = not read_only
+        _EMPTY[key] = empty
+    return empty
+
+
+_EMPTY = {}
+
+
+def float_pair(a, read_only=False):
+    """``(a64, a32)``: float64 or float32 array ``a`` in the slot of its dtype and an
+    empty array (0, *a.shape[1:]) of the other dtype in the other slot.
+
+    Numba types the pair the same way whichever dtype ``a`` has, so a kernel taking
+    it compiles once for both; it reads the slot that holds rows. With ``read_only``
+    both are read-only views (see kernel_input). Any other dtype is a TypeError.
+    """
+    dtype = getattr(a, "dtype", None)
+    if not isinstance(a, np.ndarray) or dtype not in (np.float64, np.float32):
+        raise TypeError(
+            f"fastgmm kernels take float32 or float64 arrays, got {type(a).__name__}"
+            + (f" of dtype {dtype}" if dtype is not None else "")
+        )
+    if read_only:
+        a = _read_only(a)
+    other_dtype = np.dtype(np.float32 if dtype == np.float64 else np.float64)
+    other = _empty_like_pair(other_dtype, a.shape, read_only)
+    return (a, other) if dtype == np.float64 else (other, a)
+
+
+def _converter(read, pair):
+    return functools.partial(float_pair, read_only=read) if pair else _read_only
+
+
+def _convert(convert, args, kwargs):
+    """(args, kwargs) with each argument named in ``convert`` ((position, name,
+    function) triples) replaced by function(argument)."""
     args = list(args)
     n_args = len(args)
-    for i in positions:
+    for i, name, fn in convert:
         if i < n_args:
-            args[i] = _read_only(args[i])
-    for name in names.intersection(kwargs) if kwargs else ():
-        kwargs[name] = _read_only(kwargs[name])
+            args[i] = fn(args[i])
+        elif kwargs and name in kwargs:
+            kwargs[name] = fn(kwargs[name])
     return args, kwargs
 
 
-def _python_entry(f, positions, names):
-    """With NUMBA_DISABLE_JIT: the Python function, its inputs made read-only."""
-    names = frozenset(names)
+def _python_entry(f, convert):
+    """With NUMBA_DISABLE_JIT: the Python function, its arguments converted."""
 
     @functools.wraps(f)
     def call(*args, **kwargs):
-        args, kwargs = _convert(positions, names, args, kwargs)
+        args, kwargs = _convert(convert, args, kwargs)
         return f(*args, **kwargs)
 
     call.py_func = f
@@ -151,22 +209,22 @@ def _dispatcher_classes():
             self._cache = _cache_classes()[1](self.py_func)
 
     class KernelEntry(KernelDispatcher):
-        """A kernel dispatcher that passes its declared inputs read-only.
+        """A kernel dispatcher that passes its declared inputs read-only and its
+        float arrays as float pairs (see ``kernel``).
 
         A parallel one runs its serial twin (the same source compiled without
         ``parallel``, cached apart) in a process whose threading layer cannot start
         threads: a fork of a process that used GNU OpenMP (see
-        :func:`fastgmm._runtime.threads_unsafe`).
+        :func:`fastgmm._runtime.threads_unsafe`); the twin takes the arguments
+        already converted.
         """
 
+        convert = ()
         input_positions = ()
-        input_names = frozenset()
         serial_options = None
 
         def __call__(self, *args, **kwargs):
-            args, kwargs = _convert(
-                self.input_positions, self.input_names, args, kwargs
-            )
+            args, kwargs = _convert(self.convert, args, kwargs)
             if self.serial_options is not None and _runtime.threads_unsafe():
                 return self.serial().__call__(*args, **kwargs)
             return super().__call__(*args, **kwargs)
@@ -201,6 +259,72 @@ def __getattr__(name):
     if name in names:
         return _dispatcher_classes()[names.index(name)]
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+# --------------------------------------------------------------- compile notices
+_WATCHERS = []
+
+
+def watch_compiles(callback):
+    """Call ``callback(event, name, seconds)`` around each compile of a kernel.
+
+    ``event`` is ``"start"`` or ``"end"`` for a kernel compiled from Python (with
+    everything it calls: one notice per entry point, not per helper), ``name`` the
+    kernel (``"passes.em_pass"``) and ``seconds`` the compile time so far (0 at the
+    start). Loading a kernel from the on-disk cache is not a compile and calls
+    nothing. Returns a function that unregisters the callback.
+    """
+    _WATCHERS.append(callback)
+
+    def unwatch():
+        if callback in _WATCHERS:
+            _WATCHERS.remove(callback)
+
+    return unwatch
+
+
+def kernel_name(disp):
+    """``"module.function"`` of a kernel within ``fastgmm.kernels``."""
+    f = disp.py_func
+    return f"{f.__module__.rsplit('.', 1)[-1]}.{f.__qualname__}"
+
+
+def _notify(event, name, seconds):
+    log = logging.getLogger("fastgmm")
+    if event == "start":
+        log.info("compiling %s (first use; cached afterwards in %s)", name, cache_dir())
+    else:
+        log.info("compiled %s in %.1f s", name, seconds)
+    for callback in list(_WATCHERS):
+        callback(event, name, seconds)
+
+
+@functools.cache
+def _listen():
+    """Register (once) a listener on Numba's compile events that reports the
+    outermost compile of a fastgmm kernel (see watch_compiles)."""
+    from time import perf_counter
+
+    from numba.core import event
+
+    class Listener(event.Listener):
+        # compiles run one at a time under Numba's global compiler lock
+        def __init__(self):
+            self.outer = None  # (dispatcher, start time) of the outermost kernel
+
+        def on_start(self, ev):
+            disp = ev.data["dispatcher"]
+            if self.outer is None and isinstance(disp, _dispatcher_classes()[0]):
+                self.outer = (disp, perf_counter())
+                _notify("start", kernel_name(disp), 0.0)
+
+        def on_end(self, ev):
+            if self.outer is not None and ev.data["dispatcher"] is self.outer[0]:
+                disp, start = self.outer
+                self.outer = None
+                _notify("end", kernel_name(disp), perf_counter() - start)
+
+    event.register("numba:compile", Listener())
 
 
 # ------------------------------------------------------------------ on-disk cache
@@ -328,6 +452,15 @@ def _cache_classes():
 
 
 _CACHE_CLASSES = []
+
+
+def is_cached(disp):
+    """Whether kernel ``disp`` has compiled code in the on-disk cache (or in this
+    process): loading it then takes well under a second, compiling it seconds."""
+    if getattr(disp, "overloads", None):
+        return True
+    cache_file = getattr(getattr(disp, "_cache", None), "_cache_file", None)
+    return cache_file is not None and os.path.exists(cache_file._index_path)
 
 
 def kernel_input(X):

@@ -1,35 +1,205 @@
-"""Compile (or load from the on-disk cache) every kernel once."""
+"""Compile (or load from the on-disk cache) every kernel a default install uses."""
 
+import warnings
 from time import perf_counter
 
 
-def warmup(verbose=False):
-    """Compile fastgmm's kernels for float32 and float64 data and cache them on disk.
+def _rows(rng, n, d, dtype):
+    """``n`` points of ``d`` features around two centres (not degenerate)."""
+    import numpy as np
 
-    Run once after installing (``fastgmm warmup``); later processes load the compiled
-    code from the cache in about a second instead of compiling for tens of seconds.
+    X = rng.normal(size=(n, d))
+    X[: n // 2] += 4.0
+    return np.ascontiguousarray(X, dtype=dtype)
+
+
+def _fit_and_score(X, cov_type, weights=None, init="kmeans", n_components=2):
+    from .mixture import GaussianMixture
+
+    gm = GaussianMixture(
+        n_components,
+        covariance_type=cov_type,
+        init_params=init,
+        random_state=0,
+        max_iter=2,
+    )
+    gm.fit(X, sample_weight=weights)
+    gm.predict(X), gm.predict_proba(X), gm.score_samples(X)
+
+
+def _first_fit(rng):
+    compile_kernels()
+    _fit_and_score(_rows(rng, 300, 3, "float64"), "full")
+
+
+def _every_model(rng, dtype):
+    from .mixture import GaussianMixture
+    from .model.covariance import MODELS
+
+    X = _rows(rng, 300, 3, dtype)
+    for model in MODELS:
+        for weights in (None, rng.uniform(0.5, 2.0, len(X))):
+            _fit_and_score(X, model.name, weights)
+    online = GaussianMixture(2, random_state=0)
+    online.partial_fit(X), online.partial_fit(X[:100])
+
+
+def _blas_branches(rng):
+    from .kernels.blas import SYRK_MIN_D
+    from .kernels.logdensity import GEMM_MIN_D, TRMM_MIN_D
+
+    for d in (GEMM_MIN_D, TRMM_MIN_D, SYRK_MIN_D):
+        X = _rows(rng, 2 * d + 300, d, "float64")
+        for cov_type in ("full", "tied"):
+            _fit_and_score(X, cov_type)
+
+
+def _inits(rng):
+    X = _rows(rng, 300, 2, "float64")
+    for init in ("k-means++", "random", "random_from_data"):
+        _fit_and_score(X, "full", init=init)
+
+
+def _segment(rng):
+    import numpy as np
+
+    from .segmentation import segment
+
+    image = rng.integers(0, 256, size=(16, 16, 3)).astype(np.uint8)
+    segment(image, 2, return_image=True, return_confidence=True, max_iter=2)
+    segment(image, 2, xy=0.5, ignore=image[..., 0] < 8, max_iter=2)
+
+
+#: (label, step(rng)): the paths a default install uses. Every float kernel compiles
+#: once for float32 and float64 data and every covariance model (the first step
+#: compiles them all); the later steps check that nothing else needs compiling.
+STEPS = (
+    ("fit and score float64 data from a k-means start", _first_fit),
+    (
+        "float64: every covariance model, weighted or not, partial_fit",
+        lambda rng: _every_model(rng, "float64"),
+    ),
+    (
+        "float32: every covariance model, weighted or not, partial_fit",
+        lambda rng: _every_model(rng, "float32"),
+    ),
+    ("16+ features: the BLAS paths of full and tied covariances", _blas_branches),
+    ("the other starts: k-means++, random, random_from_data", _inits),
+    ("image segmentation: colour tables, pixel labels", _segment),
+)
+
+
+def warmup(verbose=False, *, progress=None):
+    """Compile fastgmm's kernels, or load them from the on-disk cache, for every path a
+    default install uses.
+
+    Covers ``fit`` (every covariance model, k-means and the other starts, with and
+    without sample weights, ``partial_fit``), ``predict``, ``predict_proba`` and
+    ``score_samples`` for float32 and float64 data, the BLAS paths from 16 features
+    on, and image segmentation. Run it once after installing (``fastgmm warmup``) or
+    in a container build; later processes load the compiled code from the cache in
+    about a second instead of compiling for tens of seconds. On a Dask cluster:
+    ``client.run(fastgmm.warmup)``.
+
+    Parameters
+    ----------
+    verbose : bool, default=False
+        Print one line per step (what it covered, how long it took).
+    progress : callable, optional
+        Called as ``progress(step, n_steps, label, None)`` before each step
+        (1-based) and ``progress(step, n_steps, label, seconds)`` after it.
 
     Returns
     -------
     seconds : float
         Wall time taken.
+
+    Notes
+    -----
+    Compiles are also reported to the ``fastgmm`` logger (INFO), for example after
+    ``logging.basicConfig(level="INFO")``.
     """
     import numpy as np
 
-    from .mixture import GaussianMixture
-    from .model.covariance import MODELS
-
     start = perf_counter()
     rng = np.random.default_rng(0)
-    for dtype in (np.float64, np.float32):
-        X = rng.normal(size=(64, 2)).astype(dtype)
-        for cov_type in (m.name for m in MODELS):
-            gm = GaussianMixture(
-                2, covariance_type=cov_type, random_state=0, max_iter=2
-            )
-            gm.fit(X, sample_weight=np.ones(len(X)))
-            gm.predict_proba(X)
-            gm.score_samples(X)
+    with warnings.catch_warnings():  # tiny two-iteration fits need not converge
+        warnings.simplefilter("ignore")
+        for i, (label, step) in enumerate(STEPS, 1):
+            if progress is not None:
+                progress(i, len(STEPS), label, None)
+            t0 = perf_counter()
+            step(rng)
+            seconds = perf_counter() - t0
+            if progress is not None:
+                progress(i, len(STEPS), label, seconds)
             if verbose:
-                print(f"  {np.dtype(dtype).name:8s} {cov_type:9s} ready")
+                print(f"  [{i}/{len(STEPS)}] {label}: {seconds:.1f} s")
     return perf_counter() - start
+
+
+# -------------------------------------------- the two big kernels, two processes at once
+def _compile_mixture():
+    """Compile (or load) the mixture pass: one call with tiny inputs."""
+    import numpy as np
+
+    from .kernels.passes import em_pass
+
+    X, k = np.zeros((4, 2)), 2
+    prec = np.tile(np.eye(2), (k, 1, 1))
+    em_pass(X, np.empty(0), 0, np.zeros(k), X[:k], prec, X[:k], 128)
+
+
+def _compile_kmeans():
+    """Compile (or load) the k-means pass: one call with tiny inputs."""
+    import numpy as np
+
+    from .kernels.kmeans import label_stats
+
+    X = np.zeros((4, 2))
+    label_stats(X, np.empty(0), np.zeros(4, np.int64), 2, 0, X[:2], 128)
+
+
+def compile_kernels(parallel=True, status=None):
+    """Compile (or load from the cache) the two kernels every fit uses: the mixture
+    pass here and, at the same time, the k-means pass in a second process when both
+    need compiling, the machine has two cores or more and the on-disk cache (which
+    the processes share) is on. Each compiles once for every dtype and covariance
+    model.
+
+    ``status(text or None)`` hears about the second process. Returns the number of
+    kernels that were not in the cache (0, 1 or 2).
+    """
+    import os
+    import subprocess
+    import sys
+
+    from ._jit import CACHE, cache_dir, is_cached
+    from .kernels.kmeans import kmeans_pass
+    from .kernels.passes import mixture_pass
+
+    todo = [not is_cached(k) for k in (mixture_pass, kmeans_pass)]
+    child = None
+    if parallel and all(todo) and (os.cpu_count() or 1) > 1:
+        if CACHE and cache_dir() is not None:
+            child = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-c",
+                    "import fastgmm._warmup as w; w._compile_kmeans()",
+                ],
+                env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            if status is not None:
+                status("compiling the k-means kernel in a second process")
+    _compile_mixture()
+    if child is not None:
+        if status is not None:
+            status("waiting for the k-means kernel (second process)")
+        child.wait()  # if it failed, the k-means kernel compiles here, below
+    _compile_kmeans()
+    if status is not None:
+        status(None)
+    return sum(todo)

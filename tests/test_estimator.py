@@ -1077,24 +1077,30 @@ def test_awkward_input_equals_clean_input(awkward, clean, covariance_type):
 def test_read_only_input_uses_the_same_kernels():
     """Read-only and writable input compile no second copy of the kernels (a
     different compilation may round a vectorised sum differently): inputs reach
-    the kernels typed read-only, one specialisation per X dtype."""
+    the kernels typed read-only, one specialisation for every X dtype."""
     from numba import types
 
-    from fastgmm.kernels.passes import em_pass, score_pass
+    from fastgmm.kernels.kmeans import kmeans_pass
+    from fastgmm.kernels.passes import mixture_pass
 
     X = _blob_data()
-    for data in (X, _readonly(X)):
+    signatures = {}
+    for data in (X, _readonly(X), X.astype(np.float32)):
         gm = GaussianMixture(3, random_state=0).fit(data)
         gm.predict_proba(data)
         # read-only weights and starting parameters too
         start = {k: _readonly(v) for k, v in sklearn_start(X, 3, "full").items()}
         weights = _readonly(np.ones(len(X)))
         GaussianMixture(3, max_iter=2, **start).fit(data, sample_weight=weights)
-    for kernel in (em_pass, score_pass):
-        float64 = [s for s in kernel.signatures if s[0].dtype == types.float64]
-        assert len(float64) == 1
-        inputs = [float64[0][i] for i in kernel.input_positions]
-        assert inputs and all(not a.mutable for a in inputs)
+        for kernel in (mixture_pass, kmeans_pass):
+            signatures.setdefault(kernel, set(kernel.signatures))
+            assert set(kernel.signatures) == signatures[kernel]  # nothing new
+    for kernel in (mixture_pass, kmeans_pass):
+        for signature in kernel.signatures:
+            inputs = [signature[i] for i in kernel.input_positions]
+            arrays = [a for t in inputs for a in getattr(t, "types", [t])]
+            assert arrays and all(not a.mutable for a in arrays)
+            assert isinstance(signature[0], types.BaseTuple)  # the float pair
 
 
 def test_input_array_is_not_modified():

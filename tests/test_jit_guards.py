@@ -198,6 +198,81 @@ def test_kernel_options_equal_numbas_njit(no_cache):
     assert isinstance(ours, type(theirs))
 
 
+def test_float_pair_puts_the_dtype_in_data_not_in_the_type():
+    import numpy as np
+    from numba import typeof
+
+    from fastgmm._jit import float_pair
+
+    X64 = np.arange(6.0).reshape(3, 2)
+    X32 = X64.astype(np.float32)
+    pair64, pair32 = float_pair(X64, read_only=True), float_pair(X32, read_only=True)
+    assert pair64[0] is not X64 and np.shares_memory(pair64[0], X64)  # a view
+    assert pair64[1].shape == (0, 2) and pair64[1].dtype == np.float32
+    assert pair32[0].shape == (0, 2) and pair32[1].base is not None
+    assert typeof(pair64) == typeof(pair32)  # one specialisation for both dtypes
+    assert not any(a.flags.writeable for a in pair64 + pair32)
+    out = float_pair(np.empty(3, np.float32))  # an output: stays writable
+    assert out[1].flags.writeable and out[0].shape == (0,) and out[0].flags.writeable
+    for bad in (np.arange(6).reshape(3, 2), np.zeros(3, np.float16), [1.0, 2.0]):
+        with pytest.raises(TypeError, match="float32 or float64"):
+            float_pair(bad)
+
+
+def test_float_pair_kernels_run_on_both_dtypes_with_one_compile(no_cache):
+    import numpy as np
+
+    from fastgmm._jit import kernel
+
+    @kernel(inputs="x", floats="x out")
+    def double(x, out):
+        if x[0].shape[0] > 0:
+            for i in range(x[0].shape[0]):
+                out[0][i] = 2 * x[0][i]
+        else:
+            for i in range(x[1].shape[0]):
+                out[1][i] = 2 * x[1][i]
+
+    for dtype in (np.float64, np.float32):
+        x = np.arange(4, dtype=dtype)
+        out = np.zeros(4, dtype)
+        double(x, out)
+        np.testing.assert_array_equal(out, 2 * x)
+    assert len(double.signatures) == 1
+
+
+def test_watch_compiles_reports_the_outermost_kernel_once(no_cache, caplog):
+    import logging
+
+    import numpy as np
+
+    from fastgmm._jit import kernel, watch_compiles
+
+    @kernel
+    def inner(x):
+        return x.sum()
+
+    @kernel(inputs="x")
+    def outer(x):
+        return inner(x) + 1.0
+
+    seen = []
+    unwatch = watch_compiles(lambda *event: seen.append(event))
+    with caplog.at_level(logging.INFO, logger="fastgmm"):
+        assert outer(np.ones(3)) == 4.0
+        assert outer(np.ones(5)) == 6.0  # compiled already: nothing reported
+    unwatch()
+    outer(np.ones((2, 2)))  # a new signature, after unwatch: not seen
+    test = "test_watch_compiles_reports_the_outermost_kernel_once"
+    name = f"test_jit_guards.{test}.<locals>.outer"
+    assert [(e, n) for e, n, _ in seen] == [("start", name), ("end", name)]
+    assert seen[0][2] == 0.0 and seen[1][2] > 0.0
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages[0].startswith(f"compiling {name} (first use; cached afterwards")
+    assert messages[1].startswith(f"compiled {name} in ")
+    assert len(messages) == 2
+
+
 # ------------------------------------------------------------ 3. source-hashed cache
 CACHE_PROBE = """
     import json, sys
@@ -295,6 +370,11 @@ BUDGET_PROBE = """
                 gm.fit(X, sample_weight=w)
                 gm.predict(X), gm.predict_proba(X), gm.score_samples(X), gm.bic(X)
 
+    def read_only(t):  # an array type, or a float pair of them
+        return all(not a.mutable for a in t) if isinstance(t, types.BaseTuple) else (
+            not t.mutable
+        )
+
     kernels = {}
     for name, module in sorted(sys.modules.items()):
         if not name.startswith("fastgmm.kernels") or module is None:
@@ -309,8 +389,9 @@ BUDGET_PROBE = """
                     "entry": isinstance(obj, KernelEntry),
                     "parallel": obj.targetoptions.get("parallel", False),
                     "x_dtypes": x_dtypes,
+                    "x_pair": all(s and isinstance(s[0], types.BaseTuple) for s in sigs),
                     "inputs_read_only": all(
-                        not s[i].mutable for s in sigs
+                        read_only(s[i]) for s in sigs
                         for i in getattr(obj, "input_positions", ())
                     ),
                 }
@@ -318,33 +399,35 @@ BUDGET_PROBE = """
 """
 
 #: specialisations after the standard calls above (float64 + float32 data, four
-#: covariance types, with and without weights), measured with numba 0.68: 47 (each
-#: kernel that takes X: one per X dtype; the rest: one, except slot_buffers, whose
-#: callers pass the literal sizes 0 and 1: 5 tiny compiles). The budget leaves room
-#: for kmeans.assign and _no_sums (5 more on the kmeans tolerance exit, not reached
-#: by this data). The same calls made 47 before this branch too (add_gram_lower 2
-#: then, blas_args 1 now).
-BUDGET_TOTAL = 52
-BUDGET_SLOT_BUFFERS = 5
+#: covariance types, with and without weights), measured with numba 0.68: 43 (with
+#: main's task-queue kernels, prec_chol_stack and _far_points). The data's dtype is
+#: data, not type (float pairs, see fastgmm._jit.float_pair): each parallel entry
+#: kernel compiles once for both dtypes and every covariance model; only tiny
+#: helpers compile per dtype (_copy_block, _store, _store_pair). slot_buffers
+#: compiles per literal size its callers pass (2). Before float pairs and the
+#: merged passes (mixture_pass: EM statistics and scoring; kmeans_pass: Lloyd,
+#: k-means++ and hard-label statistics): 47 specialisations without the task
+#: queue, 14 of them parallel entry compiles (now 2).
+BUDGET_TOTAL = 43
+BUDGET_PER_KERNEL = {"passes._store": 4}
+PARALLEL_ENTRIES = {"passes.mixture_pass", "kmeans.kmeans_pass"}
 
 
 @pytest.mark.slow
 def test_compile_budget():
     """Specialisations per kernel after a standard set of estimator calls, compiled
-    afresh: at most one per X dtype (read-only inputs: no writable twin)."""
+    afresh: one per parallel entry kernel for float32 and float64 data alike
+    (read-only inputs: no writable twin)."""
     kernels = run_python(BUDGET_PROBE, {"FASTGMM_CACHE": "0"})
     counts = {name: k["n"] for name, k in kernels.items()}
-    entries = [name for name, k in kernels.items() if k["entry"] and k["parallel"]]
-    assert {"passes.em_pass", "passes.score_pass", "kmeans.label_stats"} <= set(entries)
+    entries = {name for name, k in kernels.items() if k["entry"] and k["parallel"]}
+    assert entries == PARALLEL_ENTRIES
     for name in entries:
         k = kernels[name]
         assert k["inputs_read_only"], name
-        assert k["n"] == len(k["x_dtypes"]) <= 2, (name, k)  # one per X dtype
-    for name in ("passes.em_pass", "passes.score_pass", "kmeans.label_stats"):
-        assert kernels[name]["x_dtypes"] == ["float32", "float64"]
+        assert k["n"] == 1 and k["x_pair"], (name, k)  # float32 and float64 data
     for name, n in counts.items():
-        limit = BUDGET_SLOT_BUFFERS if name == "blocks.slot_buffers" else 2
-        assert n <= limit, (name, n)
+        assert n <= BUDGET_PER_KERNEL.get(name, 2), (name, n)
     assert sum(counts.values()) <= BUDGET_TOTAL, counts
     print(f"{sum(counts.values())} specialisations of {len(counts)} kernels: {counts}")
 

@@ -23,6 +23,7 @@ import os
 import sys
 
 from fastgmm.cli import commands
+from fastgmm.cli.compiling import compile_notice
 
 PROG = "fastgmm"
 
@@ -74,7 +75,8 @@ def main(argv=None):
     except SystemExit as exc:  # --help, or a usage error already reported
         return exc.code if isinstance(exc.code, int) else 2
     try:
-        status = int(args.run(args) or 0)
+        with compile_notice(args):  # a status line while kernels compile
+            status = int(args.run(args) or 0)
         sys.stdout.flush()  # surface a broken pipe here, not at interpreter exit
         return status
     except KeyboardInterrupt:

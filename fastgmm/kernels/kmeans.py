@@ -1,32 +1,18 @@
 """Kernels for initialisation: nearest-centre assignment, k-means++ potentials and
 statistics of hard labels. Parallel over fixed-size chunks with partial sums added in
-chunk order, like the E-step, so results do not depend on the thread count; chunks go
-to the threads dynamically (see :mod:`fastgmm.kernels.blocks`)."""
+chunk order, like the E-step, so results do not depend on the thread count.
+
+The four passes are modes of one parallel kernel, :func:`kmeans_pass` (each parallel
+kernel costs seconds to compile); :func:`lloyd_step`, :func:`assign`,
+:func:`update_min_dist`, :func:`potentials` and :func:`label_stats` call it."""
 
 import numpy as np
 from numba import prange
 
-from .._jit import BLOCK, kernel
+from .._jit import BLOCK, kernel, kernel_array
 from . import FULL, TIED
-from .blocks import (
-    add_slots,
-    n_slots_for,
-    next_task,
-    read_only,
-    slot_buffers,
-    sum_rows,
-    task_queue,
-)
-from .logdensity import load_block
-
-
-@kernel
-def _sq_dist(X, i, centers, k):
-    acc = 0.0
-    for j in range(X.shape[1]):
-        t = X[i, j] - centers[k, j]
-        acc += t * t
-    return acc
+from .blocks import add_slots, n_slots_for, next_task, slot_buffers, task_queue
+from .logdensity import data_shape, load_block
 
 
 @kernel
@@ -70,8 +56,8 @@ def _block_label_sums(xt, nb, centers, best, wb, nk, s1):
 
 @kernel
 def _chunk_lloyd(X, sw, centers, start, stop, labels, d2, nk, s1):
-    """Assign rows start:stop (labels, d2); add weighted offsets to nk, s1 (if given)."""
-    d = X.shape[1]
+    """Assign rows start:stop (labels, d2); add weighted offsets to nk, s1."""
+    _, d = data_shape(X)
     xt = np.zeros((d, BLOCK))
     best = np.empty(BLOCK)
     best_d = np.empty(BLOCK)
@@ -89,125 +75,107 @@ def _chunk_lloyd(X, sw, centers, start, stop, labels, d2, nk, s1):
             labels[i] = k
             d2[i] = best_d[b]
             wb[b] = sw[i] if sw.shape[0] > 0 else 1.0
-        if nk.shape[0] > 0:
-            _block_label_sums(xt, nb, centers, best, wb, nk, s1)
+        _block_label_sums(xt, nb, centers, best, wb, nk, s1)
     return changed
 
 
 @kernel
-def _no_sums(d):
-    """Empty nk, s1 (outputs) and sample weights (an input: typed read-only)."""
-    return np.zeros(0), np.zeros((0, d)), read_only(np.zeros(0))
+def _block_sq_dist(xt, nb, center, dist):
+    """dist[b] = ||x_b - center||^2 for the points of a transposed block."""
+    for b in range(nb):
+        dist[b] = 0.0
+    for j in range(xt.shape[0]):
+        c = center[j]
+        for b in range(nb):
+            t = xt[j, b] - c
+            dist[b] += t * t
 
 
-@kernel(parallel=True, inputs="X centers")
-def assign(X, centers, chunk, labels, d2):
-    """labels[i] = argmin_k ||x_i - c_k||^2 and d2[i] = that squared distance."""
-    n = X.shape[0]
-    n_chunks = (n + chunk - 1) // chunk
-    none_k, none_s, sw = _no_sums(centers.shape[1])
-    queue, n_workers = task_queue(n_chunks)
-    for _ in prange(n_workers):
-        c = next_task(queue)
-        while c < n_chunks:
-            start, stop = c * chunk, min(n, (c + 1) * chunk)
-            _chunk_lloyd(X, sw, centers, start, stop, labels, d2, none_k, none_s)
-            c = next_task(queue)
+@kernel
+def _chunk_min_dist(X, center, start, stop, d2):
+    _, d = data_shape(X)
+    xt = np.zeros((d, BLOCK))
+    dist = np.empty(BLOCK)
+    for b0 in range(start, stop, BLOCK):
+        nb = min(BLOCK, stop - b0)
+        load_block(X, b0, nb, xt)
+        _block_sq_dist(xt, nb, center, dist)
+        for b in range(nb):
+            d2[b0 + b] = min(d2[b0 + b], dist[b])
 
 
-@kernel(parallel=True, inputs="X sw centers")
-def lloyd_step(X, sw, centers, chunk, labels, d2):
-    """One Lloyd pass: assign each point to its nearest centre (updating labels, d2)
-    and sum the weighted offsets from it. Returns (nk (K,), s1 (K, d), n_changed)."""
-    n, d = X.shape
-    n_components = centers.shape[0]
-    n_chunks = (n + chunk - 1) // chunk
-    pch, pnk, ps1, ps2 = slot_buffers(n_chunks, n_components, 0, d)
-    _, nk, s1, s2 = slot_buffers(1, n_components, 0, d)
-    queue, n_workers = task_queue(n_chunks)
-    for _ in prange(n_workers):
-        c = next_task(queue)
-        while c < n_chunks:
-            start, stop = c * chunk, min(n, (c + 1) * chunk)
-            pch[c] = _chunk_lloyd(
-                X, sw, centers, start, stop, labels, d2, pnk[c], ps1[c]
-            )
-            c = next_task(queue)
-    changed = add_slots(n_chunks, pch, pnk, ps1, ps2, nk[0], s1[0], s2[0])
-    return nk[0], s1[0], int(changed)
-
-
-@kernel(parallel=True, inputs="X center")
-def update_min_dist(X, center, chunk, d2):
-    """d2[i] = min(d2[i], ||x_i - center||^2) in place."""
-    n, d = X.shape
-    n_chunks = (n + chunk - 1) // chunk
-    queue, n_workers = task_queue(n_chunks)
-    for _ in prange(n_workers):
-        c = next_task(queue)
-        while c < n_chunks:
-            for i in range(c * chunk, min(n, (c + 1) * chunk)):
-                acc = 0.0
-                for j in range(d):
-                    t = X[i, j] - center[j]
-                    acc += t * t
-                d2[i] = min(d2[i], acc)
-            c = next_task(queue)
-
-
-@kernel(parallel=True, inputs="X sw d2 cands")
-def potentials(X, sw, d2, cands, chunk):
-    """pot[t] = sum_i w_i min(d2_i, ||x_i - cand_t||^2) (sw of length 0: unit weights)."""
-    n = X.shape[0]
-    n_cand = cands.shape[0]
-    n_chunks = (n + chunk - 1) // chunk
-    _, part, _, _ = slot_buffers(n_chunks, n_cand, 0, 0)
-    queue, n_workers = task_queue(n_chunks)
-    for _ in prange(n_workers):
-        c = next_task(queue)
-        while c < n_chunks:
-            for i in range(c * chunk, min(n, (c + 1) * chunk)):
-                w = sw[i] if sw.shape[0] > 0 else 1.0
-                for t in range(n_cand):
-                    part[c, t] += w * min(d2[i], _sq_dist(X, i, cands, t))
-            c = next_task(queue)
-    return sum_rows(part)
+@kernel
+def _chunk_potentials(X, sw, d2, cands, start, stop, pot):
+    """pot[t] += sum_{start <= i < stop} w_i min(d2_i, ||x_i - cand_t||^2), in row order."""
+    _, d = data_shape(X)
+    xt = np.zeros((d, BLOCK))
+    dist = np.empty(BLOCK)
+    for b0 in range(start, stop, BLOCK):
+        nb = min(BLOCK, stop - b0)
+        load_block(X, b0, nb, xt)
+        for t in range(cands.shape[0]):
+            _block_sq_dist(xt, nb, cands[t], dist)
+            acc = pot[t]
+            for b in range(nb):
+                w = sw[b0 + b] if sw.shape[0] > 0 else 1.0
+                acc += w * min(d2[b0 + b], dist[b])
+            pot[t] = acc
 
 
 @kernel
 def _chunk_label_stats(X, sw, labels, start, stop, kind, ref, nk, s1, s2):
-    d = X.shape[1]
+    _, d = data_shape(X)
+    xt = np.zeros((d, BLOCK))
     diff = np.empty(d)
-    for i in range(start, stop):
-        k = labels[i] if labels.shape[0] > 0 else 0
-        if k < 0:
-            continue
-        w = sw[i] if sw.shape[0] > 0 else 1.0
-        nk[k] += w
-        for j in range(d):
-            diff[j] = X[i, j] - ref[k, j]
-            s1[k, j] += w * diff[j]
-        if kind == FULL:
-            for a in range(d):
-                for b in range(a + 1):
-                    s2[k, a, b] += w * diff[a] * diff[b]
-        elif kind != TIED:
+    for b0 in range(start, stop, BLOCK):
+        nb = min(BLOCK, stop - b0)
+        load_block(X, b0, nb, xt)
+        for b in range(nb):
+            i = b0 + b
+            k = labels[i] if labels.shape[0] > 0 else 0
+            if k < 0:
+                continue
+            w = sw[i] if sw.shape[0] > 0 else 1.0
+            nk[k] += w
             for j in range(d):
-                s2[k, 0, j] += w * diff[j] * diff[j]
+                diff[j] = xt[j, b] - ref[k, j]
+                s1[k, j] += w * diff[j]
+            if kind == FULL:
+                for a in range(d):
+                    for e in range(a + 1):
+                        s2[k, a, e] += w * diff[a] * diff[e]
+            elif kind != TIED:
+                for j in range(d):
+                    s2[k, 0, j] += w * diff[j] * diff[j]
 
 
-@kernel(parallel=True, inputs="X sw labels ref")
-def label_stats(X, sw, labels, n_components, kind, ref, chunk):
-    """Weighted statistics of hard labels, as em_pass returns them (without loglik).
+#: modes of kmeans_pass
+LLOYD, MIN_DIST, POTENTIALS, LABEL_STATS = 0, 1, 2, 3
 
-    labels (n,) int with -1 for "no component", or (0,) meaning every row in component 0.
+
+@kernel(parallel=True, inputs="X sw centers", floats="X")
+def kmeans_pass(X, sw, centers, mode, kind, labels, d2, chunk):
+    """One parallel pass over X (n, d), float32 or float64; sw (n,) or (0,) for unit
+    weights. Returns (nk (K,), s1 (K, d), s2 (K, p, d), count), K = len(centers):
+
+    LLOYD        labels[i], d2[i] := nearest centre, squared distance; nk, s1: the
+                 weighted counts and offsets from it; count: labels changed
+    MIN_DIST     d2[i] := min(d2[i], ||x_i - centers[0]||^2)
+    POTENTIALS   nk[t] = sum_i w_i min(d2_i, ||x_i - centers[t]||^2)
+    LABEL_STATS  nk, s1, s2: statistics of the hard ``labels`` about ``centers``, as
+                 em_pass returns them (p = d for FULL, else 1; -1: no component;
+                 labels of length 0: every row in component 0)
     """
-    n, d = X.shape
-    p = d if kind == FULL else 1
+    n, d = data_shape(X)
+    n_components = centers.shape[0]
+    p = (d if kind == FULL else 1) if mode == LABEL_STATS else 0
     n_chunks = (n + chunk - 1) // chunk
+    # one slot per chunk within SLOT_BYTES (see blocks.n_slots_for); chunks go to
+    # the threads dynamically (see blocks.task_queue)
     n_slots = n_slots_for(n_chunks, n_components, p, d)
-    pll, pnk, ps1, ps2 = slot_buffers(n_slots, n_components, p, d)
+    pch, pnk, ps1, ps2 = slot_buffers(n_slots, n_components, p, d)
     _, nk, s1, s2 = slot_buffers(1, n_components, p, d)
+    count = 0.0
     for g0 in range(0, n_chunks, n_slots):
         m = min(n_slots, n_chunks - g0)
         queue, n_workers = task_queue(m)
@@ -216,9 +184,70 @@ def label_stats(X, sw, labels, n_components, kind, ref, chunk):
             while c < m:
                 start = (g0 + c) * chunk
                 stop = min(n, start + chunk)
-                _chunk_label_stats(
-                    X, sw, labels, start, stop, kind, ref, pnk[c], ps1[c], ps2[c]
-                )
+                if mode == LLOYD:
+                    pch[c] = _chunk_lloyd(
+                        X, sw, centers, start, stop, labels, d2, pnk[c], ps1[c]
+                    )
+                elif mode == MIN_DIST:
+                    _chunk_min_dist(X, centers[0], start, stop, d2)
+                elif mode == POTENTIALS:
+                    _chunk_potentials(X, sw, d2, centers, start, stop, pnk[c])
+                else:
+                    _chunk_label_stats(
+                        X, sw, labels, start, stop, kind, centers,
+                        pnk[c], ps1[c], ps2[c],
+                    )  # fmt: skip
                 c = next_task(queue)
-        add_slots(m, pll, pnk, ps1, ps2, nk[0], s1[0], s2[0])
-    return nk[0], s1[0], s2[0]
+        count += add_slots(m, pch, pnk, ps1, ps2, nk[0], s1[0], s2[0])
+    return nk[0], s1[0], s2[0], int(count)
+
+
+def _writable(a):
+    """``a``, or a copy if read-only (kmeans_pass writes labels and d2 in some modes:
+    they are typed writable, and a read-only one would compile it a second time)."""
+    return a if a.flags.writeable else a.copy()
+
+
+_NO_LABELS = np.empty(0, np.int64)
+
+
+def lloyd_step(X, sw, centers, chunk, labels, d2):
+    """One Lloyd pass: assign each point to its nearest centre (updating labels, d2)
+    and sum the weighted offsets from it. Returns (nk (K,), s1 (K, d), n_changed)."""
+    centers = kernel_array(centers)
+    nk, s1, _, changed = kmeans_pass(X, sw, centers, LLOYD, 0, labels, d2, chunk)
+    return nk, s1, changed
+
+
+def assign(X, centers, chunk, labels, d2):
+    """labels[i] = argmin_k ||x_i - c_k||^2 and d2[i] = that squared distance: a
+    Lloyd pass whose sums are dropped."""
+    lloyd_step(X, np.empty(0), centers, chunk, labels, d2)
+
+
+def update_min_dist(X, center, chunk, d2):
+    """d2[i] = min(d2[i], ||x_i - center||^2) in place."""
+    centers = kernel_array(np.reshape(center, (1, -1)))
+    kmeans_pass(X, np.empty(0), centers, MIN_DIST, 0, _NO_LABELS, d2, chunk)
+
+
+def potentials(X, sw, d2, cands, chunk):
+    """pot[t] = sum_i w_i min(d2_i, ||x_i - cand_t||^2) (sw of length 0: unit weights)."""
+    d2, cands = _writable(d2), kernel_array(cands)
+    return kmeans_pass(X, sw, cands, POTENTIALS, 0, _NO_LABELS, d2, chunk)[0]
+
+
+def label_stats(X, sw, labels, n_components, kind, ref, chunk):
+    """Weighted statistics of hard labels about ``ref`` (n_components, d), as em_pass
+    returns them (without loglik): (nk, s1, s2).
+
+    labels (n,) int with -1 for "no component", or (0,) meaning every row in component 0.
+    """
+    if np.shape(ref)[0] != n_components:
+        raise ValueError(
+            f"ref has {np.shape(ref)[0]} rows for {n_components} components"
+        )
+    no_d2 = np.empty(0)
+    labels, ref = _writable(np.asarray(labels, np.int64)), kernel_array(ref)
+    nk, s1, s2, _ = kmeans_pass(X, sw, ref, LABEL_STATS, kind, labels, no_d2, chunk)
+    return nk, s1, s2

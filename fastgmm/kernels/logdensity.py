@@ -21,12 +21,28 @@ from .blas import whiten_rows
 
 
 @kernel
-def load_block(X, start, nb, xt):
-    """Copy rows ``start:start+nb`` of X (n, d), any float dtype, into xt (d, BLOCK) float64."""
+def data_shape(X):
+    """(n, d) of the data pair X = (float64 rows, float32 rows), one of them empty
+    (see ``fastgmm._jit.float_pair``)."""
+    return X[0].shape[0] + X[1].shape[0], X[0].shape[1]
+
+
+@kernel
+def _copy_block(X, start, nb, xt):
     d = X.shape[1]
     for b in range(nb):
         for j in range(d):
             xt[j, b] = X[start + b, j]
+
+
+@kernel
+def load_block(X, start, nb, xt):
+    """Copy rows ``start:start+nb`` of the data pair X (see data_shape), whichever
+    dtype holds them, into xt (d, BLOCK) float64."""
+    if X[0].shape[0] > 0:
+        _copy_block(X[0], start, nb, xt)
+    else:
+        _copy_block(X[1], start, nb, xt)
 
 
 @kernel

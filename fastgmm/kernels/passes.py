@@ -22,7 +22,13 @@ from .._jit import BLOCK, kernel
 from . import DIAG, FULL, TIED
 from .blas import add_gram_lower, blas_args
 from .blocks import add_slots, n_slots_for, next_task, slot_buffers, task_queue
-from .logdensity import GEMM_MIN_D, block_buffers, block_log_prob, load_block
+from .logdensity import (
+    GEMM_MIN_D,
+    block_buffers,
+    block_log_prob,
+    data_shape,
+    load_block,
+)
 from .vecmath import exp_nonpos_inplace, log_pos
 
 
@@ -189,12 +195,52 @@ def _queue_rows(nb, k, r, dk, pend, fill, s2, args):
 
 
 @kernel
-def _chunk_em(X, sw, start, stop, kind, const, loc, prec, ref, nk, s1, s2):
-    """E-step and statistics for rows start:stop; returns sum_i w_i log p(x_i)."""
-    d = X.shape[1]
-    mats, lp, vec = block_buffers(d, const.shape[0])
+def _argmax(lp, nb, b0, out_label):
+    """out_label[b0 + b] = argmax_k lp[k, b] (the first on ties)."""
+    for b in range(nb):
+        best = 0
+        for k in range(1, lp.shape[0]):
+            if lp[k, b] > lp[best, b]:
+                best = k
+        out_label[b0 + b] = best
+
+
+@kernel
+def _store(out, b0, nb, vals):
+    """out[b0 + b] = vals[b] (out (n,)), or out[b0 + b, k] = vals[k, b] (out (n, K))."""
+    if out.ndim == 1:
+        for b in range(nb):
+            out[b0 + b] = vals[b]
+    else:
+        for b in range(nb):
+            for k in range(out.shape[1]):
+                out[b0 + b, k] = vals[k, b]
+
+
+@kernel
+def _store_pair(out, b0, nb, vals):
+    """_store into whichever half of the float pair ``out`` holds rows (if any)."""
+    if out[0].shape[0] > 0:
+        _store(out[0], b0, nb, vals)
+    elif out[1].shape[0] > 0:
+        _store(out[1], b0, nb, vals)
+
+
+@kernel
+def _chunk_pass(X, sw, start, stop, kind, const, loc, prec, ref, sums, outs):
+    """The pass over rows start:stop: statistics about ``ref`` into sums = (nk, s1, s2)
+    unless ref is empty, per-point outputs into the non-empty ones of outs =
+    (out_lse, out_resp, out_label); returns sum_i w_i log p(x_i) (0 if not needed)."""
+    _, d = data_shape(X)
+    n_components = const.shape[0]
+    nk, s1, s2 = sums
+    out_lse, out_resp, out_label = outs
+    stats = ref.shape[0] > 0
+    resp = stats or out_lse[0].shape[0] + out_lse[1].shape[0] > 0
+    resp = resp or out_resp[0].shape[0] + out_resp[1].shape[0] > 0
+    mats, lp, vec = block_buffers(d, n_components)
     wb, s, mx, ex = vec[0], vec[1], vec[2], vec[3:]
-    pend, fill = pending_buffers(kind, d, const.shape[0])
+    pend, fill = pending_buffers(kind, d, nk.shape[0])
     args = blas_args()
     ll = 0.0
     for b0 in range(start, stop, BLOCK):
@@ -204,27 +250,45 @@ def _chunk_em(X, sw, start, stop, kind, const, loc, prec, ref, nk, s1, s2):
             for b in range(nb):
                 wb[b] = sw[b0 + b]
         block_log_prob(nb, kind, const, loc, prec, mats, lp, s, args)
-        ll += block_resp(lp, nb, wb, s, mx, ex)
-        block_stats(nb, kind, ref, lp, nk, s1, s2, mats, pend, fill, args)
+        if out_label.shape[0] > 0:
+            _argmax(lp, nb, b0, out_label)
+        if resp:
+            ll += block_resp(lp, nb, wb, s, mx, ex)
+            _store_pair(out_lse, b0, nb, s)
+            _store_pair(out_resp, b0, nb, lp)
+        if stats:
+            block_stats(nb, kind, ref, lp, nk, s1, s2, mats, pend, fill, args)
     flush_pending(pend, fill, s2, args)
     return ll
 
 
-@kernel(parallel=True, inputs="X sw const loc prec ref")
-def em_pass(X, sw, kind, const, loc, prec, ref, chunk):
-    """One fused E+M-statistics pass over X (n, d).
+@kernel(
+    parallel=True,
+    inputs="X sw const loc prec ref",
+    floats="X out_lse out_resp",
+)
+def mixture_pass(
+    X, sw, kind, const, loc, prec, ref, chunk, out_lse, out_resp, out_label
+):
+    """One pass over X (n, d), float32 or float64: log-densities, responsibilities,
+    and what is asked for: the statistics about ``ref`` (K, d) (empty: none) and the
+    per-point outputs given with n rows (see em_pass and score_pass).
 
-    sw is (n,) sample weights or (0,) for unit weights. Returns
-    (loglik_sum, nk (K,), s1 (K, d), s2 (K, p, d)) with p = d for FULL, else 1.
-    Chunks go to the threads dynamically (see blocks.task_queue), one slot each.
+    Returns (loglik_sum, nk (K,), s1 (K, d), s2 (K, p, d)), p = d for FULL, else 1
+    (K = 0 without statistics).
     """
-    n, d = X.shape
-    n_components = const.shape[0]
+    n, d = data_shape(X)
+    k_sums = const.shape[0] if ref.shape[0] > 0 else 0
     p = d if kind == FULL else 1
     n_chunks = (n + chunk - 1) // chunk
-    n_slots = n_slots_for(n_chunks, n_components, p, d)
-    pll, pnk, ps1, ps2 = slot_buffers(n_slots, n_components, p, d)
-    _, nk, s1, s2 = slot_buffers(1, n_components, p, d)
+    # one slot per chunk within SLOT_BYTES (see blocks.n_slots_for); chunks go to
+    # the threads dynamically (see blocks.task_queue)
+    n_slots = n_slots_for(n_chunks, k_sums, p, d)
+    pll, pnk, ps1, ps2 = slot_buffers(n_slots, k_sums, p, d)
+    _, nk, s1, s2 = slot_buffers(1, k_sums, p, d)
+    # the parallel loop takes arrays, not tuples of writable arrays: unpacked here
+    lse64, lse32 = out_lse
+    resp64, resp32 = out_resp
     ll = 0.0
     for g0 in range(0, n_chunks, n_slots):
         m = min(n_slots, n_chunks - g0)
@@ -234,59 +298,38 @@ def em_pass(X, sw, kind, const, loc, prec, ref, chunk):
             while c < m:
                 start = (g0 + c) * chunk
                 stop = min(n, start + chunk)
-                pll[c] = _chunk_em(
-                    X, sw, start, stop, kind, const, loc, prec, ref,
-                    pnk[c], ps1[c], ps2[c],
-                )  # fmt: skip
+                sums = (pnk[c], ps1[c], ps2[c])
+                outs = ((lse64, lse32), (resp64, resp32), out_label)
+                pll[c] = _chunk_pass(
+                    X, sw, start, stop, kind, const, loc, prec, ref, sums, outs
+                )
                 c = next_task(queue)
         ll += add_slots(m, pll, pnk, ps1, ps2, nk[0], s1[0], s2[0])
     return ll, nk[0], s1[0], s2[0]
 
 
-@kernel
-def _chunk_score(X, start, stop, kind, const, loc, prec, out_lse, out_resp, out_label):
-    d = X.shape[1]
-    n_components = const.shape[0]
-    mats, lp, vec = block_buffers(d, n_components)
-    wb, s, mx, ex = vec[0], vec[1], vec[2], vec[3:]
-    args = blas_args()
-    for b0 in range(start, stop, BLOCK):
-        nb = min(BLOCK, stop - b0)
-        load_block(X, b0, nb, mats[0])
-        block_log_prob(nb, kind, const, loc, prec, mats, lp, s, args)
-        if out_label.shape[0] > 0:
-            for b in range(nb):
-                best = 0
-                for k in range(1, n_components):
-                    if lp[k, b] > lp[best, b]:
-                        best = k
-                out_label[b0 + b] = best
-        if out_lse.shape[0] > 0 or out_resp.shape[0] > 0:
-            block_resp(lp, nb, wb, s, mx, ex)
-            if out_lse.shape[0] > 0:
-                for b in range(nb):
-                    out_lse[b0 + b] = s[b]
-            if out_resp.shape[0] > 0:
-                for b in range(nb):
-                    for k in range(n_components):
-                        out_resp[b0 + b, k] = lp[k, b]
+def em_pass(X, sw, kind, const, loc, prec, ref, chunk):
+    """One fused E+M-statistics pass over X (n, d), float32 or float64.
 
-
-@kernel(parallel=True, inputs="X const loc prec")
-def score_pass(X, kind, const, loc, prec, chunk, out_lse, out_resp, out_label):
-    """Per-point outputs for X (n, d), each skipped when given with length 0.
-
-    out_lse (n,): log p(x_i); out_resp (n, K): responsibilities; out_label (n,): argmax_k.
+    sw is (n,) sample weights or (0,) for unit weights. Returns
+    (loglik_sum, nk (K,), s1 (K, d), s2 (K, p, d)) with p = d for FULL, else 1.
     """
-    n = X.shape[0]
-    n_chunks = (n + chunk - 1) // chunk
-    queue, n_workers = task_queue(n_chunks)
-    for _ in prange(n_workers):
-        c = next_task(queue)
-        while c < n_chunks:
-            start = c * chunk
-            stop = min(n, start + chunk)
-            _chunk_score(
-                X, start, stop, kind, const, loc, prec, out_lse, out_resp, out_label
-            )
-            c = next_task(queue)
+    none = np.empty(0, X.dtype)
+    return mixture_pass(
+        X, sw, kind, const, loc, prec, ref, chunk, none,
+        np.empty((0, const.shape[0]), X.dtype), np.empty(0, np.int64),
+    )  # fmt: skip
+
+
+def score_pass(X, kind, const, loc, prec, chunk, out_lse, out_resp, out_label):
+    """Per-point outputs for X (n, d), float32 or float64, each skipped when given
+    with length 0.
+
+    out_lse (n,): log p(x_i); out_resp (n, K): responsibilities, both in X's dtype;
+    out_label (n,): argmax_k.
+    """
+    no_ref = np.empty((0, X.shape[1]))
+    mixture_pass(
+        X, np.empty(0), kind, const, loc, prec, no_ref, chunk,
+        out_lse, out_resp, out_label,
+    )  # fmt: skip
