@@ -10,7 +10,10 @@ Definitions, with ``r_ik = p(k | x_i)`` the responsibilities (``predict_proba``)
 - confidence: ``max_k r_ik`` (between ``1 / K`` and 1);
 - entropy: ``-sum_k r_ik log r_ik`` in nats (0 for a certain point, at most ``log K``);
 - log-density: ``log p(x_i)`` (``score_samples``); an outlier is a point whose
-  log-density is below a threshold taken as a low percentile of the training scores.
+  log-density is below a threshold taken as a low percentile of the training scores;
+- noise: with a noise component (``GaussianMixture(noise=...)``, mclust's), a point
+  whose most probable component is the noise (label -1); the responsibilities
+  then have a last column for the noise.
 """
 
 import numpy as np
@@ -63,9 +66,10 @@ def score_chunks(model, X, *, proba=False, chunk_size=CHUNK_ROWS):
     start : int
         Index of the first row of the chunk.
     out : dict of ndarray
-        ``labels`` (int64), ``log_density``, ``confidence``, ``entropy`` (float64),
-        each of shape (chunk_rows,), and with ``proba`` the responsibilities
-        ``proba`` of shape (chunk_rows, n_components) in the dtype of ``X``.
+        ``labels`` (int64, -1 for noise), ``log_density``, ``confidence``,
+        ``entropy`` (float64), ``noise`` (bool), each of shape (chunk_rows,), and
+        with ``proba`` the responsibilities ``proba`` of shape (chunk_rows,
+        n_components, + 1 with a noise component) in the dtype of ``X``.
     """
     from .engine.score import score_chunks as chunks_of
 
@@ -74,12 +78,14 @@ def score_chunks(model, X, *, proba=False, chunk_size=CHUNK_ROWS):
         X, model_params(model), chunk_size, getattr(model, "n_jobs", None),
         lse=True, resp=True, labels=True,
     )  # fmt: skip
+    n_gauss = np.shape(model.means_)[0]
     for start, (lse, resp, labels) in chunks:
         out = {
-            "labels": labels,
+            "labels": np.where(labels == n_gauss, -1, labels),
             "log_density": lse.astype(np.float64),
             "confidence": _confidence(resp, labels),
             "entropy": _entropy(resp),
+            "noise": labels == n_gauss,
         }
         if proba:
             out["proba"] = resp
@@ -159,6 +165,25 @@ def low_confidence(model, X, threshold=0.9, *, chunk_size=CHUNK_ROWS):
         Row indices into ``X``, increasing.
     """
     return np.flatnonzero(confidence(model, X, chunk_size=chunk_size) < threshold)
+
+
+def is_noise(model, X, *, chunk_size=CHUNK_ROWS):
+    """Flag the points most probably from the model's noise component.
+
+    Parameters
+    ----------
+    model : GaussianMixture
+        A fitted mixture; without a noise component nothing is noise.
+    X : array-like of shape (n_samples, n_features)
+    chunk_size : int, default=CHUNK_ROWS
+        Rows scored at a time.
+
+    Returns
+    -------
+    ndarray of shape (n_samples,), bool
+        Where ``model.predict(X) == -1``.
+    """
+    return _collect(model, X, "noise", chunk_size).astype(bool)
 
 
 def fit_outlier_threshold(model, X, percentile=1.0, *, chunk_size=CHUNK_ROWS):
@@ -305,10 +330,16 @@ def _header_lines(model):
             f"{d} features",
             f"variational EM {state} {fit} (evidence lower bound, total)",
         ]
-    return [
+    lines = [
         f"Gaussian mixture: {k} components, covariance_type={kind!r}, {d} features",
         f"EM {state} {fit} (mean log-likelihood per point)",
     ]
+    if getattr(model, "noise_weight_", None) is not None:
+        lines.append(
+            f"plus a uniform noise component: weight {model.noise_weight_:.4f}, "
+            f"density {model.noise_density_:.4g} (1 / hypervolume)"
+        )
+    return lines
 
 
 def _is_variational(model):
@@ -319,11 +350,13 @@ def _data_lines(model, X, threshold, head, cols):
     """Sizes and confidence per component (appended to cols), and the overall lines."""
     k = len(cols)
     counts, conf_sum = np.zeros(k, np.int64), np.zeros(k)
-    n, n_low, log_lik = 0, 0, 0.0
+    n, n_low, log_lik, n_noise = 0, 0, 0.0, 0
     for _, out in score_chunks(model, X):
         labels, conf = out["labels"], out["confidence"]
-        counts += np.bincount(labels, minlength=k)
-        conf_sum += np.bincount(labels, weights=conf, minlength=k)
+        n_noise += int(out["noise"].sum())
+        gauss = ~out["noise"]
+        counts += np.bincount(labels[gauss], minlength=k)
+        conf_sum += np.bincount(labels[gauss], weights=conf[gauss], minlength=k)
         n, n_low = n + labels.size, n_low + int(np.sum(conf < threshold))
         log_lik += float(out["log_density"].sum())
     head += ["size", "share", "mean conf"]
@@ -334,6 +367,7 @@ def _data_lines(model, X, threshold, head, cols):
     from .model import covariance, criteria
 
     p = covariance.n_parameters(model.covariance_type, k, np.shape(model.means_)[1])
+    p += 2 if getattr(model, "noise_weight_", None) is not None else 0
     bic, aic = criteria.bic(log_lik, p, n), criteria.aic(log_lik, p)
     fit_line = (
         f"on {n} points: log-likelihood {log_lik:.6g}, BIC {bic:.6g}, "
@@ -344,4 +378,7 @@ def _data_lines(model, X, threshold, head, cols):
     low = (
         f"{n_low} points ({100 * n_low / max(n, 1):.1f}%) have confidence < {threshold}"
     )
-    return [fit_line, low]
+    lines = [fit_line, low]
+    if getattr(model, "noise_weight_", None) is not None:
+        lines.append(f"{n_noise} points ({100 * n_noise / max(n, 1):.1f}%) are noise")
+    return lines

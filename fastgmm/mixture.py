@@ -10,12 +10,13 @@ from sklearn.utils.validation import _check_sample_weight, validate_data
 from ._base import BaseMixture, fitted_arrays, publish, snapshot
 from ._runtime import threads
 from .engine.data import check_n_samples, fit_work, make_data, present_rows
-from .engine.em import EMResult, MaximumLikelihood
+from .engine.em import EMResult, MaximumLikelihood, ModelBased
 from .engine.init import initialize
 from .engine.online import online_step, state_from_params
 from .model import covariance, criteria
 from .model.checks import check_user_init
 from .model.params import from_fitted
+from .modelbased import model_based_setup, noise_is_on
 
 
 class GaussianMixture(BaseMixture):
@@ -24,7 +25,8 @@ class GaussianMixture(BaseMixture):
     A drop-in for :class:`sklearn.mixture.GaussianMixture`: the same parameters,
     defaults, attributes, methods, warnings and error messages. Beyond it:
     ``fit(X, sample_weight=...)`` (exact weighted EM), float32 kept end to end
-    (float64 accumulators inside), and ``n_jobs``.
+    (float64 accumulators inside), ``n_jobs``, mclust's 14 covariance models, its
+    uniform noise component and its conjugate prior (all off by default).
 
     Parameters
     ----------
@@ -32,9 +34,12 @@ class GaussianMixture(BaseMixture):
         Number of mixture components.
     covariance_type : str, default='full'
         The covariance model: scikit-learn's 'full', 'tied', 'diag', 'spherical'
-        (also by mclust's names 'VVV', 'EEE', 'VVI', 'VII'), or mclust's 'EEI' (one
-        diagonal covariance shared by all components, ``covariances_`` of shape
-        (n_features,)) and 'EII' (one variance shared by all, a 0-d array). See
+        (also by mclust's names 'VVV', 'EEE', 'VVI', 'VII'), or one of mclust's
+        other ten: 'EEI' (one diagonal covariance shared by all components,
+        ``covariances_`` of shape (n_features,)), 'EII' (one variance shared by all,
+        a 0-d array), 'VEI', 'EVI' (diagonal, shape (n_components, n_features)),
+        'VEE', 'EVE', 'VVE', 'EEV', 'VEV', 'EVV' (shape (n_components, n_features,
+        n_features)). See ``docs/model-based-clustering.md`` and
         ``fastgmm.model.covariance.MODELS``.
     tol : float, default=1e-3
         Convergence threshold on the change of the lower bound (mean log-likelihood).
@@ -68,6 +73,21 @@ class GaussianMixture(BaseMixture):
     learning_decay : float in (0.5, 1], default=0.6
         Step-size exponent of :meth:`partial_fit` (online EM): the statistics of the
         t-th chunk enter the running average with weight ``t ** -learning_decay``.
+    noise : bool, float or array-like of bool, default=False
+        Add mclust's noise component, a uniform density ``1 / V`` over the data's
+        hypervolume: ``True`` (initial noise share 0.1), a share in (0, 1), or a
+        boolean mask of shape (n_samples,) marking the points that start as noise
+        (mclust's ``initialization = list(noise = ...)``: the other points are
+        initialised with ``init_params``). ``predict`` then labels noise points -1
+        and ``predict_proba`` has a last column for the noise.
+    noise_volume : {'hypvol', 'box'} or float, default='hypvol'
+        ``V``: mclust's ``hypvol`` (the smaller of the bounding box of the data and
+        of its principal-component scores), the bounding box, or a given volume
+        (mclust's ``Vinv = 1 / noise_volume``).
+    prior : None, True or dict, default=None
+        mclust's conjugate prior (``priorControl()``; a MAP M-step, see
+        ``fastgmm.model.prior``): True for mclust's defaults, or a dict overriding
+        some of ``shrinkage``, ``mean``, ``dof``, ``scale``.
 
     Attributes
     ----------
@@ -80,6 +100,11 @@ class GaussianMixture(BaseMixture):
     lower_bounds_ : list of float
     n_features_in_ : int
     feature_names_in_ : ndarray of str
+    noise_weight_ : float
+        With ``noise``: the noise component's weight (``weights_`` sum to one minus
+        it).
+    noise_density_ : float
+        With ``noise``: its density ``1 / V`` (mclust's ``Vinv``).
     """
 
     _parameter_constraints: dict = {
@@ -102,6 +127,12 @@ class GaussianMixture(BaseMixture):
         "n_jobs": [Integral, None],
         "on_degenerate": [StrOptions({"recover", "raise"})],
         "learning_decay": [Interval(Real, 0.5, 1.0, closed="right")],
+        "noise": ["boolean", Interval(Real, 0.0, 1.0, closed="neither"), "array-like"],
+        "noise_volume": [
+            StrOptions({"hypvol", "box"}),
+            Interval(Real, 0.0, None, closed="neither"),
+        ],
+        "prior": [None, "boolean", dict],
     }
 
     def __init__(
@@ -124,6 +155,9 @@ class GaussianMixture(BaseMixture):
         n_jobs=None,
         on_degenerate="recover",
         learning_decay=0.6,
+        noise=False,
+        noise_volume="hypvol",
+        prior=None,
     ):
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -142,6 +176,9 @@ class GaussianMixture(BaseMixture):
         self.n_jobs = n_jobs
         self.on_degenerate = on_degenerate
         self.learning_decay = learning_decay
+        self.noise = noise
+        self.noise_volume = noise_volume
+        self.prior = prior
 
     def partial_fit(self, X, y=None, sample_weight=None):
         """Update the model with one chunk of a stream (online EM).
@@ -178,6 +215,8 @@ class GaussianMixture(BaseMixture):
             )
             X, sample_weight = present_rows(X, sample_weight)
         family = self._family()
+        if isinstance(family, ModelBased):
+            raise ValueError("partial_fit supports neither noise nor prior.")
         state = getattr(self, "_online_state", None)
         work = fit_work(X, self.n_components, self.covariance_type)
         with threads(self.n_jobs, work=work):
@@ -218,15 +257,58 @@ class GaussianMixture(BaseMixture):
         return all(v is not None for v in given)
 
     def _family(self):
-        return MaximumLikelihood(
-            covariance.get(self.covariance_type),
-            self.reg_covar,
-            recover=self.on_degenerate == "recover",
-        )
+        setup = getattr(self, "_setup", None)
+        model = covariance.get(self.covariance_type)
+        recover = self.on_degenerate == "recover"
+        if setup is not None:
+            return ModelBased(model, self.reg_covar, recover, setup.prior, setup.noise)
+        if self._model_based():
+            return ModelBased(model, self.reg_covar, recover)  # set up by fit
+        return MaximumLikelihood(model, self.reg_covar, recover=recover)
+
+    def _model_based(self):
+        return noise_is_on(self.noise) or self.prior not in (None, False)
+
+    @property
+    def _weights_scale_free(self):
+        """Without a prior c * w fits as w; with one the weights are counts (they set
+        the data's strength against the prior), so they are not rescaled."""
+        return self.prior in (None, False)
+
+    def _fit(self, X, sample_weight):
+        """Set up the noise and the prior from the data, then fit."""
+        if not self._model_based():
+            return super()._fit(X, sample_weight)
+        self._validate_params()
+        self._setup = model_based_setup(self, X, sample_weight)
+        try:
+            super()._fit(X, sample_weight)
+        finally:
+            self.__dict__.pop("_setup", None)
+
+    def _training_data(self, X, sample_weight, random_state):
+        data, init_data, dtype = super()._training_data(X, sample_weight, random_state)
+        mask = getattr(getattr(self, "_setup", None), "noise_mask", None)
+        if mask is not None and sample_weight is not None:  # rows of weight 0 dropped
+            mask = mask[np.asarray(sample_weight, dtype=np.float64) > 0]
+        if mask is not None:  # the initialisation sees only the points not noise
+            sw = data.sample_weight if data.sample_weight.shape[0] else None
+            sw = np.where(mask, 0.0, 1.0 if sw is None else sw)
+            model = covariance.get(self.covariance_type)
+            init_data = make_data(data.X, sw, self.n_components, model)
+        return data, init_data, dtype
 
     def _set_fitted(self, result, dtype):
         p = result.params
+        family = self._family()
+        if isinstance(family, ModelBased):  # a start (max_iter=0) gets its noise
+            p = family.with_noise(p)
         arrays = fitted_arrays(p, dtype)
+        for name in ("noise_weight_", "noise_density_"):
+            self.__dict__.pop(name, None)
+        if p.noise is not None:
+            self.noise_weight_ = float(p.noise.weight)
+            self.noise_density_ = float(np.exp(p.noise.log_density))
         for name, value in arrays.items():
             setattr(self, name, value)
         self.converged_ = bool(result.converged)
@@ -239,10 +321,34 @@ class GaussianMixture(BaseMixture):
         return from_fitted(self)
 
     def _n_parameters(self):
-        """Number of free parameters of the model."""
-        return covariance.n_parameters(
+        """Number of free parameters of the model (mclust's count with a noise
+        component: its weight and its volume add two)."""
+        n = covariance.n_parameters(
             self.covariance_type, self.n_components, self.means_.shape[1]
         )
+        return n + (2 if hasattr(self, "noise_weight_") else 0)
+
+    def predict(self, X):
+        """Most probable component of each sample, shape (n_samples,); -1 for points
+        most probably noise (with ``noise``)."""
+        labels = super().predict(X)
+        if hasattr(self, "noise_weight_"):
+            labels = np.where(labels == self.n_components, -1, labels)
+        return labels
+
+    def predict_proba(self, X):
+        """Responsibilities p(k | x), shape (n_samples, n_components), with a last
+        column for the noise component when the model has one."""
+        return super().predict_proba(X)
+
+    def sample(self, n_samples=1):
+        """Draw samples from the Gaussian components (see ``BaseMixture.sample``);
+        a model with a noise component cannot be sampled (its region is not kept)."""
+        if hasattr(self, "noise_weight_"):
+            raise ValueError(
+                "sample() is not available for a model with a noise component."
+            )
+        return super().sample(n_samples)
 
     def bic(self, X):
         """Bayesian information criterion on X (lower is better)."""

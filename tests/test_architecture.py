@@ -26,10 +26,13 @@ LAYERS = {
     "kernels": ["fastgmm.kernels"],
     "model": ["fastgmm.model"],
     "engine": ["fastgmm.engine", "fastgmm.io"],
-    "estimators": ["fastgmm.mixture", "fastgmm.bayesian", "fastgmm._base"],
+    "estimators": [
+        "fastgmm.mixture", "fastgmm.bayesian", "fastgmm._base", "fastgmm.modelbased",
+    ],
     "applications": [
         "fastgmm.inspection", "fastgmm.selection", "fastgmm.plotting",
         "fastgmm.segmentation", "fastgmm.scaling", "fastgmm._warmup", "fastgmm.dask",
+        "fastgmm.clustering", "fastgmm.datasets",
     ],
     "cli": ["fastgmm.cli", "fastgmm.__main__"],
 }  # fmt: skip

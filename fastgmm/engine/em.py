@@ -6,17 +6,21 @@ M-step, in the same order, with the same lower bound). What is fitted is a *fami
 an object with
 
 - ``inputs(params)`` -> :class:`~fastgmm.model.params.KernelInputs` (the E-step),
-- ``update(stats, ref, data)`` -> the next parameters (the M-step),
+- ``update(stats, ref, data, previous=None)`` -> the next parameters (the M-step;
+  ``previous``, the parameters the statistics were computed under, lets an iterative
+  M-step start its inner iterations there; None for a start's first M-step),
 - ``bound(log_lik, stats, params, data)`` -> the lower bound of ``params``.
 
 :class:`MaximumLikelihood` is the Gaussian mixture of scikit-learn's
-``GaussianMixture``; another family (a variational posterior, a noise component)
-plugs in with its own three methods on the same kernels.
+``GaussianMixture``; :class:`ModelBased` adds mclust's conjugate prior (a MAP
+M-step) and uniform noise component (one more kernel component with zero
+precision); another family (a variational posterior) plugs in with its own three
+methods on the same kernels.
 """
 
 import math
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -25,7 +29,8 @@ from ..exceptions import DegenerateComponentWarning
 from ..kernels import DIAG
 from ..kernels.diaggemm import diag_em_pass, use_gemm
 from ..kernels.passes import em_pass
-from ..model import covariance
+from ..model import covariance, prior
+from ..model.noise import Noise
 from ..model.params import Params, kernel_inputs
 
 
@@ -50,8 +55,71 @@ class MaximumLikelihood:
     def inputs(self, params):
         return kernel_inputs(params)
 
-    def update(self, stats, ref, data):
-        return params_from_stats(stats, ref, self, data.tied_total, data.jitter)
+    def update(self, stats, ref, data, previous=None):
+        return params_from_stats(
+            stats, ref, self, data.tied_total, data.jitter, previous
+        )
+
+    def bound(self, log_lik, stats, params, data):
+        """Mean (weighted) log-likelihood of ``params``."""
+        return log_lik / data.total_weight
+
+
+@dataclass(frozen=True)
+class ModelBased:
+    """A Gaussian mixture with mclust's conjugate prior and/or uniform noise.
+
+    Attributes
+    ----------
+    model : CovarianceModel
+    reg_covar : float
+    recover : bool
+        As for :class:`MaximumLikelihood`.
+    prior : Prior or None
+        A conjugate prior (:mod:`fastgmm.model.prior`): the M-step maximises the
+        posterior. The bound stays the mean log-likelihood (as mclust reports it).
+    noise : Noise or None
+        The noise component's initial weight and log density ``-log V``
+        (:mod:`fastgmm.model.noise`).
+    """
+
+    model: object
+    reg_covar: float = 1e-6
+    recover: bool = True
+    prior: object = None
+    noise: object = None
+
+    def inputs(self, params):
+        return kernel_inputs(self.with_noise(params), tied_as_full=True)
+
+    def with_noise(self, params):
+        """``params`` with the noise component at its initial weight if they have
+        none (a user-given start), the Gaussian weights scaled to make room."""
+        if self.noise is None or params.noise is not None:
+            return params
+        weights = params.weights * (1.0 - self.noise.weight)
+        return replace(params, weights=weights, noise=self.noise)
+
+    def update(self, stats, ref, data, previous=None):
+        """M-step. Statistics of an EM pass (``previous`` given) hold the noise
+        component last (see ``inputs``); those of a start (``previous`` None) hold
+        none: the start is then the Gaussian components alone, and ``inputs`` adds
+        the noise at its initial weight."""
+        nk, s1, s2 = stats
+        noise, gauss_share = None, 1.0
+        if self.noise is not None and previous is not None:
+            total = nk.sum()
+            noise = Noise(float(nk[-1] / total), self.noise.log_density)
+            stats, ref = (nk[:-1], s1[:-1], s2[:-1]), ref[:-1]
+            gauss_share = nk[:-1].sum() / total
+        prev = None if previous is None else previous.covariances
+        weights, means, cov = prior.estimate(
+            self.model, stats, ref, self.reg_covar, self.prior, data.tied_total, prev
+        )
+        params = checked_params(
+            self.model, self.recover, data.jitter, weights * gauss_share, means, cov
+        )
+        return params if noise is None else replace(params, noise=noise)
 
     def bound(self, log_lik, stats, params, data):
         """Mean (weighted) log-likelihood of ``params``."""
@@ -67,21 +135,28 @@ class EMResult:
     converged: bool = False
 
 
-def params_from_stats(stats, ref, family, tied_total, jitter):
-    """M-step: new Params from statistics about ``ref``.
+def params_from_stats(stats, ref, family, tied_total, jitter, previous=None):
+    """M-step: new Params from statistics about ``ref`` (``previous``: the Params
+    they were computed under, or None).
 
     A covariance that is not positive definite raises scikit-learn's ValueError, or,
     with ``family.recover``, is repaired (see ``CovarianceModel.repair``) with a
     :class:`DegenerateComponentWarning`.
     """
     model = family.model
+    prev = None if previous is None else previous.covariances
     weights, means, cov = covariance.estimate(
-        model, stats, ref, family.reg_covar, tied_total
+        model, stats, ref, family.reg_covar, tied_total, prev
     )
+    return checked_params(model, family.recover, jitter, weights, means, cov)
+
+
+def checked_params(model, recover, jitter, weights, means, cov):
+    """Params of M-step estimates, their covariances checked (and repaired)."""
     try:
         prec_chol = _prec_chol(model, cov)
     except covariance.IllDefinedCovariance:
-        if not family.recover:
+        if not recover:
             raise
         cov, repaired = model.repair(cov, jitter)
         prec_chol = model.prec_chol(cov)
@@ -122,8 +197,13 @@ def block_em(X, sw, kind, const, loc, prec, ref, chunk):
 def pass_stats(data, params, family):
     """One fused pass: (log-likelihood sum, (nk, s1, s2), ref) under ``params``."""
     params.check(data.n_features)  # the kernels do not check bounds
-    ref = kernel_array(params.means)
-    args = (*family.inputs(params).astuple(), ref, data.chunk)
+    inputs = family.inputs(params)
+    ref = params.means
+    extra = inputs.const.shape[0] - ref.shape[0]  # a noise component: about 0
+    if extra:
+        ref = np.vstack([ref, np.zeros((extra, ref.shape[1]))])
+    ref = kernel_array(ref)
+    args = (*inputs.astuple(), ref, data.chunk)
     ll, nk, s1, s2 = data.map_sum(block_em, *args)
     return ll, (nk, s1, s2), ref
 
@@ -131,7 +211,8 @@ def pass_stats(data, params, family):
 def em_step(data, params, family):
     """One EM iteration: (lower bound of ``params``, next params)."""
     ll, stats, ref = pass_stats(data, params, family)
-    return family.bound(ll, stats, params, data), family.update(stats, ref, data)
+    bound = family.bound(ll, stats, params, data)
+    return bound, family.update(stats, ref, data, previous=params)
 
 
 def run_em(data, start, family, tol, max_iter, lower_bound=-math.inf, on_iter=None):

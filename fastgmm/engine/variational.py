@@ -54,7 +54,7 @@ class Variational:
     def inputs(self, params):
         return kernel_inputs(params)
 
-    def update(self, stats, ref, data):
+    def update(self, stats, ref, data, previous=None):
         if self._last[0] is stats:
             return self._last[1]
         post, means, cov = variational.m_step(
@@ -63,7 +63,9 @@ class Variational:
         if self.prune is not None:
             post = variational.prune(post, stats[0], self.prune)
         prec_chol = _prec_chol(self.model, cov)  # IllDefinedCovariance if not PD
-        new = Params(self.model, variational.weights(post), means, cov, prec_chol, post)
+        new = Params(
+            self.model, variational.weights(post), means, cov, prec_chol, posterior=post
+        )
         self._last[:] = [stats, new]
         return new
 

@@ -126,6 +126,16 @@ def save(model, path):
     from sklearn.utils.validation import check_is_fitted
 
     check_is_fitted(model)
+    if getattr(model, "noise_weight_", None) is not None:
+        raise ValueError(
+            "Models with a noise component cannot be saved in the model file format "
+            "yet; pickle or joblib keep them."
+        )
+    if isinstance(getattr(model, "prior", None), dict):
+        raise ValueError(
+            "Models fitted with prior settings (a dict) cannot be saved in the model "
+            "file format yet (prior=True can); pickle or joblib keep them."
+        )
     name = _estimator_name(model)
     arrays = _arrays_of(model, name)
     params = {}

@@ -3,11 +3,12 @@
 A record says everything about one model: its names (scikit-learn's where one
 exists, mclust's three letters as an alias), its *form* -- ``dense``, ``diag`` or
 ``scalar`` covariances, one per component or one ``shared`` by all -- and its M-step
-(statistics -> covariances). Everything else is derived from the form by the
+(statistics -> covariances; for mclust's models the scatter-form M-step of
+:mod:`fastgmm.model.mclust`). Everything else is derived from the form by the
 :class:`CovarianceModel` methods: attribute shapes, precision validation, the
 statistics and density kind the kernels use, precision-Cholesky factors,
 log-determinants, the kernel layout, repair, sampling, the full-covariance view and
-the parameter count.
+the parameter count (mclust's ``nVarParams`` where the form's count does not apply).
 
 Adding a model whose M-step reuses the statistics of an existing density kind (for
 example mclust's EEI, one diagonal covariance shared by all components) is one
@@ -21,14 +22,25 @@ Shapes follow scikit-learn (K components, d features)::
     spherical / VII  scalar, per component   (K,)
     EEI         diag,   shared          (d,)
     EII         scalar, shared          ()
+    VEI, EVI    diag,   per component   (K, d)
+    EEV, VEV, EVV, VEE, EVE, VVE
+                dense,  per component   (K, d, d)
+
+``reg_covar`` enters every M-step as ``n_k * reg_covar`` added to the diagonal of
+each component's scatter before the model's estimate: for scikit-learn's models and
+EEI, EII this is exactly reg_covar added to the diagonal of the covariances; for the
+others it keeps the result inside the model's family (``lambda_k D A D' + reg I``
+would not be a VEV covariance).
 """
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
 from ..kernels import DIAG, FULL, TIED
+from . import mclust
 
 ILL_DEFINED = (
     "Fitting the mixture model failed because some components have "
@@ -55,7 +67,8 @@ class Stats:
     ``nk_raw`` (K,) weights, ``nk`` the same + 10 eps (scikit-learn), ``s1`` (K, d)
     and ``s2`` (K, p, d) sums about ``ref`` (see :mod:`fastgmm.kernels.passes`),
     ``delta`` = s1 / nk, ``means`` = ref + delta, ``tied_total`` = (centre, total
-    scatter) of the data for shared dense models.
+    scatter) of the data for shared dense models, ``previous`` the covariances the
+    statistics were computed under (None at the start): iterative M-steps start there.
     """
 
     nk_raw: np.ndarray
@@ -66,6 +79,7 @@ class Stats:
     means: np.ndarray
     reg: float
     tied_total: object
+    previous: object = None
 
 
 def _add_diagonal(cov, value):
@@ -74,13 +88,18 @@ def _add_diagonal(cov, value):
     return cov
 
 
-def _m_dense(st):
-    """Per-component scatter / nk_k + reg (VVV)."""
+def _dense_scatter(st):
+    """sum_i r_ik (x_i - mu_k)(x_i - mu_k)', shape (K, d, d), from FULL statistics."""
     s2 = np.tril(st.s2) + np.tril(st.s2, -1).transpose(0, 2, 1)
     outer = st.s1[:, :, None] * st.delta[:, None, :]
     scatter = s2 - outer - outer.transpose(0, 2, 1)
     scatter += st.nk_raw[:, None, None] * st.delta[:, :, None] * st.delta[:, None, :]
-    return _add_diagonal(scatter / st.nk[:, None, None], st.reg)
+    return scatter
+
+
+def _m_dense(st):
+    """Per-component scatter / nk_k + reg (VVV)."""
+    return _add_diagonal(_dense_scatter(st) / st.nk[:, None, None], st.reg)
 
 
 def _m_dense_shared(st):
@@ -116,6 +135,24 @@ def _m_diag_shared(st):
 def _m_scalar_shared(st):
     """Pooled mean variance (EII): tr(W) / (n d) + reg."""
     return _m_diag_shared(st).mean()
+
+
+def regularised_scatter(form, st):
+    """Per-component scatter about the new means with ``n_k * reg`` added to its
+    diagonal: (K, d, d) for the dense form, the diagonals (K, d) otherwise."""
+    if form == "dense":
+        return _add_diagonal(_dense_scatter(st), (st.nk * st.reg)[:, None])
+    return _diag_scatter(st) + (st.nk * st.reg)[:, None]
+
+
+def _m_constrained(fit, form, st):
+    """An mclust M-step (:mod:`fastgmm.model.mclust`) on the regularised scatter,
+    warm-started from the previous covariances."""
+    return fit(regularised_scatter(form, st), st.nk, st.previous)
+
+
+def _mclust_m_step(fit, form):
+    return partial(_m_constrained, fit, form)
 
 
 # ------------------------------------------------------------ forms -> arrays
@@ -214,6 +251,13 @@ class CovarianceModel:
         One line for tables and help texts.
     sklearn : bool
         scikit-learn's GaussianMixture has this model (under ``name``).
+    fit : callable
+        The scatter-form M-step of :mod:`fastgmm.model.mclust`: (per-component
+        scatter, counts, previous covariances or None) -> covariances; used with a
+        prior or a noise component.
+    n_var : callable or None
+        (K, d) -> free covariance parameters (mclust's ``nVarParams``) when they are
+        not the form's count (one covariance of the form per component, or one).
     """
 
     name: str
@@ -223,6 +267,8 @@ class CovarianceModel:
     m_step: Callable
     description: str
     sklearn: bool = False
+    fit: Callable = None
+    n_var: Callable = None
 
     # -- what the kernels see
     @property
@@ -244,6 +290,8 @@ class CovarianceModel:
 
     def n_cov_params(self, n_components, n_features):
         """Free parameters of the covariances."""
+        if self.n_var is not None:
+            return self.n_var(n_components, n_features)
         return _FORM_PARAMS[self.form](n_features) * (
             1 if self.shared else n_components
         )
@@ -329,32 +377,36 @@ class CovarianceModel:
         return mean + rng.standard_normal(size=(count, mean.shape[0])) * np.sqrt(cov)
 
 
-#: every covariance model, in the order tables and help texts list them
+def _record(name, aliases, form, shared, fit, description, sklearn=False, **kw):
+    """A record whose M-step is ``m_step`` if given, else mclust's scatter form."""
+    m_step = kw.pop("m_step", None) or _mclust_m_step(fit, form)
+    return CovarianceModel(
+        name, aliases, form, shared, m_step, description, sklearn, fit, **kw
+    )
+
+
+def _rot(d):
+    """Free parameters of an orientation (d x d orthogonal)."""
+    return d * (d - 1) / 2
+
+
+#: every covariance model, in the order tables and help texts list them (scikit-learn's
+#: four, then mclust's others in mclust's order)
 MODELS = (
-    CovarianceModel(
-        "full", ("VVV",), "dense", False, _m_dense,
-        "each component its own general covariance", sklearn=True,
-    ),
-    CovarianceModel(
-        "tied", ("EEE",), "dense", True, _m_dense_shared,
-        "one general covariance shared by all components", sklearn=True,
-    ),
-    CovarianceModel(
-        "diag", ("VVI",), "diag", False, _m_diag,
-        "each component its own diagonal covariance", sklearn=True,
-    ),
-    CovarianceModel(
-        "spherical", ("VII",), "scalar", False, _m_scalar,
-        "each component its own single variance", sklearn=True,
-    ),
-    CovarianceModel(
-        "EEI", (), "diag", True, _m_diag_shared,
-        "one diagonal covariance shared by all components",
-    ),
-    CovarianceModel(
-        "EII", (), "scalar", True, _m_scalar_shared,
-        "one single variance shared by all components",
-    ),
+    _record("full", ("VVV",), "dense", False, mclust.vvv, "each component its own general covariance", True, m_step=_m_dense),
+    _record("tied", ("EEE",), "dense", True, mclust.eee, "one general covariance shared by all components", True, m_step=_m_dense_shared),
+    _record("diag", ("VVI",), "diag", False, mclust.vvi, "each component its own diagonal covariance", True, m_step=_m_diag),
+    _record("spherical", ("VII",), "scalar", False, mclust.vii, "each component its own single variance", True, m_step=_m_scalar),
+    _record("EII", (), "scalar", True, mclust.eii, "one single variance shared by all components", m_step=_m_scalar_shared),
+    _record("EEI", (), "diag", True, mclust.eei, "one diagonal covariance shared by all components", m_step=_m_diag_shared),
+    _record("VEI", (), "diag", False, mclust.vei, "diagonal, equal shape", n_var=lambda g, d: g + d - 1),
+    _record("EVI", (), "diag", False, mclust.evi, "diagonal, equal volume, varying shape", n_var=lambda g, d: 1 + g * (d - 1)),
+    _record("VEE", (), "dense", False, mclust.vee, "ellipsoidal, equal shape and orientation", n_var=lambda g, d: g + d - 1 + _rot(d)),
+    _record("EVE", (), "dense", False, mclust.eve, "ellipsoidal, equal volume and orientation", n_var=lambda g, d: 1 + g * (d - 1) + _rot(d)),
+    _record("VVE", (), "dense", False, mclust.vve, "ellipsoidal, equal orientation", n_var=lambda g, d: g * d + _rot(d)),
+    _record("EEV", (), "dense", False, mclust.eev, "ellipsoidal, equal volume and shape", n_var=lambda g, d: d + g * _rot(d)),
+    _record("VEV", (), "dense", False, mclust.vev, "ellipsoidal, equal shape", n_var=lambda g, d: g + d - 1 + g * _rot(d)),
+    _record("EVV", (), "dense", False, mclust.evv, "ellipsoidal, equal volume", n_var=lambda g, d: 1 + g * (d * (d + 1) / 2 - 1)),
 )  # fmt: skip
 
 #: canonical name -> record
@@ -379,18 +431,27 @@ def get(covariance_type):
         ) from None
 
 
-def estimate(model, stats, ref, reg_covar, tied_total=None):
+def make_stats(stats, ref, reg_covar, tied_total=None, previous=None):
+    """:class:`Stats` of (nk, s1, s2) about ``ref``: nk gets 10 * eps added (as
+    scikit-learn), the new means are ref + s1 / nk."""
+    nk_raw, s1, s2 = stats
+    nk = nk_raw + 10 * np.finfo(np.float64).eps
+    delta = s1 / nk[:, None]
+    return Stats(
+        nk_raw, nk, s1, s2, delta, ref + delta, reg_covar, tied_total, previous
+    )
+
+
+def estimate(model, stats, ref, reg_covar, tied_total=None, previous=None):
     """M-step: (weights, means, covariances) from weighted statistics about ``ref``.
 
     Follows scikit-learn: nk gets 10 * eps added, weights = nk / sum(nk), and
     reg_covar is added to the diagonal. ``tied_total`` = (centre, total scatter
-    sum_i w_i (x_i - centre)(x_i - centre)') is needed for dense shared models only.
+    sum_i w_i (x_i - centre)(x_i - centre)') is needed for dense shared models only;
+    ``previous`` covariances (of the same model) start iterative M-steps.
     """
-    nk_raw, s1, s2 = stats
-    nk = nk_raw + 10 * np.finfo(np.float64).eps
-    delta = s1 / nk[:, None]
-    st = Stats(nk_raw, nk, s1, s2, delta, ref + delta, reg_covar, tied_total)
-    return nk / nk.sum(), st.means, get(model).m_step(st)
+    st = make_stats(stats, ref, reg_covar, tied_total, previous)
+    return st.nk / st.nk.sum(), st.means, get(model).m_step(st)
 
 
 def n_parameters(model, n_components, n_features):

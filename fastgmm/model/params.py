@@ -16,8 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._jit import kernel_array
-from ..kernels import TIED
+from ..kernels import FULL, TIED
 from . import covariance, variational
+from .noise import Noise
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,8 @@ class Params:
         In ``model.shape(K, d)``; None when only the factors are known.
     prec_chol : ndarray
         Precision-Cholesky factors, in ``model.shape(K, d)``.
+    noise : Noise or None
+        A uniform noise component (then ``weights`` sum to 1 - noise.weight).
     posterior : Posterior or None
         The variational posterior of a Bayesian mixture
         (:class:`fastgmm.model.variational.Posterior`): the E-step then uses its
@@ -46,6 +49,7 @@ class Params:
     means: np.ndarray
     covariances: object
     prec_chol: np.ndarray
+    noise: object = None
     posterior: object = None
 
     @property
@@ -134,12 +138,16 @@ def from_fitted(model):
     check_is_fitted(model)
     f64 = lambda a: np.asarray(a, dtype=np.float64)  # noqa: E731
     cov = getattr(model, "covariances_", None)
+    noise = None
+    if getattr(model, "noise_weight_", None) is not None:
+        noise = Noise(float(model.noise_weight_), float(np.log(model.noise_density_)))
     params = Params(
         covariance.get(model.covariance_type),
         f64(model.weights_),
         f64(model.means_),
         None if cov is None else f64(cov),
         f64(model.precisions_cholesky_),
+        noise,
         variational.posterior_of(model)
         if hasattr(model, "degrees_of_freedom_")
         else None,
@@ -192,9 +200,15 @@ def density_inputs(kind, log_weights, means, prec_k, log_det):
     return KernelInputs(kind, const, kernel_array(loc), kernel_array(prec_k))
 
 
-def kernel_inputs(params):
+def kernel_inputs(params, tied_as_full=False):
     """Kernel inputs of a Gaussian mixture's :class:`Params` (its variational
-    E-step when it has a posterior)."""
+    E-step when it has a posterior).
+
+    With a noise component, or ``tied_as_full``, a shared dense covariance is handed
+    to the kernels as one FULL factor per component (the statistics then hold each
+    component's scatter). The noise is one more component, last, with zero
+    precision: its log-density is its constant ``log w_0 - log V``.
+    """
     model = params.model
     k, d = params.means.shape
     prec_k = model.to_kernel(params.prec_chol, k, d)
@@ -206,4 +220,17 @@ def kernel_inputs(params):
     with np.errstate(divide="ignore"):
         log_w = np.log(params.weights)
     log_det = model.log_det(params.prec_chol, k, d)
-    return density_inputs(model.kind, log_w, params.means, prec_k, log_det)
+    kind = model.kind
+    if kind == TIED and (tied_as_full or params.noise is not None):
+        kind, prec_k = FULL, np.repeat(prec_k, k, axis=0)
+    inputs = density_inputs(kind, log_w, params.means, prec_k, log_det)
+    if params.noise is None:
+        return inputs
+    with np.errstate(divide="ignore"):
+        const = np.log(params.noise.weight) + params.noise.log_density
+    return KernelInputs(
+        kind,
+        kernel_array(np.append(inputs.const, const)),
+        kernel_array(np.vstack([inputs.loc, np.zeros((1, d))])),
+        kernel_array(np.concatenate([inputs.prec, np.zeros((1, *prec_k.shape[1:]))])),
+    )

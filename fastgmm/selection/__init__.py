@@ -222,6 +222,9 @@ def select(
     max_iter=100,
     n_jobs=None,
     on_degenerate="recover",
+    noise=False,
+    noise_volume="hypvol",
+    prior=None,
     monitor=None,
 ):
     """Fit every (K, covariance type) candidate and choose the best by a criterion.
@@ -232,7 +235,8 @@ def select(
     k_range : int or iterable of int, default=range(1, 11)
         Numbers of components to try.
     covariance_types : str or sequence of str, default=("full",)
-        Any of "full", "tied", "diag", "spherical".
+        Any of "full", "tied", "diag", "spherical" and mclust's 14 names (see
+        ``fastgmm.model.covariance.names()``).
     criterion : {"bic", "aic", "icl"}, default="bic"
         Chooses ``best_`` (lowest wins; ties go to the first row, i.e. smaller K).
     n_init, init_params, tol, reg_covar, max_iter, n_jobs, on_degenerate
@@ -243,6 +247,10 @@ def select(
         Otherwise one seed per K is drawn; each model's ``random_state`` holds it.
     sample_weight : array-like of shape (n_samples,), optional
         The criteria then use the weighted log-likelihood and n = sum of weights.
+    noise, noise_volume, prior
+        mclust's noise component and conjugate prior, as for
+        :class:`fastgmm.GaussianMixture`, for every candidate (the prior's scale
+        follows each K, as mclust's ``defaultPrior``).
     monitor : Monitor, optional
         Progress hooks (see :class:`Monitor`).
 
@@ -258,6 +266,7 @@ def select(
     settings = {
         "tol": tol, "reg_covar": reg_covar, "max_iter": max_iter, "n_init": n_init,
         "init_params": init_params, "n_jobs": n_jobs, "on_degenerate": on_degenerate,
+        "noise": noise, "noise_volume": noise_volume, "prior": prior,
     }  # fmt: skip
     cov_types = _check_choices(covariance_types, criterion, init_params)
     X, sample_weight, names = _validate(X, sample_weight, settings)

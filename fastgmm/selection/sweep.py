@@ -75,21 +75,43 @@ class SharedStarts:
         return family.update(stats, ref, data)
 
 
+def _families(cache, n_components, models, settings):
+    """The family of each model (mclust's noise and prior set up from the data),
+    and the data its starts see (the points not marked as noise)."""
+    from ..engine.data import make_data
+    from ..mixture import GaussianMixture
+    from ..modelbased import model_based_setup
+
+    families, starts = {}, {}
+    for m in models:
+        est = GaussianMixture(n_components, covariance_type=m.name, **settings)
+        data = cache.get(n_components, m)
+        starts[m.name] = data
+        if est._model_based():
+            est._setup = model_based_setup(est, cache.X, cache.sample_weight)
+            mask = est._setup.noise_mask
+            if mask is not None:
+                sw = cache.sample_weight
+                sw = np.where(mask, 0.0, 1.0 if sw is None else sw)
+                starts[m.name] = make_data(cache.X, sw, n_components, m)
+        families[m.name] = est._family()
+    return families, starts
+
+
 def fit_k(cache, n_components, models, settings, seed, monitor):
     """Best EM result per covariance model over the restarts, and seconds spent
     (each model's own time plus an equal share of the shared k-means)."""
     from functools import partial
 
-    from ..engine.em import MaximumLikelihood
     from ..engine.fit import Schedule, fit
 
     datas = {m.name: cache.get(n_components, m) for m in models}
-    recover = settings["on_degenerate"] == "recover"
     schedule = Schedule(settings["tol"], settings["max_iter"], settings["n_init"])
-    shared = SharedStarts(datas, n_components, settings["init_params"], seed)
+    families, start_datas = _families(cache, n_components, models, settings)
+    shared = SharedStarts(start_datas, n_components, settings["init_params"], seed)
     best, seconds = {}, {}
     for m in models:
-        family = MaximumLikelihood(m, settings["reg_covar"], recover)
+        family = families[m.name]
         t0, k0 = time.perf_counter(), shared.kmeans_seconds
         best[m.name] = fit(
             datas[m.name], family, schedule, partial(shared.start, family),
@@ -107,10 +129,10 @@ def candidate(X, sample_weight, result, settings, fitted_names):
     from ..engine.score import score_chunks
     from ..inspection import _confidence
     from ..mixture import GaussianMixture
-    from ..model import covariance, criteria
+    from ..model import criteria
     from ..model.params import from_fitted
 
-    k, d = result.params.means.shape
+    k = result.params.means.shape[0]
     model = GaussianMixture(k, **settings)
     model._set_fitted(result, X.dtype)
     for name, value in fitted_names.items():
@@ -130,7 +152,7 @@ def candidate(X, sample_weight, result, settings, fitted_names):
             log_lik += float(np.dot(w, lse.astype(np.float64)))
             penalty += float(np.dot(w, neg_log_conf))
     n_eff = X.shape[0] if sample_weight is None else float(sample_weight.sum())
-    p = covariance.n_parameters(model.covariance_type, k, d)
+    p = model._n_parameters()
     row = {
         "n_components": k,
         "covariance_type": model.covariance_type,

@@ -14,7 +14,7 @@ from fastgmm.model.params import Params, kernel_inputs
 
 from .. import reference as ref
 
-MODELS = ref.MODELS
+MODELS = ref.ALL_MODELS
 
 
 def test_table_names_and_aliases():
