@@ -12,6 +12,7 @@ import pytest
 from scipy import sparse
 from sklearn import datasets
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
+from sklearn.metrics import adjusted_rand_score
 from sklearn.mixture import GaussianMixture as SKGaussianMixture
 from sklearn.utils._param_validation import InvalidParameterError
 from sklearn.utils.estimator_checks import parametrize_with_checks
@@ -210,12 +211,7 @@ def test_same_start_parity_with_sklearn(dataset, covariance_type):
     assert fg.bic(X) == pytest.approx(sk.bic(X), rel=1e-6)
 
 
-#: (data set, covariance type): the cheap ones, for run time. Measured outside the
-#: suite (seeds 0-2, n_init=3): breast_cancer within 3e-15 for all types; digits full
-#: -4.6e-1/-3.0e-1/-4.3e-1, diag -2.0e-1 (seed 2), tied -2.7e-3 (seed 1); coffee pixels
-#: full -3.1e-3, tied -1.8e-2 (seed 2). These are other k-means local optima, better or
-#: worse by seed: fastgmm's k-means reaches equal or lower inertia than sklearn's on
-#: digits, and its EM from sklearn's start reproduces sklearn's lower bound to 1e-12.
+#: (data set, covariance type): the cheap ones, for run time (digits: slow tier)
 DEFAULT_INIT_CASES = (
     [("iris", c) for c in COV_TYPES]
     + [("wine", c) for c in COV_TYPES]
@@ -224,25 +220,9 @@ DEFAULT_INIT_CASES = (
         ("astronaut_5k", "spherical"),
     ]
 )
-#: measured relative differences (fastgmm - sklearn) / |sklearn| for seeds 0, 1, 2
-KNOWN_OTHER_OPTIMUM = {("wine", "full"): "+5.4e-3, -5.5e-3, -5.5e-3"}
 
 
-@pytest.mark.parametrize(
-    "dataset, covariance_type",
-    [
-        pytest.param(
-            *case,
-            marks=pytest.mark.xfail(
-                case in KNOWN_OTHER_OPTIMUM,
-                reason="different local optimum for some seeds: "
-                + KNOWN_OTHER_OPTIMUM.get(case, ""),
-                strict=False,
-            ),
-        )
-        for case in DEFAULT_INIT_CASES
-    ],
-)
+@pytest.mark.parametrize("dataset, covariance_type", DEFAULT_INIT_CASES)
 def test_default_init_not_worse_than_sklearn(dataset, covariance_type):
     X, n_components = load(dataset)
     for seed in range(3):
@@ -251,6 +231,40 @@ def test_default_init_not_worse_than_sklearn(dataset, covariance_type):
         fg = quiet(GaussianMixture(n_components, **params).fit, X)
         rel = (fg.lower_bound_ - sk.lower_bound_) / abs(sk.lower_bound_)
         assert rel >= -1e-3, (seed, fg.lower_bound_, sk.lower_bound_)
+
+
+def _standardised(name):
+    X, n_components = load(name)
+    return (X - X.mean(0)) / X.std(0), n_components
+
+
+def _assert_default_fit_is_sklearns(X, n_components, covariance_type, seeds):
+    """Change one import: the same random_state gives scikit-learn's start (its
+    k-means labels), hence its EM path, lower bound and clusters."""
+    for seed in seeds:
+        params = {"covariance_type": covariance_type, "random_state": seed}
+        sk = quiet(SKGaussianMixture(n_components, **params).fit, X)
+        fg = quiet(GaussianMixture(n_components, **params).fit, X)
+        assert fg.n_iter_ == sk.n_iter_, seed
+        assert fg.lower_bound_ == pytest.approx(sk.lower_bound_, rel=1e-9, abs=1e-9)
+        assert adjusted_rand_score(sk.predict(X), fg.predict(X)) == 1.0, seed
+
+
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+@pytest.mark.parametrize("dataset", ["iris", "wine", "coffee"])
+def test_default_init_reproduces_sklearn(dataset, covariance_type):
+    if dataset == "wine":
+        X, n_components = _standardised(dataset)
+    else:
+        X, n_components = load(dataset)
+    _assert_default_fit_is_sklearns(X, n_components, covariance_type, range(3))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+def test_default_init_reproduces_sklearn_on_digits(covariance_type):
+    X, n_components = load("digits")
+    _assert_default_fit_is_sklearns(X, n_components, covariance_type, range(3))
 
 
 # ------------------------------------------------------------------------ invariants
