@@ -32,7 +32,19 @@ from ..kernels.kmeans import (
     update_min_dist,
 )
 from ..model.params import Params
+from .starts import (
+    HC_MODELS,
+    N_KMEANS,
+    N_RANDOM,
+    Partition,
+    hc_partitions,
+    random_rows_partition,
+    short_em,
+)
 
+#: init_params values: scikit-learn's four, then fastgmm's robust starts
+METHODS = ("kmeans", "k-means++", "random", "random_from_data", "hc", "short-em")
+ROBUST = ("hc", "short-em")
 KMEANS_MAX_ITER = 300
 KMEANS_TOL = 1e-4
 
@@ -252,16 +264,49 @@ def initial_stats(data, n_components, model, method, random_state):
     raise ValueError(f"Unknown init_params {method!r}.")
 
 
+def kmeans_partition(data, n_components, random_state, name="kmeans"):
+    """The k-means start as a Partition (its M-step is that of ``"kmeans"``)."""
+    centers, labels = kmeans(data, n_components, random_state)
+    return Partition(name, labels, n_components, ref=centers)
+
+
+def robust_partitions(data, n_components, method, random_state, trees=None):
+    """The partitions a robust start (``"hc"``, ``"short-em"``) chooses from, made
+    lazily in this order (see :mod:`fastgmm.engine.starts`): scikit-learn's k-means
+    start, hc trees on one sample, further k-means and random-rows starts."""
+    k, rs = n_components, random_state
+    if method == "hc":
+        yield from hc_partitions(data, [k], rs, ("VVV",), trees)[k]
+        return
+    yield kmeans_partition(data, k, rs)
+    yield from hc_partitions(data, [k], rs, HC_MODELS, trees)[k]
+    for i in range(1, N_KMEANS):
+        yield kmeans_partition(data, k, rs, f"kmeans-{i}")
+    positive = data.sample_weight.shape[0] == 0 or np.sum(data.sample_weight > 0) >= k
+    for i in range(N_RANDOM if positive else 0):
+        yield random_rows_partition(data, k, rs, f"random-{i}")
+
+
 def initialize(data, n_components, family, method, random_state, user=(None,) * 3):
     """Starting Params: from ``method``, overridden by user-given
     (weights_init, means_init, precisions_init) where not None."""
     weights_init, means_init, precisions_init = user
     model = family.model
-    if weights_init is None or means_init is None or precisions_init is None:
+    if (
+        weights_init is not None
+        and means_init is not None
+        and precisions_init is not None
+    ):
+        start = Params(model, None, None, None, None)
+    elif method == "hc":
+        (part,) = robust_partitions(data, n_components, method, random_state)
+        start = part.params(family, data)
+    elif method == "short-em":
+        parts = robust_partitions(data, n_components, method, random_state)
+        start = short_em(data, family, parts)[0]
+    else:
         stats, ref = initial_stats(data, n_components, model, method, random_state)
         start = family.update(stats, ref, data)
-    else:
-        start = Params(model, None, None, None, None)
     weights = start.weights if weights_init is None else np.asarray(weights_init, float)
     means = start.means if means_init is None else np.asarray(means_init, float)
     if precisions_init is None:
