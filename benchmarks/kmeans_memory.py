@@ -8,11 +8,13 @@ small data and the peak reset (``/proc/self/clear_refs``). Linux only.
 
     python benchmarks/kmeans_memory.py --rows 5000000 --features 3 --dtype float32
 
-Run it with ``PYTHONPATH`` pointing at another checkout to compare versions.
+The children import the fastgmm this script imports (``PYTHONPATH=/other/checkout``
+compares another version).
 """
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 
@@ -47,11 +49,16 @@ print(json.dumps({"input": X.nbytes, "extra": peak - base}), file=sys.stderr)
 
 
 def measure(who, rows, features, k, dtype):
+    import fastgmm
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(fastgmm.__file__)))
     proc = subprocess.run(
         [sys.executable, "-c", CHILD, who, str(rows), str(features), str(k), dtype],
         capture_output=True,
         text=True,
         check=True,
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": root},
     )
     return json.loads(proc.stderr.strip().splitlines()[-1])
 
