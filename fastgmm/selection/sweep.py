@@ -14,11 +14,12 @@ Candidates of different K are independent: :func:`sweep` fits them in a thread p
 parallel kernels gain little; the results are bitwise those of the serial sweep.
 """
 
+import functools
 import threading
 import time
 import weakref
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 
@@ -32,32 +33,45 @@ SCORE_CHUNK = 1_000_000
 PARALLEL_MAX_VALUES = 1_000_000
 
 
-@dataclass(frozen=True)
-class WatchedLikelihood(MaximumLikelihood):
-    """MaximumLikelihood that remembers which parameters a repair produced (the
-    fit's result is flagged when its final parameters are among them)."""
+class WatchRepairs:
+    """Mixin for a frozen-dataclass family with a ``recover`` flag: remembers which
+    parameters a repair produced (a fit is flagged when its final parameters are
+    among them). Its M-step is the family's own, first tried without repair."""
 
-    repaired: object = field(
-        default_factory=weakref.WeakValueDictionary, compare=False, repr=False
-    )
-
-    def update(self, stats, ref, data):
-        if not self.recover:
-            return super().update(stats, ref, data)
-        from ..engine.em import params_from_stats
+    def update(self, stats, ref, data, **kw):
         from ..model import covariance
 
+        if not self.recover:
+            return super().update(stats, ref, data, **kw)
         try:
-            return params_from_stats(
-                stats, ref, replace(self, recover=False), data.tied_total, data.jitter
-            )
+            return replace(self, recover=False).update(stats, ref, data, **kw)
         except covariance.IllDefinedCovariance:
-            params = super().update(stats, ref, data)
+            params = super().update(stats, ref, data, **kw)
             self.repaired[id(params)] = params
             return params
 
     def was_repaired(self, params):
         return self.repaired.get(id(params)) is params
+
+
+@functools.cache
+def _watched_class(cls):
+    namespace = {
+        "__annotations__": {"repaired": object},
+        "repaired": field(
+            default_factory=weakref.WeakValueDictionary, compare=False, repr=False
+        ),
+        "__module__": __name__,
+    }
+    return dataclass(frozen=True)(
+        type(f"Watched{cls.__name__}", (WatchRepairs, cls), namespace)
+    )
+
+
+def watched(family):
+    """``family`` (a frozen dataclass with ``recover``) that remembers its repairs."""
+    cls = _watched_class(type(family))
+    return cls(**{f.name: getattr(family, f.name) for f in fields(family)})
 
 
 class DataCache:
@@ -148,7 +162,7 @@ def fit_k(cache, n_components, models, settings, seed, monitor, trees=None):
     )  # fmt: skip
     best, seconds = {}, {}
     for m in models:
-        family = WatchedLikelihood(m, settings["reg_covar"], recover)
+        family = watched(MaximumLikelihood(m, settings["reg_covar"], recover))
         t0, s0 = time.perf_counter(), shared.seconds
         result = fit(
             datas[m.name], family, schedule, partial(shared.start, family),
