@@ -48,7 +48,9 @@ class GaussianMixture(BaseMixture):
             'short-em'}, default='kmeans'
         Method used to initialise the responsibilities. 'kmeans' is scikit-learn's
         start, draw for draw: the same ``random_state`` gives the same k-means
-        clusters as ``sklearn.mixture.GaussianMixture``. fastgmm extensions, better
+        clusters as ``sklearn.mixture.GaussianMixture`` (float64 data; on float32
+        data scikit-learn's float32 running sums may draw other k-means++ seeds from
+        some tens of thousands of rows on). fastgmm extensions, better
         on higher-dimensional data (see ``fastgmm.engine.starts``): 'hc', mclust's
         model-based hierarchical clustering (VVV criterion, on at most 2000 rows) cut
         at ``n_components``; 'short-em', a few EM iterations from each of several
