@@ -13,6 +13,9 @@ calls on the generator, the same k-means++ candidates, Lloyd passes, tie rule an
 stopping rule), so the same ``random_state`` gives the same clusters. Memory beyond
 the data: the labels (n, in the smallest integer dtype) and, while seeding, one
 distance per row in the data's dtype.
+
+"hc" and "short-em" (fastgmm's robust starts) choose among partitions made here and
+in :mod:`fastgmm.engine.starts` (hc trees: :mod:`fastgmm.engine.hc`).
 """
 
 import functools
