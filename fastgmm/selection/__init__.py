@@ -314,8 +314,9 @@ def select(
         threads; "auto": candidates for small data (fewer than 10**6 values).
         Results are bitwise the same either way.
     monitor : Monitor, optional
-        Progress hooks (see :class:`Monitor`); with parallel candidates only
-        ``start`` and ``candidate_end`` are called.
+        Progress hooks (see :class:`Monitor`); with parallel candidates the run
+        hooks of different K are called from their threads, one at a time, and
+        interleave.
 
     Returns
     -------

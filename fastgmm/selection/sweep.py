@@ -253,6 +253,26 @@ def _one_k(job, k, monitor):
     return rows, fitted
 
 
+class _Serialized(Monitor):
+    """A monitor's run hooks called from several threads, one call at a time (the
+    runs of different K interleave)."""
+
+    def __init__(self, monitor):
+        self.monitor, self.lock = monitor, threading.Lock()
+
+    def run_start(self, *args):
+        with self.lock:
+            self.monitor.run_start(*args)
+
+    def iteration(self, *args):
+        with self.lock:
+            self.monitor.iteration(*args)
+
+    def run_end(self, *args):
+        with self.lock:
+            self.monitor.run_end(*args)
+
+
 def in_parallel(parallel, X, ks, n_jobs):
     """Whether the K values are fitted concurrently (see :data:`PARALLEL_MAX_VALUES`)."""
     from .._runtime import n_threads_for
@@ -277,9 +297,11 @@ def sweep(X, sample_weight, ks, cov_types, settings, seeds, names, monitor, para
     if in_parallel(parallel, X, ks, settings["n_jobs"]):
         n_workers = min(len(ks), n_threads_for(settings["n_jobs"]))
 
-        def work(k):  # progress hooks run on the caller's thread only
+        shared = _Serialized(monitor)
+
+        def work(k):
             with threads(1):
-                return _one_k(job, k, Monitor())
+                return _one_k(job, k, shared)
 
         with ThreadPoolExecutor(max_workers=n_workers) as pool:
             results = list(pool.map(work, ks))

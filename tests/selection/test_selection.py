@@ -196,6 +196,32 @@ def test_monitor_sees_every_run(X):
     assert kinds.count("iter") >= sum(r["n_iter"] for r in res.table)
 
 
+def test_monitor_with_parallel_candidates_sees_the_serial_runs(X):
+    class Recorder(Monitor):
+        def __init__(self):
+            self.events = []
+
+        def run_start(self, n_components, covariance_type, init):
+            self.events.append(("run", n_components, covariance_type, init))
+
+        def iteration(self, n_iter, change):
+            self.events.append(("iter", n_iter))
+
+        def run_end(self, n_components, covariance_type, init, result):
+            self.events.append(("end", n_components, covariance_type, init))
+
+    recorded = {}
+    for parallel in ("kernels", "candidates"):
+        rec = Recorder()
+        select(
+            X, [1, 2, 3], ("full",), n_init=2, random_state=0, monitor=rec,
+            n_jobs=2, parallel=parallel,
+        )  # fmt: skip
+        recorded[parallel] = sorted(rec.events, key=repr)
+    assert recorded["candidates"] == recorded["kernels"]
+    assert sum(e[0] == "run" for e in recorded["candidates"]) == 6
+
+
 def test_format_marks_best(sweep):
     text = sweep.format()
     assert str(sweep) == text
