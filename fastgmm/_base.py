@@ -22,7 +22,13 @@ from sklearn.utils.validation import (
 
 from ._runtime import threads
 from .engine.dask import is_dask_array, lazy_score
-from .engine.data import as_source, check_n_samples, make_data, streamed_data
+from .engine.data import (
+    as_source,
+    check_n_samples,
+    fit_work,
+    make_data,
+    streamed_data,
+)
 from .engine.fit import Schedule, fit
 from .engine.init import initialize
 from .engine.report import VerboseMonitor
@@ -133,7 +139,8 @@ class BaseMixture(DensityMixin, BaseEstimator):
         warm = None
         if self.warm_start and hasattr(self, "converged_"):
             warm = (self._params(), self.lower_bound_)
-        with threads(self.n_jobs):
+        work = fit_work(X, k, self.covariance_type)  # small fits: one thread
+        with threads(self.n_jobs, work=work):
             data, init_data, dtype = self._training_data(X, sample_weight, random_state)
             user = self._user_init(data.n_features)
 

@@ -37,8 +37,9 @@ FASTMATH = {"contract", "reassoc", "nsz", "arcp"}
 
 #: points per block: the unit of SIMD work (blocks are transposed to features x points)
 BLOCK = 128
-#: maximum number of partial-sum slots held at once by a chunked reduction
-GROUP = 64
+#: bytes of partial-sum slots a chunked reduction holds at once: one slot per chunk
+#: up to this (one parallel region per pass), else the chunks are reduced in rounds
+SLOT_BYTES = 16 * 1024 * 1024
 
 
 #: for code whose rounding is part of the algorithm (the exp range reduction)

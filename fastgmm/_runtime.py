@@ -1,7 +1,12 @@
-"""Threads at run time: ``threads()``, ``n_jobs`` and BLAS pinning.
+"""Threads at run time: ``threads()``, ``n_jobs``, the serial cut-off and BLAS pinning.
 
 One home for everything that decides how many threads run fastgmm's kernels and keeps
 BLAS from competing with them for the same cores.
+
+Small problems run on one thread (:data:`SERIAL_WORK`): a parallel region costs a few
+microseconds on an idle machine, but when another process holds a core each one waits
+for the operating system to run the second thread (milliseconds), which is most of
+a small fit's time.
 """
 
 import sys
@@ -22,6 +27,21 @@ def n_threads_for(n_jobs):
     if n_jobs < 0:
         return max(1, avail + 1 + n_jobs)
     return min(n_jobs, avail)
+
+
+#: estimated work of one pass over the data (:func:`pass_work`) below which the kernels
+#: run on one thread whatever ``n_jobs`` says (measured: ``benchmarks/serial_cutoff.py``)
+SERIAL_WORK = 2_000_000
+
+
+def pass_work(n_rows, n_features, n_components, dense):
+    """Estimated work of one pass (E-step and statistics), in units of roughly one
+    floating-point operation: n K (d + 8) for diagonal and spherical models, and
+    d (d + 1) / 2 more per point and component for dense (full, tied) ones."""
+    per_pair = n_features + 8
+    if dense:
+        per_pair += n_features * (n_features + 1) // 2
+    return n_rows * n_components * per_pair
 
 
 _blas_lock = threading.Lock()
@@ -79,7 +99,7 @@ def _pin_blas(enter):
 
 
 @contextmanager
-def threads(n_jobs=None):
+def threads(n_jobs=None, work=None):
     """Run fastgmm kernels on ``n_jobs`` threads and pin BLAS to one thread.
 
     Parameters
@@ -87,19 +107,26 @@ def threads(n_jobs=None):
     n_jobs : int or None
         scikit-learn's spelling: ``None`` keeps Numba's current setting, ``-1`` uses
         all cores, ``-2`` all but one, a positive int that many threads.
+    work : float or None
+        The estimated work of one pass of the calls inside (:func:`pass_work`);
+        below :data:`SERIAL_WORK` they run on one thread. None: no cut-off.
 
     Notes
     -----
     BLAS (used for the small K x d x d linear algebra and the d >= 16 block GEMMs) is
     limited to one thread for the duration: its spinning worker threads otherwise
     steal the cores Numba needs. Safe to use from several Python threads at once.
-    Results do not depend on the thread count. Entering costs ~15 us here (one cached
+    Results do not depend on the thread count, so the serial cut-off changes only
+    the time. Entering costs ~15 us here (one cached
     threadpoolctl controller; the loaded libraries are rescanned only after imports).
     """
     import numba
 
     previous = numba.get_num_threads()
-    numba.set_num_threads(n_threads_for(n_jobs))
+    n_threads = n_threads_for(n_jobs)
+    if work is not None and work < SERIAL_WORK:
+        n_threads = 1
+    numba.set_num_threads(n_threads)
     _pin_blas(True)
     try:
         yield

@@ -9,7 +9,7 @@ from sklearn.utils.validation import _check_sample_weight, validate_data
 
 from ._base import BaseMixture, _unchanged_on_error
 from ._runtime import threads
-from .engine.data import check_n_samples, make_data
+from .engine.data import check_n_samples, fit_work, make_data
 from .engine.em import EMResult, MaximumLikelihood
 from .engine.init import METHODS, initialize
 from .engine.online import online_step
@@ -186,7 +186,8 @@ class GaussianMixture(BaseMixture):
                 sample_weight, X, dtype=np.float64, ensure_non_negative=True
             )
         family = self._family()
-        with threads(self.n_jobs):
+        work = fit_work(X, self.n_components, self.covariance_type)
+        with threads(self.n_jobs, work=work):
             if first:
                 check_n_samples(X.shape[0], self.n_components)
                 data = make_data(X, sample_weight, self.n_components, family.model)

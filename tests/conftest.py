@@ -23,3 +23,11 @@ def blobs():
     centres = np.array([[0.0, 0.0], [6.0, 1.0], [2.0, 7.0]])
     X = np.vstack([c + gen.normal(size=(100, 2)) * [1.0, 0.6] for c in centres])
     return X[gen.permutation(len(X))]
+
+
+@pytest.fixture
+def no_serial_cutoff(monkeypatch):
+    """Kernels run on the threads asked for whatever the problem size (the serial
+    cut-off of ``fastgmm._runtime.threads`` off): thread-count tests on small data
+    then compare real parallel runs."""
+    monkeypatch.setattr("fastgmm._runtime.SERIAL_WORK", 0)

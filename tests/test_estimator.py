@@ -375,7 +375,9 @@ two_threads = pytest.mark.skipif(
 @two_threads
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("covariance_type", COV_TYPES)
-def test_one_thread_equals_two_threads_bitwise(rng, covariance_type, dtype):
+def test_one_thread_equals_two_threads_bitwise(
+    rng, covariance_type, dtype, no_serial_cutoff
+):
     # 20k rows: several chunks; default kmeans init
     X = mixture_data(rng, n=20_000, d=3, n_components=4).astype(dtype)
     fits = []
@@ -397,7 +399,7 @@ def test_one_thread_equals_two_threads_bitwise(rng, covariance_type, dtype):
 
 
 @two_threads
-def test_one_thread_equals_two_threads_bitwise_gemm_path(rng):
+def test_one_thread_equals_two_threads_bitwise_gemm_path(rng, no_serial_cutoff):
     X = mixture_data(rng, n=3000, d=16, n_components=3, covariance_type="diag")
     one = quiet(GaussianMixture(3, random_state=0, n_jobs=1, max_iter=20).fit, X)
     two = quiet(GaussianMixture(3, random_state=0, n_jobs=2, max_iter=20).fit, X)
@@ -894,7 +896,7 @@ def test_bad_n_jobs(n_jobs, exc, match):
 
 
 @pytest.mark.parametrize("n_jobs", [None, 1, 2, -1, -2, 64])
-def test_valid_n_jobs_give_the_same_fit(n_jobs):
+def test_valid_n_jobs_give_the_same_fit(n_jobs, no_serial_cutoff):
     X = _X(n=200)
     base = GaussianMixture(2, random_state=0, n_jobs=1).fit(X)
     assert_same_fit(GaussianMixture(2, random_state=0, n_jobs=n_jobs).fit(X), base)

@@ -5,8 +5,10 @@ adds its parser to the ``sub`` action returned by ``add_subparsers`` and binds i
 handler with ``set_defaults(run=run)``; ``run(args)`` takes the parsed namespace and
 returns an exit status. To add a subcommand, write such a module and list it in
 :data:`fastgmm.cli.commands.COMMANDS`. Shared pieces: :mod:`~fastgmm.cli.args`
-(argument groups, reading DATA, fitting, saving), :mod:`~fastgmm.cli.tables` (tables
-and the model sidecar), :mod:`~fastgmm.cli.progress`, :mod:`~fastgmm.cli.images`.
+(argument groups and checked option types, fitting, saving), :mod:`~fastgmm.cli.data`
+(reading DATA), :mod:`~fastgmm.cli.outputs` (outputs checked before the work,
+written atomically), :mod:`~fastgmm.cli.tables` (tables and the model sidecar),
+:mod:`~fastgmm.cli.progress`, :mod:`~fastgmm.cli.images`.
 
 Only the standard library is imported at module level, so ``fastgmm --help`` is
 fast; NumPy, Numba, scikit-learn and the kernels are imported by the handlers.

@@ -1,16 +1,23 @@
 """Shared pieces of the ``fastgmm`` subcommands in :mod:`fastgmm.cli.commands`:
-argument groups, progress, one-line warnings, reading DATA and models, saving.
+argument groups and checked argument types, progress, one-line warnings and notes,
+reading DATA and models, saving.
 
-Progress goes to stderr, only on a terminal and without ``--quiet``; warnings are
-shown as one line each. Only the standard library is imported at module level
-(``fastgmm --help`` stays fast).
+Progress goes to stderr, only on a terminal and without ``--quiet``; warnings and
+notes are shown as one line each. Option values are checked by argparse with
+messages that name the option as typed. Only the standard library is imported at
+module level (``fastgmm --help`` stays fast).
 """
 
+import argparse
+import re
 import sys
 import warnings
 from contextlib import contextmanager
 
 MAX_WARNINGS = 5
+#: default pixel limit of ``segment`` (``--max-pixels``): Pillow's
+#: decompression-bomb error threshold, 2 x 89,478,485 pixels
+MAX_PIXELS = 2 * 89_478_485
 
 
 class CovarianceTypes:
@@ -42,6 +49,72 @@ class CovarianceTypes:
 COVARIANCE_TYPES = CovarianceTypes()
 
 
+# ------------------------------------------------------------ checked arg types
+def number(kind, low=None, high=None):
+    """An argparse type: ``kind`` (int or float) in [low, high], finite."""
+    what = "an integer" if kind is int else "a number"
+    bounds = (
+        f" in [{low}, {high}]"
+        if low is not None and high is not None
+        else f" >= {low}"
+        if low is not None
+        else ""
+    )
+
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        ok = value is not None and value == value and abs(value) != float("inf")
+        ok = ok and (low is None or value >= low) and (high is None or value <= high)
+        if not ok:
+            raise argparse.ArgumentTypeError(f"must be {what}{bounds}, got {text!r}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in some messages
+    return parse
+
+
+def n_jobs_type(text):
+    """``--n-jobs``: a non-zero integer (scikit-learn's n_jobs)."""
+    value = number(int)(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be -1, -2, ... or >= 1, got '0'")
+    return value
+
+
+def k_list(option):
+    """An argparse type for ``option`` (``-k``, ``--k-range``): numbers of
+    components as :func:`fastgmm.selection.grid.k_values` reads them (``5``,
+    ``2-8``, ``2,4,8``), bounds checked before ranges are expanded."""
+
+    def parse(text):
+        from fastgmm.selection.grid import k_values
+
+        for lo, hi in re.findall(r"(\d+)\s*-\s*(\d+)", str(text)):
+            if int(hi) < int(lo):
+                raise argparse.ArgumentTypeError(
+                    f"the range {lo}-{hi} is reversed (write {hi}-{lo}), got {text!r}"
+                )
+        try:
+            return k_values(text, name=option)
+        except (TypeError, ValueError) as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return parse
+
+
+def check_k(ks, n_rows, option, path):
+    """Refuse numbers of components above the number of rows, naming the option."""
+    if max(ks) > n_rows:
+        raise ValueError(
+            f"{option}: K={max(ks)} exceeds the {n_rows} rows of {path} (a mixture "
+            "needs at least one row per component)"
+        )
+
+
+# ------------------------------------------------------------- argument groups
 def data_args(p):
     """DATA and how to read it: --columns, --header/--no-header, --delimiter."""
     p.add_argument(
@@ -51,7 +124,8 @@ def data_args(p):
         "--columns",
         metavar="COLS",
         help="comma-separated column names, 0-based indices or ranges i-j "
-        "(default: all; predict: the columns the model was fitted on)",
+        "(default: every numeric column; text columns such as ids are skipped; "
+        "predict: the columns the model was fitted on)",
     )
     g = p.add_mutually_exclusive_group()
     g.add_argument(
@@ -82,8 +156,13 @@ def covariance_type_arg(p):
     )
 
 
+def quiet_arg(p):
+    """-q/--quiet alone (commands that do not fit)."""
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress line")
+
+
 def output_args(p):
-    """-q/--quiet and -v/--verbose."""
+    """-q/--quiet and -v/--verbose (commands that fit)."""
     g = p.add_mutually_exclusive_group()
     g.add_argument(
         "-q", "--quiet", action="store_true", help="no progress line, no summary"
@@ -96,6 +175,18 @@ def output_args(p):
     )
 
 
+def percentile_arg(p):
+    """--outlier-percentile P in [0, 100]."""
+    p.add_argument(
+        "--outlier-percentile",
+        type=number(float, 0, 100),
+        default=1.0,
+        metavar="P",
+        help="outlier threshold: the P-th percentile of the training "
+        "log-densities, saved with the model (default 1)",
+    )
+
+
 def em_args(p):
     """--scale, the EM options of every fit, and --outlier-percentile."""
     p.add_argument(
@@ -104,27 +195,27 @@ def em_args(p):
         help="standardise each column, (x - mean) / std, before fitting; "
         "saved with the model and applied by predict",
     )
-    p.add_argument("--n-init", type=int, default=1, help="EM restarts (default 1)")
-    p.add_argument("--max-iter", type=int, default=100, help="default 100")
-    p.add_argument("--tol", type=float, default=1e-3, help="default 1e-3")
-    p.add_argument("--reg-covar", type=float, default=1e-6, help="default 1e-6")
+    p.add_argument(
+        "--n-init", type=number(int, 1), default=1, help="EM restarts (default 1)"
+    )
+    p.add_argument("--max-iter", type=number(int, 0), default=100, help="default 100")
+    p.add_argument("--tol", type=number(float, 0), default=1e-3, help="default 1e-3")
+    p.add_argument(
+        "--reg-covar", type=number(float, 0), default=1e-6, help="default 1e-6"
+    )
     p.add_argument(
         "--init-params",
         default="kmeans",
         choices=("kmeans", "k-means++", "random", "random_from_data"),
     )
-    p.add_argument("--seed", type=int, default=0, help="random_state (default 0)")
-    p.add_argument("--n-jobs", type=int, help="threads (default: all cores)")
     p.add_argument(
-        "--outlier-percentile",
-        type=float,
-        default=1.0,
-        metavar="P",
-        help="outlier threshold: the P-th percentile of the training "
-        "log-densities, saved with the model (default 1)",
+        "--seed", type=number(int, 0, 2**32 - 1), default=0, help="random_state (0)"
     )
+    p.add_argument("--n-jobs", type=n_jobs_type, help="threads (default: all cores)")
+    percentile_arg(p)
 
 
+# -------------------------------------------------------------------- messages
 def make_progress(args):
     """A status line on stderr: on a terminal, unless --quiet."""
     from fastgmm.cli.progress import Progress
@@ -132,6 +223,11 @@ def make_progress(args):
     return Progress(
         sys.stderr, enabled=False if getattr(args, "quiet", False) else None
     )
+
+
+def note(message):
+    """``fastgmm: note: message`` on stderr."""
+    print(f"fastgmm: note: {message}", file=sys.stderr)
 
 
 @contextmanager
@@ -152,14 +248,40 @@ def one_line_warnings(progress):
         progress.println(f"fastgmm: warning: ... and {len(lines) - MAX_WARNINGS} more")
 
 
+def require(module, extra, what):
+    """Import ``module``, or fail with the pip command that installs it."""
+    from importlib import import_module
+
+    try:
+        return import_module(module)
+    except ImportError:
+        raise ImportError(
+            f'{what} needs {module.split(".")[0]}: pip install "fastgmm[{extra}]"'
+        ) from None
+
+
+# ------------------------------------------------------------------ reading DATA
+def read_table(args, columns, keep=None, notes=True):
+    """:func:`fastgmm.cli.data.read_data` of DATA, with a note on skipped columns."""
+    from fastgmm.cli.data import read_data
+
+    table = read_data(args.data, columns, args.header, args.delimiter, keep)
+    if notes and columns is None and table.text:
+        note(
+            f"skipped the non-numeric columns {', '.join(map(repr, table.text))} "
+            "of DATA (choose columns with --columns)"
+        )
+    return table
+
+
 def read_inputs(args):
     """(X in original units, X in model units, names, scaler or None)."""
-    from fastgmm.cli.tables import read_data
     from fastgmm.scaling import Standardizer
 
-    X, names = read_data(args.data, args.columns, args.header, args.delimiter)
+    table = read_table(args, args.columns)
+    X = table.X
     scaler = Standardizer.fit(X) if args.scale else None
-    return X, (X if scaler is None else scaler.transform(X)), names, scaler
+    return X, (X if scaler is None else scaler.transform(X)), table.names, scaler
 
 
 def fit_candidates(Z, ks, cov_types, criterion, args, label, progress):
@@ -186,7 +308,7 @@ def fit_candidates(Z, ks, cov_types, criterion, args, label, progress):
 
 
 def save_model(model, path, Z, names, scaler, args):
-    """Write the model and its sidecar; return the outlier threshold."""
+    """Write the model and its sidecar (each atomically); return the threshold."""
     import fastgmm
     from fastgmm.cli.tables import save_sidecar
     from fastgmm.inspection import fit_outlier_threshold
@@ -216,97 +338,35 @@ def cov_list(text):
     return covs
 
 
-def model_inputs(args):
-    """(model, sidecar, X in model units, names) for predict."""
-    import fastgmm
-    from fastgmm.cli.tables import load_sidecar
-    from fastgmm.scaling import Standardizer
-
-    model = fastgmm.load(args.model)
-    side = load_sidecar(args.model) or {}
-    X, names = _read_model_columns(args, side)
-    if X.shape[1] != model.n_features_in_:
-        fitted = side.get("columns")
-        hint = f"; it was fitted on {', '.join(fitted)}" if fitted else ""
-        raise ValueError(
-            f"{args.data}: {X.shape[1]} columns selected, the model expects "
-            f"{model.n_features_in_}{hint} (choose them with --columns)"
-        )
-    saved = side.get("columns")
-    if saved and not auto_names(names) and not auto_names(saved) and names != saved:
-        raise ValueError(
-            f"{args.data}: columns {names} differ from the model's {saved}"
-        )
-    if side.get("scaler"):
-        X = Standardizer.from_dict(side["scaler"]).transform(X)
-    return model, side, X
-
-
-def _read_model_columns(args, side):
-    """DATA's columns: --columns, else those of the fit when DATA has them, else all."""
-    from fastgmm.cli.tables import ColumnError, read_data
-
-    read = lambda spec: read_data(args.data, spec, args.header, args.delimiter)
-    if args.columns is None and side.get("column_spec"):
-        try:
-            return read(side["column_spec"])
-        except ColumnError:  # e.g. names from a CSV header, DATA a headerless .npy
-            pass
-    return read(args.columns)
-
-
 def auto_names(names):
     """Whether ``names`` are the ``x0, x1, ...`` given to columns without a header."""
     return all(n == f"x{n[1:]}" and n[1:].isdigit() for n in names)
 
 
-def prediction_columns(out, threshold):
-    """Named output columns of ``predict`` for one scored chunk."""
-    cols = [
-        ("label", out["labels"]),
-        ("log_density", out["log_density"]),
-        ("outlier", out["log_density"] < threshold),
-        ("confidence", out["confidence"]),
-    ]
-    if "proba" in out:
-        cols.append(("p", out["proba"]))
-    return cols
-
-
-@contextmanager
-def open_out(path, binary_later=False):
-    """stdout for None or '-', nothing for npz (written at the end), else the file."""
-    if binary_later:
-        yield None
-    elif path in (None, "-"):
-        yield sys.stdout
-    else:
-        with open(path, "w", newline="") as fh:
-            yield fh
-
-
-def save_curve(result, path):
+def save_curve(result, path, fmt):
     """Save ``select``'s criterion curve; without matplotlib warn, or fail if asked."""
     try:
         import matplotlib
     except ImportError:
         if path is not None:
             raise ImportError(
-                "--plot needs matplotlib (pip install 'fastgmm[plot]')"
+                '--plot needs matplotlib: pip install "fastgmm[plot]"'
             ) from None
         print(
             "fastgmm: warning: matplotlib is not installed, the curve was not "
-            "saved (pip install 'fastgmm[plot]', or pass --no-plot)",
+            'saved (pip install "fastgmm[plot]", or pass --no-plot)',
             file=sys.stderr,
         )
         return
     matplotlib.use("Agg")  # a file, never a window
     import matplotlib.pyplot as plt
 
-    from fastgmm.plotting import plot_selection, save
+    from fastgmm.cli.outputs import atomic_write
+    from fastgmm.plotting import plot_selection
 
     path = path or "fastgmm-select.png"
     fig = plot_selection(result).figure
-    save(fig, path)
+    with atomic_write(path, "wb") as fh:
+        fig.savefig(fh, format=fmt, dpi=110, bbox_inches="tight")
     plt.close(fig)
     print(f"saved the {result.criterion.upper()} curve to {path}")

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._jit import chunk_rows, kernel_array, kernel_input
+from .._runtime import pass_work
 from ..kernels import DIAG, FULL, TIED
 from ..kernels.kmeans import label_stats
 from ..model import covariance
@@ -105,6 +106,19 @@ def _total_scatter(data, ref, kind):
         return total, ref[0] + delta, s2[0] - s1 * delta
     s2 = np.tril(s2) + np.tril(s2, -1).T
     return total, ref[0] + delta, s2 - np.outer(s1, delta)
+
+
+def fit_work(X, n_components, model):
+    """Estimated work of one EM pass over ``X`` (see :func:`fastgmm._runtime.pass_work`)
+    from its shape, for the serial cut-off of ``threads(work=...)``; None when the
+    shape is not known before reading the data (callables, generators)."""
+    try:
+        shape = X.shape if hasattr(X, "shape") else (len(X), len(X[0]))
+        n_rows, n_features = (int(v) for v in shape)
+    except (TypeError, ValueError, IndexError, KeyError):  # not 2-D, unknown sizes
+        return None
+    dense = covariance.get(model).form == "dense"
+    return pass_work(n_rows, n_features, int(n_components), dense)
 
 
 def check_n_samples(n_samples, n_components):

@@ -18,6 +18,8 @@ import math
 import warnings
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from .._jit import kernel_array
 from ..exceptions import DegenerateComponentWarning
 from ..kernels.passes import em_pass
@@ -75,7 +77,7 @@ def params_from_stats(stats, ref, family, tied_total, jitter):
         model, stats, ref, family.reg_covar, tied_total
     )
     try:
-        prec_chol = model.prec_chol(cov)
+        prec_chol = _prec_chol(model, cov)
     except covariance.IllDefinedCovariance:
         if not family.recover:
             raise
@@ -90,6 +92,21 @@ def params_from_stats(stats, ref, family, tied_total, jitter):
             stacklevel=2,
         )
     return Params(model, weights, means, cov, prec_chol)
+
+
+def _prec_chol(model, cov):
+    """``model.prec_chol(cov)``; dense factors of a successful M-step in one kernel
+    call (SciPy's two calls per component cost ~30 us each on small matrices);
+    anything the kernel refuses (not positive definite, not finite) goes to the
+    model, which raises its usual error."""
+    if model.form == "dense":
+        from ..kernels.cholesky import prec_chol_stack
+
+        stack = kernel_array(cov).reshape(-1, *cov.shape[-2:])
+        out = np.empty(stack.shape)
+        if prec_chol_stack(stack, out) < 0:
+            return out.reshape(cov.shape)
+    return model.prec_chol(cov)
 
 
 def block_em(X, sw, kind, const, loc, prec, ref, chunk):

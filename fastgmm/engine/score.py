@@ -9,7 +9,8 @@ thread scope once (threads for the kernels, BLAS pinned to one thread).
 import numpy as np
 
 from .._jit import chunk_rows, kernel_input
-from .._runtime import threads
+from .._runtime import pass_work, threads
+from ..kernels import DIAG
 from ..kernels.passes import score_pass
 
 #: rows scored at a time by :func:`score_chunks` (bounds a K-wide buffer)
@@ -39,7 +40,8 @@ def score(X, params, *, lse=False, resp=False, labels=False, n_jobs=None, family
     lse, resp, labels : bool
         Which outputs to return, in that order.
     n_jobs : int or None
-        Threads (scikit-learn's spelling).
+        Threads (scikit-learn's spelling); small problems run on one thread (see
+        :func:`fastgmm._runtime.threads`).
     family : object, optional
         Supplies ``inputs(params)``; default: the maximum-likelihood mixture.
 
@@ -50,7 +52,9 @@ def score(X, params, *, lse=False, resp=False, labels=False, n_jobs=None, family
     """
     from ..model.params import kernel_inputs
 
-    with threads(n_jobs):
+    n, d = X.shape
+    work = pass_work(n, d, params.n_components, params.model.kind != DIAG)
+    with threads(n_jobs, work=work):
         inputs = kernel_inputs(params) if family is None else family.inputs(params)
         return _score(kernel_input(X), inputs, lse, resp, labels)
 

@@ -1,45 +1,61 @@
 """Safe persistence: a versioned, non-pickle model file.
 
-Format (``.npz``-style zip archive, ``FORMAT_VERSION`` 1):
+Format (zip archive, ``FORMAT_VERSION`` 2):
 
-``meta.json``
-    ``{"format": "fastgmm-model", "format_version": 1, "fastgmm_version": ...,
-    "params": {constructor parameters that are JSON scalars}, "fitted": {converged_,
-    n_iter_, lower_bound_, lower_bounds_, n_features_in_}, "arrays": {name: sha256}}``
+``meta.json`` (at most :data:`MAX_META` bytes)
+    ``{"format": "fastgmm-model", "format_version": 2, "fastgmm_version": ...,
+    "estimator": "GaussianMixture", "params": {constructor parameters that are JSON
+    scalars}, "fitted": {converged_, n_iter_, lower_bound_, n_features_in_},
+    "arrays": {name: sha256 of the member}}``
 ``<name>.npy``
-    one member per array (weights_, means_, covariances_, precisions_,
-    precisions_cholesky_, and
-    feature_names_in_ / the *_init arrays when present), written and read with
-    ``allow_pickle=False``.
+    one member per array: weights_, means_, covariances_, precisions_,
+    precisions_cholesky_, lower_bounds_, and feature_names_in_ / the *_init arrays
+    when present. (Version 1 kept ``lower_bounds_`` in ``fitted``; it is still read.)
 
-Loading never executes code: arrays are read with ``allow_pickle=False`` and every
-value is validated (format and version, checksums, shapes, dtypes, finiteness,
-normalised weights, positive Cholesky diagonals) before a model is built.
+Loading never executes code and never trusts a size: the zip directory, meta.json,
+each ``.npy`` header and each member's declared size are checked before anything
+is inflated, members are inflated in bounded chunks, and every value is validated
+(:mod:`fastgmm.io.checks`) before a model is built. Every malformed file raises
+:class:`ModelFileError`. Files are written atomically (a temporary file in the same
+folder, then renamed), so a failed save leaves no partial file.
 """
 
 import hashlib
 import io
 import json
-import math
 import zipfile
+import zlib
+from dataclasses import dataclass
 
 import numpy as np
 
-FORMAT = "fastgmm-model"
-FORMAT_VERSION = 1
-_FITTED_ARRAYS = (
-    "weights_",
-    "means_",
-    "covariances_",
-    "precisions_",
-    "precisions_cholesky_",
+from . import archive
+from .atomic import atomic_write
+from .checks import (
+    _FITTED_ARRAYS,
+    _INIT_ARRAYS,
+    FORMAT,
+    FORMAT_VERSION,
+    array_specs,
+    check_meta,
+    check_values,
 )
-_INIT_ARRAYS = ("weights_init", "means_init", "precisions_init")
+from .errors import ModelFileError
+
+__all__ = ["FORMAT", "FORMAT_VERSION", "ModelFileError", "load", "read", "save"]
+
+#: bytes meta.json may take (a real one takes about 1 KiB)
+MAX_META = 1 << 20
+#: members whose deflated size would be below 1/STORE_RATIO of their size are
+#: stored uncompressed (identity-like matrices): no member inflates by more
+STORE_RATIO = 100
 
 #: estimator classes a model file may name ("estimator" in meta.json; files written
 #: before the key existed hold a GaussianMixture), imported on load by name so that
 #: this module never imports an estimator
 ESTIMATORS = {"GaussianMixture": "fastgmm.mixture:GaussianMixture"}
+#: further fitted arrays of an estimator: name -> shape of (K, d, covariance model)
+ESTIMATOR_ARRAYS = {"GaussianMixture": {}}
 
 
 def _estimator_name(model):
@@ -49,19 +65,14 @@ def _estimator_name(model):
     raise TypeError(f"cannot save a {type(model).__name__}: not a fastgmm estimator")
 
 
-def _estimator_class(name, path):
+def _estimator_class(name):
     from importlib import import_module
 
-    if name not in ESTIMATORS:
-        raise ModelFileError(f"{path}: unknown estimator {name!r}")
     module, _, attr = ESTIMATORS[name].partition(":")
     return getattr(import_module(module), attr)
 
 
-class ModelFileError(ValueError):
-    """A model file is unreadable, corrupted, tampered with or from a newer format."""
-
-
+# --------------------------------------------------------------------------- save
 def _array_bytes(array):
     buf = io.BytesIO()
     array = np.asarray(array)  # 0-d arrays stay 0-d (np.ascontiguousarray would not)
@@ -71,14 +82,26 @@ def _array_bytes(array):
     return buf.getvalue()
 
 
+def _arrays_of(model, name):
+    arrays = {n: getattr(model, n) for n in _FITTED_ARRAYS}
+    arrays.update({n: getattr(model, n) for n in ESTIMATOR_ARRAYS.get(name, {})})
+    arrays["lower_bounds_"] = np.asarray(model.lower_bounds_, dtype=np.float64)
+    if hasattr(model, "feature_names_in_"):
+        arrays["feature_names_in_"] = np.asarray(model.feature_names_in_, dtype=str)
+    return arrays
+
+
 def save(model, path):
-    """Write a fitted GaussianMixture to ``path`` (see the module docstring)."""
+    """Write a fitted estimator to ``path`` (see the module docstring).
+
+    The file is written to a temporary file in the same folder and renamed over
+    ``path`` when complete.
+    """
     from sklearn.utils.validation import check_is_fitted
 
     check_is_fitted(model)
-    arrays = {name: getattr(model, name) for name in _FITTED_ARRAYS}
-    if hasattr(model, "feature_names_in_"):
-        arrays["feature_names_in_"] = np.asarray(model.feature_names_in_, dtype=str)
+    name = _estimator_name(model)
+    arrays = _arrays_of(model, name)
     params = {}
     for key, value in model.get_params().items():
         if key in _INIT_ARRAYS:
@@ -88,26 +111,31 @@ def save(model, path):
             params[key] = value
         elif isinstance(value, np.integer):
             params[key] = int(value)
-    blobs = {name: _array_bytes(a) for name, a in arrays.items()}
+    blobs = {n: _array_bytes(a) for n, a in arrays.items()}
     meta = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "fastgmm_version": _version(),
-        "estimator": _estimator_name(model),
+        "estimator": name,
         "params": params,
         "fitted": {
             "converged_": bool(model.converged_),
             "n_iter_": int(model.n_iter_),
             "lower_bound_": float(model.lower_bound_),
-            "lower_bounds_": [float(v) for v in model.lower_bounds_],
             "n_features_in_": int(model.n_features_in_),
         },
-        "arrays": {name: hashlib.sha256(b).hexdigest() for name, b in blobs.items()},
+        "arrays": {n: hashlib.sha256(b).hexdigest() for n, b in blobs.items()},
     }
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr("meta.json", json.dumps(meta, indent=1, allow_nan=True))
-        for name, blob in blobs.items():
-            zf.writestr(name + ".npy", blob)
+    with atomic_write(path, "wb") as fh, zipfile.ZipFile(fh, "w") as zf:
+        zf.writestr(
+            "meta.json",
+            json.dumps(meta, indent=1, allow_nan=True),
+            compress_type=zipfile.ZIP_DEFLATED,
+        )
+        for n, blob in blobs.items():
+            packed = len(zlib.compress(blob, 1)) * STORE_RATIO >= len(blob)
+            method = zipfile.ZIP_DEFLATED if packed else zipfile.ZIP_STORED
+            zf.writestr(n + ".npy", blob, compress_type=method)
 
 
 def _version():
@@ -116,119 +144,156 @@ def _version():
     return __version__
 
 
-def _read(path):
+# --------------------------------------------------------------------------- read
+@dataclass(frozen=True)
+class ModelFile:
+    """A model file whose every field and value was checked (see :func:`read`).
+
+    Attributes
+    ----------
+    meta : fastgmm.io.checks.Meta
+        The checked meta.json: estimator, params, fitted scalars, the covariance
+        model, n_components, n_features.
+    arrays : dict of ndarray
+        Every array member, by attribute name.
+    """
+
+    meta: object
+    arrays: dict
+
+    def params(self):
+        """The fitted parameters as float64 :class:`fastgmm.model.params.Params`."""
+        from ..model.params import Params
+
+        f64 = lambda name: np.asarray(self.arrays[name], dtype=np.float64)  # noqa: E731
+        return Params(
+            self.meta.model,
+            f64("weights_"),
+            f64("means_"),
+            f64("covariances_"),
+            f64("precisions_cholesky_"),
+        )
+
+
+def _read_meta(zf):
+    blob, _ = archive.read_member(zf, "meta.json", MAX_META)
     try:
-        with zipfile.ZipFile(path) as zf:
-            meta = json.loads(zf.read("meta.json"))
-            if not isinstance(meta, dict):
-                raise ModelFileError(f"{path}: meta.json is not an object")
-            blobs = {}
-            for name in meta.get("arrays", {}):
-                blobs[name] = zf.read(name + ".npy")
-    except FileNotFoundError:
-        raise
-    except (zipfile.BadZipFile, KeyError, OSError, EOFError, ValueError) as exc:
-        if isinstance(exc, ModelFileError):
-            raise
-        raise ModelFileError(
-            f"{path}: not a readable fastgmm model file (truncated or corrupted): {exc}"
-        ) from None
-    return meta, blobs
+        meta = json.loads(blob)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, bad UTF-8, nesting
+        raise ModelFileError(f"meta.json is not valid JSON: {exc}") from None
+    return check_meta(meta, ESTIMATORS)
 
 
-def _check_header(meta, path):
-    if meta.get("format") != FORMAT:
-        raise ModelFileError(
-            f"{path}: not a fastgmm model file (format {meta.get('format')!r})"
-        )
-    version = meta.get("format_version")
-    if not isinstance(version, int) or version < 1:
-        raise ModelFileError(f"{path}: invalid format_version {version!r}")
-    if version > FORMAT_VERSION:
-        raise ModelFileError(
-            f"{path}: model file format version {version} is newer than this fastgmm "
-            f"({_version()}) reads (version {FORMAT_VERSION}); upgrade fastgmm."
-        )
+def _read_arrays(zf, meta, max_bytes):
+    """Each array member, its header and declared size checked before inflating."""
+    specs = array_specs(meta, ESTIMATOR_ARRAYS.get(meta.estimator))
+    unexpected = sorted(
+        set(zf.namelist()) - {"meta.json", *(n + ".npy" for n in specs)}
+    )
+    if unexpected:
+        raise ModelFileError(f"unexpected members {unexpected}")
+    budget = [max_bytes]
 
+    def accept(name, dtype, shape):
+        specs[name].check(name, dtype, shape)
+        nbytes = int(np.prod(shape, dtype=object)) * dtype.itemsize
+        if budget[0] is not None:
+            if nbytes > budget[0]:
+                raise ModelFileError(f"the arrays need more than max_bytes={max_bytes}")
+            budget[0] -= nbytes
 
-def _decode_arrays(meta, blobs, path):
     arrays = {}
-    for name, blob in blobs.items():
-        if hashlib.sha256(blob).hexdigest() != meta["arrays"][name]:
+    for name in specs:
+        array, digest = archive.read_npy(zf, name, accept)
+        if digest != meta.checksums[name]:
             raise ModelFileError(
-                f"{path}: checksum mismatch for {name} (corrupted or tampered)"
+                f"checksum mismatch for {name} (corrupted or tampered)"
             )
-        try:
-            arrays[name] = np.lib.format.read_array(
-                io.BytesIO(blob), allow_pickle=False
-            )
-        except ValueError as exc:
-            raise ModelFileError(f"{path}: cannot read array {name}: {exc}") from None
-    missing = [n for n in _FITTED_ARRAYS if n not in arrays]
-    if missing:
-        raise ModelFileError(f"{path}: missing arrays {missing}")
-    return arrays
+        arrays[name] = array
+    return arrays, meta
 
 
-def _check_model(model, path):
-    """Shapes, dtypes and values of the fitted arrays, against the parameters."""
-    from ..model import covariance
+def read(path, *, max_bytes=None):
+    """Read and check a model file without building an estimator.
 
-    k, d = model.n_components, model.n_features_in_
-    cov_model = covariance.get(model.covariance_type)
-    shape = cov_model.shape(k, d)
-    expected = {
-        "weights_": (k,), "means_": (k, d), "covariances_": shape,
-        "precisions_": shape, "precisions_cholesky_": shape,
-    }  # fmt: skip
-    for name, want in expected.items():
-        a = getattr(model, name)
-        if a.dtype not in (np.float32, np.float64) or a.shape != want:
-            raise ModelFileError(
-                f"{path}: {name} has dtype {a.dtype} and shape {a.shape}, "
-                f"expected float and {want}"
-            )
-        if not np.all(np.isfinite(a)):
-            raise ModelFileError(f"{path}: {name} has non-finite values")
-    w = model.weights_
-    if np.any(w < 0) or not math.isclose(float(w.sum()), 1.0, abs_tol=1e-5):
-        raise ModelFileError(f"{path}: weights_ are not a probability vector")
-    pc = model.precisions_cholesky_
-    if cov_model.form == "dense":
-        pc = np.diagonal(pc, axis1=-2, axis2=-1)
-    if np.any(pc <= 0):
-        raise ModelFileError(
-            f"{path}: precisions_cholesky_ is not a valid Cholesky factor"
-        )
+    Parameters
+    ----------
+    path : str or path-like
+    max_bytes : int, optional
+        Refuse a file whose arrays would take more than this many bytes (checked
+        from the declared shapes, before anything is inflated). By default a file
+        can make ``read`` allocate about twice the size of the model it declares
+        (plus up to :data:`MAX_META` for meta.json), never more.
 
+    Returns
+    -------
+    ModelFile
 
-def load(path):
-    """Read a model written by :func:`save`; raises ModelFileError on any problem."""
-    meta, blobs = _read(path)
-    _check_header(meta, path)
-    arrays = _decode_arrays(meta, blobs, path)
-    cls = _estimator_class(meta.get("estimator", "GaussianMixture"), path)
+    Raises
+    ------
+    ModelFileError
+        Any malformed, corrupted, tampered, inconsistent or newer-format file.
+    FileNotFoundError, IsADirectoryError, PermissionError
+        When ``path`` cannot be opened at all.
+    """
     try:
-        params = dict(meta["params"])
-        params.update({n: arrays[n] for n in _INIT_ARRAYS if n in arrays})
+        with archive.open_archive(path) as zf:
+            arrays, meta = _read_arrays(zf, _read_meta(zf), max_bytes)
+        check_values(arrays, meta)
+    except ModelFileError as exc:
+        raise ModelFileError(f"{path}: {exc}") from None
+    except (FileNotFoundError, IsADirectoryError, PermissionError):
+        raise  # the path, not its content
+    except (*archive.MALFORMED, OSError) as exc:  # e.g. EINVAL: a seek before 0
+        what = type(exc).__name__ if not str(exc) else f"{type(exc).__name__}: {exc}"
+        raise ModelFileError(
+            f"{path}: not a readable fastgmm model file (truncated or corrupted): "
+            f"{what}"
+        ) from None
+    return ModelFile(meta, arrays)
+
+
+def _build(model_file, path):
+    """The estimator of a checked file; its own parameter validation applies."""
+    meta, arrays = model_file.meta, model_file.arrays
+    cls = _estimator_class(meta.estimator)
+    params = dict(meta.params)
+    params.update({n: arrays[n] for n in _INIT_ARRAYS if n in arrays})
+    try:
         model = cls(**params)
         model._validate_params()
-        fitted = meta["fitted"]
-        for name in (
-            "converged_",
-            "n_iter_",
-            "lower_bound_",
-            "lower_bounds_",
-            "n_features_in_",
-        ):
-            setattr(model, name, fitted[name])
-    except ModelFileError:
-        raise
-    except Exception as exc:  # wrong keys or types in meta.json
-        raise ModelFileError(f"{path}: invalid model metadata: {exc}") from None
-    for name in _FITTED_ARRAYS:
+    except (TypeError, ValueError) as exc:  # unknown key, or a wrong type or value
+        raise ModelFileError(f"{path}: invalid model parameters: {exc}") from None
+    for name in ("converged_", "n_iter_", "lower_bound_", "n_features_in_"):
+        setattr(model, name, meta.fitted[name])
+    bounds = arrays.get("lower_bounds_", meta.fitted.get("lower_bounds_"))
+    model.lower_bounds_ = [float(v) for v in np.asarray(bounds, dtype=np.float64)]
+    for name in (*_FITTED_ARRAYS, *ESTIMATOR_ARRAYS.get(meta.estimator, {})):
         setattr(model, name, arrays[name])
     if "feature_names_in_" in arrays:
         model.feature_names_in_ = arrays["feature_names_in_"].astype(object)
-    _check_model(model, path)
     return model
+
+
+def load(path, *, max_bytes=None):
+    """Read a model written by :func:`save`, validating every field and value.
+
+    Parameters
+    ----------
+    path : str or path-like
+    max_bytes : int, optional
+        Refuse a file whose arrays would take more than this many bytes (see
+        :func:`read`); useful for files from untrusted sources.
+
+    Returns
+    -------
+    GaussianMixture
+        A fitted estimator.
+
+    Raises
+    ------
+    ModelFileError
+        Any malformed, corrupted, tampered, inconsistent or newer-format file
+        (a subclass of ValueError).
+    """
+    return _build(read(path, max_bytes=max_bytes), path)

@@ -1,4 +1,5 @@
-"""Deterministic chunk-ordered reductions shared by the parallel kernels.
+"""Deterministic chunk-ordered reductions and the task queue shared by the parallel
+kernels.
 
 A parallel kernel gives each chunk of rows its own slot of partial sums and adds the
 slots in chunk order, so results do not depend on the thread count. The slot
@@ -6,14 +7,24 @@ buffers and the ordered sum live here, in *serial* kernels: inside a
 ``parallel=True`` function every array expression (``np.zeros``, ``a += b``) becomes
 a parallel region of its own, and thousands of tiny regions per pass cost more than
 the work (and stall whenever another process holds a core).
+
+Chunks are handed out dynamically: a parallel kernel starts one worker per thread
+(``prange(n_workers)``, one parallel region) and each worker takes the next chunk
+number from a shared counter (:func:`next_task`, an atomic fetch-and-add) until none
+is left. Numba's own ``prange`` gives each thread a fixed share of the iterations,
+so one thread descheduled by another process stalls the whole pass; here the other
+threads take over its chunks. Which thread runs a chunk changes nothing: each chunk
+writes its own slot.
 """
 
+import numba
 import numpy as np
 from numba import config, types
+from numba.core import cgutils
 from numba.core.imputils import impl_ret_borrowed
 from numba.extending import intrinsic
 
-from .._jit import kernel, kernel_input
+from .._jit import SLOT_BYTES, kernel, kernel_input
 
 
 @intrinsic
@@ -31,8 +42,76 @@ def read_only(typingctx, a):
     return sig, codegen
 
 
+@intrinsic
+def _fetch_add(typingctx, counter):
+    """Atomically ``counter[0] += 1``; returns the value before (int64 array)."""
+    if not (isinstance(counter, types.Array) and counter.dtype == types.int64):
+        return None
+
+    def codegen(context, builder, signature, args):
+        (aryty,) = signature.args
+        ary = context.make_array(aryty)(context, builder, args[0])
+        ptr = cgutils.get_item_pointer(
+            context, builder, aryty, ary, [cgutils.intp_t(0)]
+        )
+        one = context.get_constant(types.int64, 1)
+        return builder.atomic_rmw("add", ptr, one, "monotonic")
+
+    return types.int64(counter), codegen
+
+
+@intrinsic
+def _num_threads(typingctx):
+    """numba.get_num_threads() linked by symbol name, as Numba's own parallel loops
+    call it (its public overload goes through a ctypes pointer, which would make
+    the calling kernel uncacheable)."""
+    from llvmlite import ir
+    from numba.np.ufunc.parallel import _launch_threads
+
+    _launch_threads()  # registers the symbol
+
+    def codegen(context, builder, signature, args):
+        fnty = ir.FunctionType(cgutils.intp_t, [])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "get_num_threads")
+        return builder.call(fn, [])
+
+    return types.intp(), codegen
+
+
+def _fetch_add_python(counter):
+    """_fetch_add without the JIT (prange is then a serial loop)."""
+    value = int(counter[0])
+    counter[0] = value + 1
+    return value
+
+
 if config.DISABLE_JIT:  # intrinsics exist only in compiled code
     read_only = kernel_input
+    _fetch_add = _fetch_add_python
+    _num_threads = numba.get_num_threads
+
+
+@kernel
+def task_queue(n_tasks):
+    """(counter, n_workers) for ``n_tasks`` chunks: a zeroed task counter (1,) int64
+    for :func:`next_task` and the number of workers to start, one per thread (at
+    most one per task)."""
+    return np.zeros(1, np.int64), max(1, min(_num_threads(), n_tasks))
+
+
+@kernel
+def next_task(counter):
+    """The next task number of a queue (0, 1, 2, ... across all workers, each number
+    given out once); a worker stops when it reaches the number of tasks."""
+    return _fetch_add(counter)
+
+
+@kernel
+def n_slots_for(n_chunks, n_components, p, d):
+    """Partial-sum slots held at once by a chunked reduction of K x p x d statistics:
+    one per chunk (one parallel region per pass) within SLOT_BYTES."""
+    per_slot = 8 * (1 + n_components * (1 + d + p * d))
+    return max(1, min(n_chunks, SLOT_BYTES // per_slot))
 
 
 @kernel

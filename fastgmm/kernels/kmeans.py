@@ -9,16 +9,25 @@ equal distances wins, so ties resolve as in scikit-learn. k-means++ sampling
 searches cumulative sums of ``w * d2`` chunk by chunk (no array of n partial sums).
 
 Parallel over fixed-size chunks with partial sums added in chunk order, like the
-E-step, so results do not depend on the thread count. Labels may be any signed
+E-step, so results do not depend on the thread count; chunks go to the threads
+dynamically (see :mod:`fastgmm.kernels.blocks`). Labels may be any signed
 integer dtype (the caller picks the smallest that holds K).
 """
 
 import numpy as np
 from numba import prange
 
-from .._jit import BLOCK, GROUP, kernel
+from .._jit import BLOCK, kernel
 from . import FULL, TIED
-from .blocks import add_slots, read_only, slot_buffers, sum_rows
+from .blocks import (
+    add_slots,
+    n_slots_for,
+    next_task,
+    read_only,
+    slot_buffers,
+    sum_rows,
+    task_queue,
+)
 
 
 # ------------------------------------------------------------------ Lloyd passes
@@ -99,11 +108,15 @@ def assign(X, mean, centers, cnorm, chunk, labels):
     n, d = X.shape
     n_chunks = (n + chunk - 1) // chunk
     pch, none_k, none_s, sw = _no_sums(n_chunks, d)
-    for c in prange(n_chunks):
-        start, stop = c * chunk, min(n, (c + 1) * chunk)
-        pch[c] = _chunk_lloyd(
-            X, sw, mean, centers, cnorm, start, stop, labels, none_k, none_s
-        )
+    queue, n_workers = task_queue(n_chunks)
+    for _ in prange(n_workers):
+        c = next_task(queue)
+        while c < n_chunks:
+            start, stop = c * chunk, min(n, (c + 1) * chunk)
+            pch[c] = _chunk_lloyd(
+                X, sw, mean, centers, cnorm, start, stop, labels, none_k, none_s
+            )
+            c = next_task(queue)
     return _total(pch)
 
 
@@ -117,11 +130,15 @@ def lloyd_step(X, sw, mean, centers, cnorm, chunk, labels):
     n_chunks = (n + chunk - 1) // chunk
     pch, pnk, ps1, ps2 = slot_buffers(n_chunks, n_components, 0, d)
     _, nk, s1, s2 = slot_buffers(1, n_components, 0, d)
-    for c in prange(n_chunks):
-        start, stop = c * chunk, min(n, (c + 1) * chunk)
-        pch[c] = _chunk_lloyd(
-            X, sw, mean, centers, cnorm, start, stop, labels, pnk[c], ps1[c]
-        )
+    queue, n_workers = task_queue(n_chunks)
+    for _ in prange(n_workers):
+        c = next_task(queue)
+        while c < n_chunks:
+            start, stop = c * chunk, min(n, (c + 1) * chunk)
+            pch[c] = _chunk_lloyd(
+                X, sw, mean, centers, cnorm, start, stop, labels, pnk[c], ps1[c]
+            )
+            c = next_task(queue)
     changed = add_slots(n_chunks, pch, pnk, ps1, ps2, nk[0], s1[0], s2[0])
     return nk[0], s1[0], int(changed)
 
@@ -142,9 +159,13 @@ def update_min_dist(X, mean, point, chunk, d2):
     """d2[i] = min(d2[i], ||(x_i - mean) - point||^2) in place (point float64)."""
     n = X.shape[0]
     n_chunks = (n + chunk - 1) // chunk
-    for c in prange(n_chunks):
-        for i in range(c * chunk, min(n, (c + 1) * chunk)):
-            d2[i] = min(d2[i], _centred_sq_dist(X, i, mean, point))
+    queue, n_workers = task_queue(n_chunks)
+    for _ in prange(n_workers):
+        c = next_task(queue)
+        while c < n_chunks:
+            for i in range(c * chunk, min(n, (c + 1) * chunk)):
+                d2[i] = min(d2[i], _centred_sq_dist(X, i, mean, point))
+            c = next_task(queue)
 
 
 @kernel(parallel=True, inputs="X sw mean d2 cands")
@@ -155,11 +176,16 @@ def potentials(X, sw, mean, d2, cands, chunk):
     n_cand = cands.shape[0]
     n_chunks = (n + chunk - 1) // chunk
     _, part, _, _ = slot_buffers(n_chunks, n_cand, 0, 0)
-    for c in prange(n_chunks):
-        for i in range(c * chunk, min(n, (c + 1) * chunk)):
-            w = sw[i] if sw.shape[0] > 0 else 1.0
-            for t in range(n_cand):
-                part[c, t] += w * min(d2[i], _centred_sq_dist(X, i, mean, cands[t]))
+    queue, n_workers = task_queue(n_chunks)
+    for _ in prange(n_workers):
+        c = next_task(queue)
+        while c < n_chunks:
+            for i in range(c * chunk, min(n, (c + 1) * chunk)):
+                w = sw[i] if sw.shape[0] > 0 else 1.0
+                for t in range(n_cand):
+                    dt = _centred_sq_dist(X, i, mean, cands[t])
+                    part[c, t] += w * min(d2[i], dt)
+            c = next_task(queue)
     return sum_rows(part)
 
 
@@ -181,10 +207,13 @@ def chunk_sums(sw, d2, chunk):
     n = d2.shape[0]
     n_chunks = (n + chunk - 1) // chunk
     out = _no_sums(n_chunks, 0)[0]
-    for c in prange(n_chunks):
-        out[c] = _running_sum(sw, d2, c * chunk, min(n, (c + 1) * chunk), 0.0, np.inf)[
-            1
-        ]
+    queue, n_workers = task_queue(n_chunks)
+    for _ in prange(n_workers):
+        c = next_task(queue)
+        while c < n_chunks:
+            stop = min(n, (c + 1) * chunk)
+            out[c] = _running_sum(sw, d2, c * chunk, stop, 0.0, np.inf)[1]
+            c = next_task(queue)
     return out
 
 
@@ -260,16 +289,20 @@ def label_stats(X, sw, labels, n_components, kind, ref, chunk):
     n, d = X.shape
     p = d if kind == FULL else 1
     n_chunks = (n + chunk - 1) // chunk
-    n_slots = max(1, min(GROUP, n_chunks))
+    n_slots = n_slots_for(n_chunks, n_components, p, d)
     pll, pnk, ps1, ps2 = slot_buffers(n_slots, n_components, p, d)
     _, nk, s1, s2 = slot_buffers(1, n_components, p, d)
     for g0 in range(0, n_chunks, n_slots):
         m = min(n_slots, n_chunks - g0)
-        for c in prange(m):
-            start = (g0 + c) * chunk
-            stop = min(n, start + chunk)
-            _chunk_label_stats(
-                X, sw, labels, start, stop, kind, ref, pnk[c], ps1[c], ps2[c]
-            )
+        queue, n_workers = task_queue(m)
+        for _ in prange(n_workers):
+            c = next_task(queue)
+            while c < m:
+                start = (g0 + c) * chunk
+                stop = min(n, start + chunk)
+                _chunk_label_stats(
+                    X, sw, labels, start, stop, kind, ref, pnk[c], ps1[c], ps2[c]
+                )
+                c = next_task(queue)
         add_slots(m, pll, pnk, ps1, ps2, nk[0], s1[0], s2[0])
     return nk[0], s1[0], s2[0]

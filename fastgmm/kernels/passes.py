@@ -18,10 +18,10 @@ which the E-step already subtracts), so there is no E[xx'] - mu mu' cancellation
 import numpy as np
 from numba import prange
 
-from .._jit import BLOCK, GROUP, kernel
+from .._jit import BLOCK, kernel
 from . import DIAG, FULL, TIED
 from .blas import add_gram_lower, blas_args
-from .blocks import add_slots, slot_buffers
+from .blocks import add_slots, n_slots_for, next_task, slot_buffers, task_queue
 from .logdensity import GEMM_MIN_D, block_buffers, block_log_prob, load_block
 from .vecmath import exp_nonpos_inplace, log_pos
 
@@ -190,23 +190,29 @@ def em_pass(X, sw, kind, const, loc, prec, ref, chunk):
 
     sw is (n,) sample weights or (0,) for unit weights. Returns
     (loglik_sum, nk (K,), s1 (K, d), s2 (K, p, d)) with p = d for FULL, else 1.
+    Chunks go to the threads dynamically (see blocks.task_queue), one slot each.
     """
     n, d = X.shape
     n_components = const.shape[0]
     p = d if kind == FULL else 1
     n_chunks = (n + chunk - 1) // chunk
-    n_slots = max(1, min(GROUP, n_chunks))
+    n_slots = n_slots_for(n_chunks, n_components, p, d)
     pll, pnk, ps1, ps2 = slot_buffers(n_slots, n_components, p, d)
     _, nk, s1, s2 = slot_buffers(1, n_components, p, d)
     ll = 0.0
     for g0 in range(0, n_chunks, n_slots):
         m = min(n_slots, n_chunks - g0)
-        for c in prange(m):
-            start = (g0 + c) * chunk
-            stop = min(n, start + chunk)
-            pll[c] = _chunk_em(
-                X, sw, start, stop, kind, const, loc, prec, ref, pnk[c], ps1[c], ps2[c]
-            )
+        queue, n_workers = task_queue(m)
+        for _ in prange(n_workers):
+            c = next_task(queue)
+            while c < m:
+                start = (g0 + c) * chunk
+                stop = min(n, start + chunk)
+                pll[c] = _chunk_em(
+                    X, sw, start, stop, kind, const, loc, prec, ref,
+                    pnk[c], ps1[c], ps2[c],
+                )  # fmt: skip
+                c = next_task(queue)
         ll += add_slots(m, pll, pnk, ps1, ps2, nk[0], s1[0], s2[0])
     return ll, nk[0], s1[0], s2[0]
 
@@ -248,9 +254,13 @@ def score_pass(X, kind, const, loc, prec, chunk, out_lse, out_resp, out_label):
     """
     n = X.shape[0]
     n_chunks = (n + chunk - 1) // chunk
-    for c in prange(n_chunks):
-        start = c * chunk
-        stop = min(n, start + chunk)
-        _chunk_score(
-            X, start, stop, kind, const, loc, prec, out_lse, out_resp, out_label
-        )
+    queue, n_workers = task_queue(n_chunks)
+    for _ in prange(n_workers):
+        c = next_task(queue)
+        while c < n_chunks:
+            start = c * chunk
+            stop = min(n, start + chunk)
+            _chunk_score(
+                X, start, stop, kind, const, loc, prec, out_lse, out_resp, out_label
+            )
+            c = next_task(queue)

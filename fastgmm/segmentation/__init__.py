@@ -105,9 +105,11 @@ def _fit(fit_set, n_components, options):
             f"n_components={n_components} exceeds the number of points the mixture "
             f"is fitted on: {fit_set.what}"
         )
-    return GaussianMixture(n_components, **options).fit(
-        fit_set.X, sample_weight=fit_set.weight
-    )
+    X, weight = fit_set.X, fit_set.weight
+    if n_points == 1:  # one distinct colour: two half-weight copies, the same EM
+        X = np.repeat(X, 2, axis=0)
+        weight = np.repeat((np.ones(1) if weight is None else weight) / 2, 2)
+    return GaussianMixture(n_components, **options).fit(X, sample_weight=weight)
 
 
 def _bic(model, fit_set):

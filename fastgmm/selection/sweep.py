@@ -285,6 +285,7 @@ def in_parallel(parallel, X, ks, n_jobs):
 def sweep(X, sample_weight, ks, cov_types, settings, seeds, names, monitor, parallel):
     """(table rows, fitted models) of every (K, covariance type), K outermost."""
     from .._runtime import n_threads_for, threads
+    from ..engine.data import fit_work
     from ..model import covariance
 
     models = [covariance.get(c) for c in cov_types]
@@ -306,7 +307,8 @@ def sweep(X, sample_weight, ks, cov_types, settings, seeds, names, monitor, para
         with ThreadPoolExecutor(max_workers=n_workers) as pool:
             results = list(pool.map(work, ks))
     else:
-        with threads(settings["n_jobs"]):
+        work = max(fit_work(X, max(ks), m) or 0 for m in models)  # 0: none known
+        with threads(settings["n_jobs"], work=work or None):
             results = [_one_k(job, k, monitor) for k in ks]
     for rows, models_k in results:
         for row, model in zip(rows, models_k):

@@ -9,13 +9,14 @@ import numpy as np
 import pytest
 from scipy.stats import multivariate_normal
 
-from fastgmm._jit import BLOCK, GROUP, chunk_rows
+from fastgmm._jit import BLOCK, chunk_rows
 from fastgmm._runtime import threads
 from fastgmm.engine.data import make_data
 from fastgmm.engine.em import MaximumLikelihood, em_step
 from fastgmm.engine.score import score
 from fastgmm.kernels import FULL
 from fastgmm.kernels.blas import SYRK_MIN_D, add_gram_lower, blas_args, whiten_rows
+from fastgmm.kernels.blocks import n_slots_for, next_task, task_queue
 from fastgmm.kernels.kmeans import (
     assign,
     chunk_sums,
@@ -33,17 +34,19 @@ from fastgmm.model.params import Params, kernel_inputs
 from .. import reference as ref
 
 COV_TYPES = ref.MODELS  # every covariance model of the table
+ROUNDS_N = 5000  # at d=64, K=16, FULL, 128-row chunks: more chunks than slots
 DTYPES = [np.float32, np.float64]
 
 #: (n, d, K, chunk): n < one block, exactly one block, K=1, d=1, several chunks,
-#: more chunks than GROUP partial-sum slots, and the chunk size the driver picks.
+#: many chunks, more FULL chunks than partial-sum slots (reduced in rounds: see
+#: test_rounds_case_has_more_chunks_than_slots), and the chunk size the driver picks.
 SHAPES = [
     pytest.param(37, 1, 1, None, id="n37-d1-K1"),
     pytest.param(BLOCK, 2, 3, None, id="n128-d2-K3"),
     pytest.param(300, 3, 1, None, id="n300-d3-K1"),
     pytest.param(517, 1, 4, 2 * BLOCK, id="n517-d1-K4-3chunks"),
     pytest.param(1000, 4, 3, 3 * BLOCK, id="n1000-d4-K3-3chunks"),
-    pytest.param(GROUP * BLOCK + 300, 2, 2, BLOCK, id="n8492-d2-K2-67chunks"),
+    pytest.param(66 * BLOCK + 300, 2, 2, BLOCK, id="n8748-d2-K2-69chunks"),
     pytest.param(5000, 5, 4, None, id="n5000-d5-K4-driverchunks"),
     # from GEMM_MIN_D features on, FULL and TIED use a BLAS GEMM per block
     pytest.param(300, GEMM_MIN_D, 3, 2 * BLOCK, id="n300-d16-K3-gemm"),
@@ -52,6 +55,7 @@ SHAPES = [
     # K=2 and 4-block chunks queue more than PENDING rows per component: mid-chunk flush
     pytest.param(600, TRMM_MIN_D, 3, 2 * BLOCK, id="n600-d32-K3-trmm"),
     pytest.param(700, SYRK_MIN_D, 2, 4 * BLOCK, id="n700-d48-K2-syrk"),
+    pytest.param(ROUNDS_N, 64, 16, BLOCK, id="n5000-d64-K16-rounds"),
 ]
 
 
@@ -630,3 +634,36 @@ def test_run_to_run_bitwise_equal(rng, covariance_type):
         again = _all_kernels(X, sw, params, covariance_type, BLOCK)
         for a, b in zip(first, again):
             assert a.tobytes() == b.tobytes()
+
+
+# ------------------------------------------------------------- scheduling and slots
+def test_rounds_case_has_more_chunks_than_slots():
+    """SHAPES' rounds case reduces FULL chunks in more than one round of slots."""
+    n_chunks = -(-ROUNDS_N // BLOCK)
+    assert n_slots_for(n_chunks, 16, 64, 64) < n_chunks  # FULL: rounds
+    assert n_slots_for(n_chunks, 16, 1, 64) == n_chunks  # DIAG: one round
+
+
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 Numba threads")
+def test_task_queue_hands_out_every_task_once():
+    """Workers on every thread draw task numbers from one atomic counter: each task
+    is taken exactly once however the threads interleave."""
+
+    @numba.njit(parallel=True)
+    def draw(n_tasks, taken, owner):
+        queue, n_workers = task_queue(n_tasks)
+        for w in numba.prange(n_workers):
+            c = next_task(queue)
+            while c < n_tasks:
+                taken[c] += 1
+                owner[c] = w
+                c = next_task(queue)
+        return n_workers
+
+    n_tasks = 200_000
+    with threads(2):
+        taken, owner = np.zeros(n_tasks, np.int64), np.full(n_tasks, -1)
+        assert draw(n_tasks, taken, owner) == 2
+    assert np.all(taken == 1)
+    with threads(2):
+        assert draw(1, np.zeros(1, np.int64), np.zeros(1, np.int64)) == 1

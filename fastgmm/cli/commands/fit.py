@@ -2,15 +2,18 @@
 
 The model is written with :func:`fastgmm.save`; the columns, the standardisation
 (``--scale``) and the outlier threshold go to the sidecar ``MODEL.meta.json``
-(:mod:`fastgmm.cli.tables`), which ``predict`` and ``sample`` apply.
+(:mod:`fastgmm.cli.tables`), which ``predict`` and ``sample`` apply. Every output
+is checked before the fit (:mod:`fastgmm.cli.outputs`) and written atomically.
 """
 
 from fastgmm.cli.args import (
+    check_k,
     covariance_type_arg,
     data_args,
     em_args,
     fit_candidates,
     make_progress,
+    number,
     output_args,
     read_inputs,
     save_model,
@@ -22,16 +25,16 @@ def register(sub):
     p = sub.add_parser(
         "fit",
         help="fit a Gaussian mixture to DATA and save it",
-        description="Fit a Gaussian mixture with K components to DATA and write it "
-        "(fastgmm's model file, plus MODEL.meta.json with the columns, the scaler "
-        "and the outlier threshold). Prints a summary of the model.",
+        description="Fit a Gaussian mixture to DATA and save it (model file plus "
+        "MODEL.meta.json with the columns, scaler and outlier threshold); print a "
+        "summary.",
     )
     data_args(p)
     p.add_argument(
         "-k",
         "--n-components",
         dest="k",
-        type=int,
+        type=number(int, 1),
         required=True,
         metavar="K",
         help="number of components",
@@ -49,27 +52,39 @@ def register(sub):
 
 def run(args):
     """Fit, save the model (and labels/probabilities if asked), print a summary."""
+    from fastgmm.cli.outputs import ARRAY, Outputs
     from fastgmm.cli.tables import save_array
-    from fastgmm.inspection import score_chunks, summary
 
+    outputs = Outputs(DATA=args.data)
+    outputs.add_model("-o", args.output)
+    formats = {
+        option: outputs.add(option, path, ARRAY)
+        for option, path in (("--labels", args.labels), ("--proba", args.proba))
+        if path
+    }
     progress = make_progress(args)
     _, Z, names, scaler = read_inputs(args)
+    check_k([args.k], Z.shape[0], "-k", args.data)
     model = fit_candidates(
         Z, [args.k], [args.covariance_type], "bic", args, "fit", progress
     ).best_
     save_model(model, args.output, Z, names, scaler, args)
-    if args.labels or args.proba:
+    if formats:
         import numpy as np
 
-        parts = list(score_chunks(model, Z, proba=bool(args.proba)))
-        if args.labels:
-            save_array(
-                args.labels, np.concatenate([o["labels"] for _, o in parts]), "label"
-            )
-        if args.proba:
-            save_array(args.proba, np.concatenate([o["proba"] for _, o in parts]), "p")
+        from fastgmm.inspection import score_chunks
+
+        parts = list(score_chunks(model, Z, proba="--proba" in formats))
+        if "--labels" in formats:
+            labels = np.concatenate([o["labels"] for _, o in parts])
+            save_array(args.labels, formats["--labels"], labels, "label")
+        if "--proba" in formats:
+            proba = np.concatenate([o["proba"] for _, o in parts])
+            save_array(args.proba, formats["--proba"], proba, "p")
     progress.clear()
     if not args.quiet:
+        from fastgmm.inspection import summary
+
         print(f"wrote {args.output} and {args.output}.meta.json")
         print(summary(model, Z, scaler=scaler, feature_names=names))
     return 0

@@ -6,26 +6,26 @@ transparent pixels are ignored and the alpha is copied to the output), runs
 the label map.
 """
 
-import argparse
 import sys
 import time
 
-from fastgmm.cli.args import covariance_type_arg
+from fastgmm.cli.args import MAX_PIXELS, covariance_type_arg, k_list, number
 
 
 def _k_values(text):
     """``-k``: one number of segments (an int) or BIC candidates (a list).
 
-    Parsed by :func:`fastgmm.selection.grid.k_values` (``5``, ``2-8``, ``2,4,8``,
-    ``1-3,8``); its error names ``-k`` and becomes a usage error.
+    Parsed by :func:`fastgmm.cli.args.k_list` (``5``, ``2-8``, ``2,4,8``,
+    ``1-3,8``); its errors name ``-k`` and become usage errors.
     """
-    from fastgmm.selection.grid import k_values
-
-    try:
-        values = k_values(text, name="-k")
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+    values = k_list("-k")(text)
     return values[0] if len(values) == 1 else values
+
+
+def _max_pixels(text):
+    """``--max-pixels``: a positive integer, or 0 for no limit."""
+    value = number(int, 0)(text)
+    return value or None
 
 
 def register(sub):
@@ -46,8 +46,14 @@ def register(sub):
         metavar="K",
         help="number of segments, or candidates 2-8 / 2,4,8 chosen by BIC",
     )
-    p.add_argument("-o", "--output", metavar="OUT", help="recoloured image to write")
-    p.add_argument("--labels", metavar="FILE", help="label map to write (.npy)")
+    p.add_argument(
+        "-o", "--output", metavar="OUT", help="recoloured image to write (.png, ...)"
+    )
+    p.add_argument(
+        "--labels",
+        metavar="FILE",
+        help="label map to write: .npy, .csv (one row per image row), .png or .tif",
+    )
     p.add_argument(
         "--colour-space",
         "--color-space",
@@ -65,14 +71,64 @@ def register(sub):
     covariance_type_arg(p)
     p.add_argument(
         "--sample-size",
-        type=int,
+        type=number(int, 1),
         default=1_000_000,
         metavar="N",
         help="pixels fitted when the fit is not exact (default 1000000)",
     )
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument(
+        "--max-pixels",
+        type=_max_pixels,
+        default=MAX_PIXELS,
+        metavar="N",
+        help="refuse images declaring more pixels, a guard against decompression "
+        f"bombs (default {MAX_PIXELS}, Pillow's limit; 0: no limit)",
+    )
+    p.add_argument(
+        "--seed", type=number(int, 0, 2**32 - 1), default=0, help="random seed (0)"
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=run)
+
+
+def _plan(args):
+    """Check the outputs before any work: (labels format)."""
+    from fastgmm.cli.args import require
+    from fastgmm.cli.outputs import LABEL_MAP, Outputs
+
+    image = require("PIL.Image", "image", "fastgmm segment")
+    if args.output is None and args.labels is None:
+        raise ValueError("nothing to write: give -o OUT.png and/or --labels FILE.npy")
+    outputs = Outputs(IN=args.input)
+    if args.output is not None:
+        known = {ext: ext for ext in image.registered_extensions()}
+        outputs.add("-o", args.output, {**known, ".tif": "tiff", ".tiff": "tiff"})
+    if args.labels is None:
+        return None
+    fmt = outputs.add("--labels", args.labels, LABEL_MAP)
+    ks = args.k if isinstance(args.k, list) else [args.k]
+    if fmt in ("png", "tiff") and max(ks) >= 1 << 16:
+        raise ValueError(
+            f"--labels {args.labels}: too many labels for an image; use .npy"
+        )
+    return fmt
+
+
+def _write_labels(path, fmt, labels):
+    """The label map as .npy, CSV (one row per image row), PNG or TIFF."""
+    import numpy as np
+
+    from fastgmm.cli.images import write_image
+    from fastgmm.cli.outputs import atomic_write
+
+    if fmt == "npy":
+        with atomic_write(path, "wb") as fh:
+            np.save(fh, labels)
+    elif fmt == "csv":
+        with atomic_write(path, "w", newline="") as fh:
+            np.savetxt(fh, labels, fmt="%d", delimiter=",")
+    else:
+        write_image(path, labels)
 
 
 def run(args):
@@ -83,11 +139,10 @@ def run(args):
     from fastgmm.cli.progress import Bar
     from fastgmm.segmentation import segment
 
-    if args.output is None and args.labels is None:
-        raise ValueError("nothing to write: give -o OUT.png and/or --labels FILE.npy")
+    labels_fmt = _plan(args)
     bar = Bar(enabled=not args.quiet and sys.stderr.isatty())
     bar(0.0, f"reading {args.input}")
-    image = read_image(args.input)
+    image = read_image(args.input, args.max_pixels)
     alpha, ignore = None, None
     if image.ndim == 3 and image.shape[2] in (2, 4):  # grey+alpha, RGBA
         alpha, image = image[..., -1:], image[..., :-1]
@@ -120,7 +175,7 @@ def run(args):
             recoloured = np.dstack([recoloured, alpha])
         write_image(args.output, recoloured)
     if args.labels is not None:
-        np.save(args.labels, labels)
+        _write_labels(args.labels, labels_fmt, labels)
     bar.close()
     height, width = labels.shape
     print(f"{args.input}: {width}x{height} px, {fit[-1]}: segmented in {seconds:.2f} s")

@@ -1,0 +1,352 @@
+#!/usr/bin/env python
+"""fastgmm against the other CPU Gaussian-mixture libraries, side by side.
+
+Usage::
+
+    python benchmarks/peers.py [--cases PATTERN ...] [--repeats 5] [--busy]
+                               [--daal-python PATH] [--out FILE]
+
+Per EM iteration, every system starts from the same parameters (a short
+scikit-learn fit on a 20k-row subsample), runs with no convergence test for m and
+for 1 iterations, alternating between systems (fastgmm, peer, fastgmm, peer, ...);
+the net time of one iteration is (t(m) - t(1)) / (m - 1) per pair, and the ratio is
+the median over pairs of peer net / fastgmm net (> 1: fastgmm faster). The final
+parameters of every system are scored by one function (fastgmm's
+``score``): *|Δ mean ll|* is the largest difference from fastgmm's, a check that the
+peer computed the same EM (all systems run with ``reg_covar=0``, since the peers do
+not regularise the same way). JIT compile is excluded (every system runs each case
+once before timing).
+
+Peers:
+
+- scikit-learn (always; same process);
+- Intel oneDAL through ``daal4py`` (``em_gmm``, full and diagonal covariances):
+  imported in this process when it is installed here, else run in a worker process
+  of ``--daal-python`` (a Python whose environment has it: daal4py pins its own NumPy
+  and scikit-learn versions, so it is easiest in a virtual environment of its own,
+  see benchmarks/README.md). The worker times its own calls; data and starting
+  parameters reach it through .npy files.
+
+pomegranate, torchgmm and gmmx (torch / JAX) and mlpack are not run by this script:
+they have no way to start from given parameters and run a fixed number of iterations
+without their own initialisation, or they need a GPU stack this machine lacks;
+benchmarks/README.md lists the figures measured for them by hand.
+
+``--busy`` starts a process that spins on one core for the whole run (the case of a
+machine shared with another busy process) and adds fastgmm on one thread as a peer,
+so the table shows whether two threads are still faster than one.
+"""
+
+import argparse
+import fnmatch
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from compare import (  # noqa: E402
+    TICK,
+    cpu_ticks,
+    make_dataset,
+    md_table,
+    say,
+    start_params,
+)
+
+#: case id -> (dataset, n, d, K, dtype, covariance type)
+CASES = {
+    "px64-full": ("pixel", 1_000_000, 3, 8, np.float64, "full"),
+    "px64-diag": ("pixel", 1_000_000, 3, 8, np.float64, "diag"),
+    "px32-full": ("pixel", 1_000_000, 3, 8, np.float32, "full"),
+    "px32-diag": ("pixel", 1_000_000, 3, 8, np.float32, "diag"),
+    "mid-full": ("blobs", 200_000, 16, 16, np.float64, "full"),
+    "mid-diag": ("blobs", 200_000, 16, 16, np.float64, "diag"),
+    "d64-full": ("blobs", 50_000, 64, 16, np.float64, "full"),
+    "ubm-diag": ("blobs", 200_000, 40, 256, np.float64, "diag"),
+    "ubm32-diag": ("blobs", 200_000, 40, 256, np.float32, "diag"),
+}
+
+
+def dataset(kind, n, d, K):
+    if kind == "pixel":
+        return make_dataset("pixel", n)
+    rng = np.random.default_rng(0)
+    centres = rng.normal(scale=4.0 if K <= 16 else 1.5, size=(K, d))
+    labels = rng.integers(0, K, n)
+    scale = rng.uniform(0.5, 1.5, size=(K, d))
+    return np.ascontiguousarray(
+        centres[labels] + rng.normal(size=(n, d)) * scale[labels]
+    )
+
+
+# -------------------------------------------------------------------------- systems
+class InProcess:
+    """A system fitted in this process: run(m) -> (seconds, weights, means, covs)."""
+
+    def __init__(self, name, cls, **extra):
+        self.name, self.cls, self.extra = name, cls, extra
+
+    def prepare(self, X, cov, start):
+        self.X, self.cov, self.start = X, cov, start
+
+    def run(self, m):
+        est = self.cls(
+            n_components=len(self.start["weights_init"]),
+            covariance_type=self.cov, tol=0.0, max_iter=m, reg_covar=0.0,
+            **self.start, **self.extra,
+        )  # fmt: skip
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            t0 = time.perf_counter()
+            est.fit(self.X)
+            seconds = time.perf_counter() - t0
+        return seconds, est.weights_, est.means_, est.covariances_
+
+    def close(self):
+        pass
+
+
+DAAL_WORKER = textwrap.dedent(
+    """
+    import json, sys, time
+    import numpy as np
+    import daal4py
+
+    daal4py.daalinit(int(sys.argv[1]))
+    for line in sys.stdin:
+        job = json.loads(line)
+        X = np.load(job["X"])
+        w, mu, cov = (np.load(job[k]) for k in ("w", "mu", "cov"))
+        fp = "float" if X.dtype == np.float32 else "double"
+        storage = "full" if job["kind"] == "full" else "diagonal"
+        covs = [c if storage == "full" else c[None, :] for c in cov]
+        algo = daal4py.em_gmm(
+            nComponents=len(w), maxIterations=job["m"], accuracyThreshold=0.0,
+            covarianceStorage=storage, fptype=fp,
+        )
+        t0 = time.perf_counter()
+        r = algo.compute(X, w[None, :], mu, covs)
+        seconds = time.perf_counter() - t0
+        out = job["out"]
+        np.save(out + "w.npy", np.ravel(r.weights))
+        np.save(out + "mu.npy", r.means)
+        np.save(out + "cov.npy", np.array([np.squeeze(c) for c in r.covariances]))
+        print(json.dumps({"seconds": seconds, "iters": int(r.nIterations[0, 0])}))
+        sys.stdout.flush()
+    """
+)
+
+
+class Daal:
+    """oneDAL's em_gmm, in this process or in a worker of another Python."""
+
+    name = "oneDAL (daal4py)"
+
+    def __init__(self, python, n_threads, tmp):
+        self.tmp = tmp
+        self.proc = subprocess.Popen(
+            [python, "-c", DAAL_WORKER, str(n_threads)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+
+    def prepare(self, X, cov, start):
+        self.cov = cov
+        self.files = {"X": os.path.join(self.tmp, "X.npy")}
+        np.save(self.files["X"], X)
+        for key, value in (
+            ("w", start["weights_init"]),
+            ("mu", start["means_init"]),
+            ("cov", covariances_of(start["precisions_init"], cov)),
+        ):
+            self.files[key] = os.path.join(self.tmp, f"{key}.npy")
+            np.save(self.files[key], np.asarray(value, X.dtype))
+
+    def run(self, m):
+        out = os.path.join(self.tmp, "out-")
+        job = dict(self.files, kind=self.cov, m=m, out=out)
+        self.proc.stdin.write(json.dumps(job) + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError("the daal4py worker died")
+        seconds = json.loads(line)["seconds"]
+        w, mu, cov = (np.load(out + k + ".npy") for k in ("w", "mu", "cov"))
+        return seconds, w, mu, cov
+
+    def close(self):
+        self.proc.stdin.close()
+        self.proc.wait(timeout=60)
+
+
+def covariances_of(precisions, cov):
+    return np.linalg.inv(precisions) if cov == "full" else 1.0 / precisions
+
+
+def mean_ll(X, cov, w, mu, covs):
+    """Mean log-likelihood of parameters (fastgmm's scorer, float64)."""
+    from fastgmm import GaussianMixture
+
+    gm = GaussianMixture(len(w), covariance_type=cov)
+    prec = covariances_of(np.asarray(covs, np.float64), cov)
+    gm.weights_, gm.means_ = np.asarray(w, np.float64), np.asarray(mu, np.float64)
+    gm.covariances_ = np.asarray(covs, np.float64)
+    gm.precisions_ = prec
+    gm.precisions_cholesky_ = (
+        np.linalg.cholesky(prec).transpose(0, 2, 1) if cov == "full" else np.sqrt(prec)
+    )
+    gm.converged_, gm.n_iter_, gm.lower_bound_ = True, 1, 0.0
+    gm.lower_bounds_, gm.n_features_in_ = [], X.shape[1]
+    return float(gm.score(np.asarray(X, np.float64)))
+
+
+# ------------------------------------------------------------------------ measuring
+def run_case(case, systems, args):
+    kind, n, d, K, dtype, cov = CASES[case]
+    n //= args.scale
+    X64 = dataset(kind, n, d, K)
+    start = start_params(X64, K, cov, dtype)
+    X = np.ascontiguousarray(X64, dtype=dtype)
+    for s in systems:
+        s.prepare(X, cov, start)
+        s.run(2)  # compile / load / warm every system
+    m = args.iters
+    net = {s.name: [] for s in systems}
+    finals = {}
+    a0, t0 = cpu_ticks(), time.perf_counter()
+    for _ in range(args.repeats):
+        for s in systems:
+            time.sleep(args.cooldown)
+            tm, *params = s.run(m)
+            time.sleep(args.cooldown)
+            t1, *_ = s.run(1)
+            net[s.name].append((tm - t1) / (m - 1))
+            finals[s.name] = params
+    b0, wall = cpu_ticks(), time.perf_counter() - t0
+    others = None
+    if a0 and b0:
+        others = ((b0[0] - a0[0]) - (b0[1] - a0[1])) / TICK / wall
+    fast = np.array(net["fastgmm"])
+    ll_fast = mean_ll(X64, cov, *finals["fastgmm"])
+    rows = []
+    for s in systems:
+        times = np.array(net[s.name])
+        ll = mean_ll(X64, cov, *finals[s.name])
+        rows.append(
+            {
+                "case": case, "n": n, "d": d, "K": K, "dtype": np.dtype(dtype).name,
+                "cov": cov, "system": s.name, "net_s": float(np.median(times)),
+                "ratio": float(np.median(times / fast)),
+                "ratio_min": float(np.min(times / fast)),
+                "ratio_max": float(np.max(times / fast)),
+                "dll": abs(ll - ll_fast), "ll": ll, "others": others,
+            }
+        )  # fmt: skip
+        say(f"  {case} {s.name}: {rows[-1]['net_s'] * 1e3:.1f} ms/iter, "
+            f"x{rows[-1]['ratio']:.2f}, |dll| {rows[-1]['dll']:.1e}")  # fmt: skip
+    return rows
+
+
+def report(rows, args, load):
+    out = [f"# fastgmm and its peers per EM iteration ({load})", ""]
+    out.append(
+        f"Same start, no convergence test, net time of one iteration = (t({args.iters})"
+        " - t(1)) / " + f"{args.iters - 1}; medians over {args.repeats} alternating "
+        "rounds; *vs fastgmm* = median of per-round peer / fastgmm (> 1: fastgmm "
+        "faster), min-max in brackets; *|Δ mean ll|* = difference of the final "
+        "parameters' mean log-likelihood from fastgmm's; *others* = cores used by "
+        "other processes (a spinner included) meanwhile."
+    )
+    out.append("")
+    out += md_table(
+        ["case", "system", "per iter", "vs fastgmm", "|Δ mean ll|", "others"],
+        [
+            (
+                f"{r['case']} ({r['n']:,}×{r['d']}, K={r['K']}, {r['dtype']})",
+                r["system"], f"{r['net_s'] * 1e3:.1f} ms",
+                f"{r['ratio']:.2f}× ({r['ratio_min']:.2f}–{r['ratio_max']:.2f})",
+                f"{r['dll']:.1e}",
+                "-" if r["others"] is None else f"{r['others']:.2f}",
+            )
+            for r in rows
+        ],
+    )  # fmt: skip
+    return out
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--cases", nargs="+", default=["*"], metavar="PATTERN",
+                   help="case ids or globs: " + ", ".join(CASES))  # fmt: skip
+    p.add_argument("--repeats", type=int, default=5, help="alternating rounds (5)")
+    p.add_argument("--iters", type=int, default=4, help="m, iterations per run (4)")
+    p.add_argument("--scale", type=int, default=1, help="divide every n by this")
+    p.add_argument("--cooldown", type=float, default=0.2, help="sleep before runs, s")
+    p.add_argument("--busy", action="store_true", help="hold one core with a spinner")
+    p.add_argument("--threads", type=int, default=2, help="threads of every system")
+    p.add_argument("--no-sklearn", action="store_true", help="leave scikit-learn out")
+    p.add_argument("--daal-python", help="a Python with daal4py (default: this one)")
+    p.add_argument("--out", help="also write the markdown (and .json) here")
+    return p.parse_args(argv)
+
+
+def make_systems(args, tmp):
+    from sklearn.mixture import GaussianMixture as Sk
+
+    from fastgmm import GaussianMixture as Fast
+
+    systems = [InProcess("fastgmm", Fast, n_jobs=args.threads)]
+    if args.busy:
+        systems.append(InProcess("fastgmm, 1 thread", Fast, n_jobs=1))
+    if not args.no_sklearn:
+        systems.append(InProcess("scikit-learn", Sk))
+    python = args.daal_python or sys.executable
+    probe = subprocess.run([python, "-c", "import daal4py"], capture_output=True)
+    if probe.returncode == 0:
+        systems.append(Daal(python, args.threads, tmp))
+    else:
+        say("daal4py not found (pass --daal-python): oneDAL left out")
+    return systems
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    spinner = None
+    if args.busy:
+        spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    rows = []
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            systems = make_systems(args, tmp)
+            for case in CASES:
+                if any(fnmatch.fnmatchcase(case, p) for p in args.cases):
+                    say(f"{case} ...")
+                    rows += run_case(case, systems, args)
+            for s in systems:
+                s.close()
+    finally:
+        if spinner is not None:
+            spinner.kill()
+            spinner.wait()
+    load = "one core held by a spinning process" if args.busy else "no spinner"
+    text = "\n".join(report(rows, args, load)) + "\n"
+    print(text, end="")
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text)
+        out.with_suffix(".json").write_text(json.dumps(rows, indent=1))
+
+
+if __name__ == "__main__":
+    main()
