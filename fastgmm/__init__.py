@@ -1,12 +1,14 @@
 """fastgmm: fast Gaussian Mixture Models on the CPU.
 
-A drop-in for :class:`sklearn.mixture.GaussianMixture` whose EM runs in fused,
+A drop-in for :class:`sklearn.mixture.GaussianMixture` (and
+:class:`~sklearn.mixture.BayesianGaussianMixture`) whose EM runs in fused,
 Numba-parallel kernels. Importing this package compiles nothing and does not import
 scikit-learn or Numba; they load on first use.
 """
 
 __version__ = "0.1.0"
 __all__ = [
+    "BayesianGaussianMixture",
     "GaussianMixture",
     "load",
     "save",
@@ -20,6 +22,7 @@ __all__ = [
 
 #: public name -> module that defines it (imported on first access)
 _LAZY = {
+    "BayesianGaussianMixture": ".bayesian",
     "GaussianMixture": ".mixture",
     "threads": "._runtime",
     "load": ".io.persist",

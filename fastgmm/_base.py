@@ -59,7 +59,8 @@ class BaseMixture(DensityMixin, BaseEstimator):
     ``tol``, ``max_iter``, ``n_init``, ``init_params``, ``random_state``,
     ``warm_start``, ``verbose``, ``verbose_interval``, ``n_jobs``) and:
 
-    - ``_family()``: what EM fits (see :mod:`fastgmm.engine.em`);
+    - ``_family()``: what EM fits (see :mod:`fastgmm.engine.em`), built after the
+      training data (``_training_data``), which a subclass may extend;
     - ``_user_init(n_features)``: validated user-given (weights, means, precisions),
       each None when not given;
     - ``_set_fitted(result, dtype)`` and ``_params()``: fitted attributes <-> Params.
@@ -135,13 +136,14 @@ class BaseMixture(DensityMixin, BaseEstimator):
         self._validate_params()
         self.__dict__.pop("_online_state", None)  # a batch fit starts a new stream
         random_state = check_random_state(self.random_state)
-        family, k = self._family(), self.n_components
+        k = self.n_components
         warm = None
         if self.warm_start and hasattr(self, "converged_"):
             warm = (self._params(), self.lower_bound_)
         work = fit_work(X, k, self.covariance_type)  # small fits: one thread
         with threads(self.n_jobs, work=work):
             data, init_data, dtype = self._training_data(X, sample_weight, random_state)
+            family = self._family()  # after the data: a family may depend on it
             user = self._user_init(data.n_features)
 
             def starts(init):
@@ -150,7 +152,7 @@ class BaseMixture(DensityMixin, BaseEstimator):
                 )
 
             monitor = VerboseMonitor(self.verbose, self.verbose_interval)
-            schedule = Schedule(self.tol, self.max_iter, self.n_init)
+            schedule = self._schedule(data)
             best = fit(data, family, schedule, starts, k, warm=warm, monitor=monitor)
         if not best.converged and self.max_iter > 0:
             warnings.warn(  # noqa: B028 (scikit-learn's warning, its stack level)
@@ -160,6 +162,10 @@ class BaseMixture(DensityMixin, BaseEstimator):
                 ConvergenceWarning,
             )
         self._set_fitted(best, dtype)
+
+    def _schedule(self, data):
+        """When EM stops (``tol`` on the change of the lower bound) and restarts."""
+        return Schedule(self.tol, self.max_iter, self.n_init)
 
     # ------------------------------------------------------------- inference
     def _score(self, X, **wanted):

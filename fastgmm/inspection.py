@@ -297,10 +297,22 @@ def _header_lines(model):
     state = "converged" if model.converged_ else "did NOT converge"
     kind = model.covariance_type
     fit = f"after {model.n_iter_} iterations; lower bound {model.lower_bound_:.6g}"
+    if _is_variational(model):  # BayesianGaussianMixture
+        prior = model.weight_concentration_prior_type.replace("_", " ")
+        return [
+            f"Bayesian Gaussian mixture ({prior} prior): {k} components "
+            f"({model.n_effective_components_} effective), covariance_type={kind!r}, "
+            f"{d} features",
+            f"variational EM {state} {fit} (evidence lower bound, total)",
+        ]
     return [
         f"Gaussian mixture: {k} components, covariance_type={kind!r}, {d} features",
         f"EM {state} {fit} (mean log-likelihood per point)",
     ]
+
+
+def _is_variational(model):
+    return hasattr(model, "n_effective_components_")
 
 
 def _data_lines(model, X, threshold, head, cols):
@@ -327,6 +339,8 @@ def _data_lines(model, X, threshold, head, cols):
         f"on {n} points: log-likelihood {log_lik:.6g}, BIC {bic:.6g}, "
         f"AIC {aic:.6g} ({p} parameters)"
     )
+    if _is_variational(model):  # its score is not a likelihood: no BIC / AIC
+        fit_line = f"on {n} points: total score {log_lik:.6g}"
     low = (
         f"{n_low} points ({100 * n_low / max(n, 1):.1f}%) have confidence < {threshold}"
     )

@@ -7,7 +7,7 @@ the source. Layers, lowest first (see docs/architecture.md):
     kernels       every Numba kernel; imports only the JIT policy and other kernels
     model         per-model maths: the covariance table, params, criteria, checks
     engine, io    data and sources, the fit driver, init, online EM, scoring; model files
-    estimators    mixture (GaussianMixture)
+    estimators    mixture (GaussianMixture), bayesian (BayesianGaussianMixture)
     applications  inspection, selection, plotting, segmentation, scaling, warm-up, dask
     cli           the command line
 """
@@ -26,7 +26,7 @@ LAYERS = {
     "kernels": ["fastgmm.kernels"],
     "model": ["fastgmm.model"],
     "engine": ["fastgmm.engine", "fastgmm.io"],
-    "estimators": ["fastgmm.mixture", "fastgmm._base"],
+    "estimators": ["fastgmm.mixture", "fastgmm.bayesian", "fastgmm._base"],
     "applications": [
         "fastgmm.inspection", "fastgmm.selection", "fastgmm.plotting",
         "fastgmm.segmentation", "fastgmm.scaling", "fastgmm._warmup", "fastgmm.dask",

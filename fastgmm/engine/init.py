@@ -19,6 +19,7 @@ in :mod:`fastgmm.engine.starts` (hc trees: :mod:`fastgmm.engine.hc`).
 """
 
 import functools
+from dataclasses import replace
 
 import numpy as np
 
@@ -312,8 +313,8 @@ def initialize(data, n_components, family, method, random_state, user=(None,) * 
         start = family.update(stats, ref, data)
     weights = start.weights if weights_init is None else np.asarray(weights_init, float)
     means = start.means if means_init is None else np.asarray(means_init, float)
-    if precisions_init is None:
-        return Params(model, weights, means, start.covariances, start.prec_chol)
+    if precisions_init is None:  # (keeps the family's extras, e.g. a posterior)
+        return replace(start, weights=weights, means=means)
     prec_chol = model.prec_chol_from_prec(np.asarray(precisions_init, float))
     return Params(
         model, weights, means, model.covariances_from_prec_chol(prec_chol), prec_chol

@@ -28,7 +28,16 @@ _FITTED_ARRAYS = (
     "precisions_",
     "precisions_cholesky_",
 )
-_INIT_ARRAYS = ("weights_init", "means_init", "precisions_init")
+#: constructor parameters that are arrays (stored as members); a Bayesian mixture's
+#: ``covariance_prior`` may also be a number (spherical), kept in ``params``
+_INIT_ARRAYS = (
+    "weights_init",
+    "means_init",
+    "precisions_init",
+    "mean_prior",
+    "covariance_prior",
+)
+_SCALAR_OK = ("covariance_prior",)
 #: longest feature name kept in a model file (characters)
 MAX_NAME = 4096
 _FLOATS = ("f4", "f8")
@@ -41,6 +50,8 @@ _SHAPES = {
     "weights_init": lambda k, d, m: (k,),
     "means_init": lambda k, d, m: (k, d),
     "precisions_init": lambda k, d, m: m.shape(k, d),
+    "mean_prior": lambda k, d, m: (d,),
+    "covariance_prior": lambda k, d, m: m.shape(1, d)[0 if m.shared else 1 :],
 }
 
 
@@ -98,7 +109,8 @@ def _check_params(params):
     for key, value in params.items():
         if value is not None and not isinstance(value, (bool, int, float, str)):
             _fail(f"meta.json: parameter {key!r} holds a {type(value).__name__}")
-        if key in _INIT_ARRAYS and value is not None:
+        scalar = key in _SCALAR_OK and isinstance(value, (int, float))
+        if key in _INIT_ARRAYS and value is not None and not scalar:
             _fail(f"meta.json: parameter {key!r} must be an array member")
     k = params.get("n_components")
     if not _is_int(k) or k < 1:
@@ -184,12 +196,12 @@ def array_specs(meta, extra=None):
     """{member name: Spec} of every array a file of ``meta`` must or may hold.
 
     ``extra`` maps further fitted arrays of an estimator to shape functions
-    ``(K, d, model) -> shape``.
+    ``(K, d, model, params) -> shape``.
     """
     k, d, model = meta.n_components, meta.n_features, meta.model
     specs = {n: Spec(_SHAPES[n](k, d, model), _FLOATS, True) for n in _FITTED_ARRAYS}
     for name, shape_of in (extra or {}).items():
-        specs[name] = Spec(shape_of(k, d, model), _FLOATS, True)
+        specs[name] = Spec(shape_of(k, d, model, meta.params), _FLOATS, True)
     for name in _INIT_ARRAYS:
         specs[name] = Spec(_SHAPES[name](k, d, model), ("f8",), False)
     specs["feature_names_in_"] = Spec((d,), ("U",), False)

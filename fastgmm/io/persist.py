@@ -9,8 +9,10 @@ Format (zip archive, ``FORMAT_VERSION`` 2):
     "arrays": {name: sha256 of the member}}``
 ``<name>.npy``
     one member per array: weights_, means_, covariances_, precisions_,
-    precisions_cholesky_, lower_bounds_, and feature_names_in_ / the *_init arrays
-    when present. (Version 1 kept ``lower_bounds_`` in ``fitted``; it is still read.)
+    precisions_cholesky_, lower_bounds_, feature_names_in_ / the *_init arrays when
+    present, and an estimator's further fitted state (:data:`ESTIMATOR_ARRAYS`: a
+    Bayesian mixture's posterior and priors). (Version 1 kept ``lower_bounds_`` in
+    ``fitted``; it is still read.)
 
 Loading never executes code and never trusts a size: the zip directory, meta.json,
 each ``.npy`` header and each member's declared size are checked before anything
@@ -53,9 +55,33 @@ STORE_RATIO = 100
 #: estimator classes a model file may name ("estimator" in meta.json; files written
 #: before the key existed hold a GaussianMixture), imported on load by name so that
 #: this module never imports an estimator
-ESTIMATORS = {"GaussianMixture": "fastgmm.mixture:GaussianMixture"}
-#: further fitted arrays of an estimator: name -> shape of (K, d, covariance model)
-ESTIMATOR_ARRAYS = {"GaussianMixture": {}}
+ESTIMATORS = {
+    "GaussianMixture": "fastgmm.mixture:GaussianMixture",
+    "BayesianGaussianMixture": "fastgmm.bayesian:BayesianGaussianMixture",
+}
+
+
+def _concentration_shape(k, d, m, params):
+    dp = params.get("weight_concentration_prior_type") == "dirichlet_process"
+    return (2, k) if dp else (k,)
+
+
+#: further fitted arrays of an estimator: name -> shape of (K, d, covariance model,
+#: the file's constructor parameters); restored by the estimator's
+#: ``_set_extra_state`` when it has one (which checks their values)
+ESTIMATOR_ARRAYS = {
+    "GaussianMixture": {},
+    "BayesianGaussianMixture": {
+        "weight_concentration_": _concentration_shape,
+        "mean_precision_": lambda k, d, m, p: (k,),
+        "degrees_of_freedom_": lambda k, d, m, p: () if m.shared else (k,),
+        "weight_concentration_prior_": lambda k, d, m, p: (),
+        "mean_precision_prior_": lambda k, d, m, p: (),
+        "mean_prior_": lambda k, d, m, p: (d,),
+        "degrees_of_freedom_prior_": lambda k, d, m, p: (),
+        "covariance_prior_": lambda k, d, m, p: m.shape(1, d)[0 if m.shared else 1 :],
+    },
+}
 
 
 def _estimator_name(model):
@@ -104,7 +130,7 @@ def save(model, path):
     arrays = _arrays_of(model, name)
     params = {}
     for key, value in model.get_params().items():
-        if key in _INIT_ARRAYS:
+        if key in _INIT_ARRAYS and not isinstance(value, (int, float)):
             if value is not None:
                 arrays[key] = np.asarray(value, dtype=np.float64)
         elif value is None or isinstance(value, (bool, int, float, str)):
@@ -268,10 +294,19 @@ def _build(model_file, path):
         setattr(model, name, meta.fitted[name])
     bounds = arrays.get("lower_bounds_", meta.fitted.get("lower_bounds_"))
     model.lower_bounds_ = [float(v) for v in np.asarray(bounds, dtype=np.float64)]
-    for name in (*_FITTED_ARRAYS, *ESTIMATOR_ARRAYS.get(meta.estimator, {})):
+    for name in _FITTED_ARRAYS:
         setattr(model, name, arrays[name])
     if "feature_names_in_" in arrays:
         model.feature_names_in_ = arrays["feature_names_in_"].astype(object)
+    extra = ESTIMATOR_ARRAYS.get(meta.estimator, {})
+    if not hasattr(model, "_set_extra_state"):
+        for name in extra:
+            setattr(model, name, arrays[name])
+    else:
+        try:
+            model._set_extra_state({n: arrays[n] for n in extra})
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelFileError(f"{path}: invalid fitted state: {exc}") from None
     return model
 
 

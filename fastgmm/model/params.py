@@ -3,8 +3,10 @@
 :class:`Params` is the state EM iterates on: weights, means and the covariance
 model's covariances and precision-Cholesky factors (scikit-learn's shapes, float64),
 with the :class:`~fastgmm.model.covariance.CovarianceModel` record that gives them
-meaning. :func:`from_fitted` reads that state from any fitted mixture (fastgmm's or
-scikit-learn's). :func:`kernel_inputs` turns it into what the density kernels take;
+meaning, and for a variational (Bayesian) mixture its posterior
+(:mod:`fastgmm.model.variational`). :func:`from_fitted` reads that state from any
+fitted mixture (fastgmm's or scikit-learn's). :func:`kernel_inputs` turns it into what
+the density kernels take;
 :func:`density_inputs` is the lower-level form another model family (a variational
 posterior, a noise component) feeds with its own per-component terms.
 """
@@ -15,7 +17,7 @@ import numpy as np
 
 from .._jit import kernel_array
 from ..kernels import TIED
-from . import covariance
+from . import covariance, variational
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,11 @@ class Params:
         In ``model.shape(K, d)``; None when only the factors are known.
     prec_chol : ndarray
         Precision-Cholesky factors, in ``model.shape(K, d)``.
+    posterior : Posterior or None
+        The variational posterior of a Bayesian mixture
+        (:class:`fastgmm.model.variational.Posterior`): the E-step then uses its
+        expected log-weights and log-determinants instead of log(weights) and the
+        factors' log-determinants. None for a maximum-likelihood mixture.
     """
 
     model: object
@@ -39,6 +46,7 @@ class Params:
     means: np.ndarray
     covariances: object
     prec_chol: np.ndarray
+    posterior: object = None
 
     @property
     def n_components(self):
@@ -54,10 +62,11 @@ def from_fitted(model):
 
     Parameters
     ----------
-    model : GaussianMixture
+    model : GaussianMixture or BayesianGaussianMixture
         A fitted fastgmm or scikit-learn Gaussian mixture: ``covariance_type``,
         ``weights_``, ``means_``, ``precisions_cholesky_`` and (if present)
-        ``covariances_`` are read.
+        ``covariances_`` are read; for a Bayesian mixture (one with
+        ``degrees_of_freedom_``) also its posterior.
 
     Returns
     -------
@@ -74,6 +83,9 @@ def from_fitted(model):
         f64(model.means_),
         None if cov is None else f64(cov),
         f64(model.precisions_cholesky_),
+        variational.posterior_of(model)
+        if hasattr(model, "degrees_of_freedom_")
+        else None,
     )
 
 
@@ -117,11 +129,17 @@ def density_inputs(kind, log_weights, means, prec_k, log_det):
 
 
 def kernel_inputs(params):
-    """Kernel inputs of a Gaussian mixture's :class:`Params`."""
+    """Kernel inputs of a Gaussian mixture's :class:`Params` (its variational
+    E-step when it has a posterior)."""
     model = params.model
     k, d = params.means.shape
+    prec_k = model.to_kernel(params.prec_chol, k, d)
+    if params.posterior is not None:
+        log_w, log_det = variational.e_step_terms(
+            params.posterior, model, params.prec_chol, d
+        )
+        return density_inputs(model.kind, log_w, params.means, prec_k, log_det)
     with np.errstate(divide="ignore"):
         log_w = np.log(params.weights)
-    prec_k = model.to_kernel(params.prec_chol, k, d)
     log_det = model.log_det(params.prec_chol, k, d)
     return density_inputs(model.kind, log_w, params.means, prec_k, log_det)

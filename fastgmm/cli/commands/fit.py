@@ -46,6 +46,22 @@ def register(sub):
         "--proba", metavar="FILE", help="also write responsibilities (.csv or .npy)"
     )
     em_args(p)
+    p.add_argument(
+        "--bayesian",
+        nargs="?",
+        const="dirichlet_process",
+        choices=("dirichlet_process", "dirichlet_distribution"),
+        metavar="PRIOR",
+        help="fit a BayesianGaussianMixture (variational; weight prior "
+        "dirichlet_process, the default, or dirichlet_distribution); --tol is then "
+        "per sample (tol_per_sample), K the maximum number of components",
+    )
+    p.add_argument(
+        "--prune",
+        type=float,
+        metavar="W",
+        help="with --bayesian: switch off components whose weight falls below W",
+    )
     output_args(p)
     p.set_defaults(run=run)
 
@@ -55,6 +71,8 @@ def run(args):
     from fastgmm.cli.outputs import ARRAY, Outputs
     from fastgmm.cli.tables import save_array
 
+    if args.prune is not None and not args.bayesian:
+        raise ValueError("--prune needs --bayesian")
     outputs = Outputs(DATA=args.data)
     outputs.add_model("-o", args.output)
     formats = {
@@ -65,9 +83,12 @@ def run(args):
     progress = make_progress(args)
     _, Z, names, scaler = read_inputs(args)
     check_k([args.k], Z.shape[0], "-k", args.data)
-    model = fit_candidates(
-        Z, [args.k], [args.covariance_type], "bic", args, "fit", progress
-    ).best_
+    if args.bayesian:
+        model = _fit_bayesian(Z, args, progress)
+    else:
+        model = fit_candidates(
+            Z, [args.k], [args.covariance_type], "bic", args, "fit", progress
+        ).best_
     save_model(model, args.output, Z, names, scaler, args)
     if formats:
         import numpy as np
@@ -88,3 +109,28 @@ def run(args):
         print(f"wrote {args.output} and {args.output}.meta.json")
         print(summary(model, Z, scaler=scaler, feature_names=names))
     return 0
+
+
+def _fit_bayesian(Z, args, progress):
+    """A BayesianGaussianMixture with the EM options (``--tol`` per sample)."""
+    from fastgmm import BayesianGaussianMixture
+    from fastgmm.cli.args import one_line_warnings
+
+    if args.prune is not None and not 0.0 < args.prune < 1.0:
+        raise ValueError(f"--prune must be between 0 and 1, got {args.prune}")
+    model = BayesianGaussianMixture(
+        n_components=args.k,
+        covariance_type=args.covariance_type,
+        weight_concentration_prior_type=args.bayesian,
+        tol_per_sample=args.tol,
+        reg_covar=args.reg_covar,
+        max_iter=args.max_iter,
+        n_init=args.n_init,
+        init_params=args.init_params,
+        random_state=args.seed,
+        n_jobs=args.n_jobs,
+        prune_threshold=args.prune,
+        verbose=2 if args.verbose else 0,
+    )
+    with one_line_warnings(progress):
+        return model.fit(Z)
