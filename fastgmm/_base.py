@@ -27,6 +27,7 @@ from .engine.data import (
     check_n_samples,
     fit_work,
     make_data,
+    present_rows,
     streamed_data,
 )
 from .engine.fit import Schedule, fit
@@ -40,16 +41,60 @@ from .model import covariance
 INIT_SAMPLE_ROWS = 200_000
 
 
+def snapshot(estimator):
+    """A consistent view of ``estimator``: a shallow copy of its attributes taken in
+    one step (a dict copy, atomic under the GIL), as an instance of its class.
+
+    Readers (``predict``, ``score_samples``, ...) work on a snapshot, so a concurrent
+    refit can never show them the arrays of one model and the feature count of
+    another.
+    """
+    view = object.__new__(type(estimator))
+    view.__dict__ = estimator.__dict__.copy()
+    return view
+
+
 @contextmanager
-def _unchanged_on_error(estimator):
-    """A failed call never changes a fitted model: restore its state on any error."""
-    snapshot = dict(estimator.__dict__)
-    try:
-        yield
-    except BaseException:
-        estimator.__dict__.clear()
-        estimator.__dict__.update(snapshot)
-        raise
+def publish(estimator):
+    """Run a fitting call on a working copy of ``estimator`` (yielded) and publish
+    its attributes in one step (a swap of the attribute dict) when it succeeds.
+
+    A concurrent reader sees the old state or the new one, never a mix; a failed or
+    interrupted call leaves the estimator exactly as it was.
+    """
+    work = snapshot(estimator)
+    yield work
+    estimator.__dict__ = work.__dict__
+
+
+def fitted_arrays(p, dtype):
+    """The fitted arrays of Params ``p`` in ``dtype``; ValueError when one of them
+    cannot be represented there (a float32 fit whose covariances or precisions
+    overflow to inf or underflow to 0 after the float64 computation)."""
+    with np.errstate(over="ignore", under="ignore"):
+        arrays = {
+            "weights_": np.asarray(p.weights, dtype=dtype),
+            "means_": np.asarray(p.means, dtype=dtype),
+            "covariances_": np.asarray(p.covariances, dtype=dtype),
+            "precisions_cholesky_": np.asarray(p.prec_chol, dtype=dtype),
+            "precisions_": np.asarray(p.model.precisions(p.prec_chol), dtype=dtype),
+        }
+    k, d = p.means.shape
+    for name in ("covariances_", "precisions_cholesky_", "precisions_"):
+        a = arrays[name]
+        diag = p.model.full(a, k, d).diagonal(0, 1, 2) if np.isfinite(a).all() else a
+        if not (np.isfinite(a).all() and (diag > 0).all()):
+            raise ValueError(
+                f"The fitted {name} cannot be represented in {np.dtype(dtype)}: "
+                "they overflow to inf or underflow to 0 (the data's scale is too "
+                "large or too small for it). Scale the data, or pass float64 data."
+            )
+    if not (np.isfinite(arrays["means_"]).all()):
+        raise ValueError(
+            f"The fitted means_ cannot be represented in {np.dtype(dtype)} (they "
+            "overflow to inf). Scale the data, or pass float64 data."
+        )
+    return arrays
 
 
 class BaseMixture(DensityMixin, BaseEstimator):
@@ -65,6 +110,10 @@ class BaseMixture(DensityMixin, BaseEstimator):
       each None when not given;
     - ``_set_fitted(result, dtype)`` and ``_params()``: fitted attributes <-> Params.
     """
+
+    #: whether a fit depends on sample_weight only up to its scale (c * w fits as w;
+    #: the weights are then scaled by a power of two, see engine.data.present_rows)
+    _weights_scale_free = True
 
     def _user_init(self, n_features):
         return (None, None, None)
@@ -93,8 +142,8 @@ class BaseMixture(DensityMixin, BaseEstimator):
         -------
         self : GaussianMixture
         """
-        with _unchanged_on_error(self):
-            self._fit(X, sample_weight)
+        with publish(self) as work:
+            work._fit(X, sample_weight)
         return self
 
     def fit_predict(self, X, y=None, sample_weight=None):
@@ -110,11 +159,14 @@ class BaseMixture(DensityMixin, BaseEstimator):
         X = validate_data(
             self, X, dtype=[np.float64, np.float32], ensure_min_samples=2, order="C"
         )
-        check_n_samples(X.shape[0], self.n_components)
         if sample_weight is not None:
             sample_weight = _check_sample_weight(
                 sample_weight, X, dtype=np.float64, ensure_non_negative=True
             )
+            X, sample_weight = present_rows(
+                X, sample_weight, scale=self._weights_scale_free
+            )
+        check_n_samples(X.shape[0], self.n_components)
         return X, sample_weight
 
     def _training_data(self, X, sample_weight, random_state):
@@ -134,7 +186,9 @@ class BaseMixture(DensityMixin, BaseEstimator):
 
     def _fit(self, X, sample_weight):
         self._validate_params()
-        self.__dict__.pop("_online_state", None)  # a batch fit starts a new stream
+        # a batch fit starts a new stream: partial_fit continues from the fitted
+        # model (fastgmm.engine.online.state_from_params), with its row count
+        self.__dict__.pop("_online_state", None)
         random_state = check_random_state(self.random_state)
         k = self.n_components
         warm = None
@@ -143,6 +197,7 @@ class BaseMixture(DensityMixin, BaseEstimator):
         work = fit_work(X, k, self.covariance_type)  # small fits: one thread
         with threads(self.n_jobs, work=work):
             data, init_data, dtype = self._training_data(X, sample_weight, random_state)
+            self._n_fit_rows = data.n_rows
             family = self._family()  # after the data: a family may depend on it
             user = self._user_init(data.n_features)
 
@@ -169,20 +224,21 @@ class BaseMixture(DensityMixin, BaseEstimator):
 
     # ------------------------------------------------------------- inference
     def _score(self, X, **wanted):
-        check_is_fitted(self)
+        model = snapshot(self)  # one consistent state, whatever a refit does
+        check_is_fitted(model)
         if is_dask_array(X):
-            self._check_features(X.shape[1])
+            model._check_features(X.shape[1])
             ((what, _),) = wanted.items()
-            params, k = self._params(), self.n_components
-            return (lazy_score(X, params, self.covariance_type, what, k),)
+            params, k = model._params(), model.n_components
+            return (lazy_score(X, params, model.covariance_type, what, k),)
         if is_source(X):
             source = as_source(X)
-            self._check_features(source.n_features)
-            return score_blocks(source, self._params(), self.n_jobs, **wanted)
+            model._check_features(source.n_features)
+            return score_blocks(source, model._params(), model.n_jobs, **wanted)
         X = validate_data(
-            self, X, reset=False, dtype=[np.float64, np.float32], order="C"
+            model, X, reset=False, dtype=[np.float64, np.float32], order="C"
         )
-        return score(X, self._params(), n_jobs=self.n_jobs, **wanted)
+        return score(X, model._params(), n_jobs=model.n_jobs, **wanted)
 
     def _check_features(self, n_features):
         if n_features != self.n_features_in_:
@@ -216,19 +272,21 @@ class BaseMixture(DensityMixin, BaseEstimator):
         y : ndarray of shape (n_samples,)
             Component of each sample.
         """
-        check_is_fitted(self)
+        model = snapshot(self)
+        check_is_fitted(model)
         if n_samples < 1:
             raise ValueError(
                 "Invalid value for 'n_samples': %d . The sampling requires at "
-                "least one sample." % (self.n_components)
+                "least one sample." % (model.n_components)
             )
-        rng = check_random_state(self.random_state)
+        params = model._params()  # shapes checked
+        rng = check_random_state(model.random_state)
         return covariance.sample(
             rng,
-            self.covariance_type,
-            self.weights_,
-            self.means_,
-            self.covariances_,
+            model.covariance_type,
+            params.weights,
+            params.means,
+            params.covariances,
             n_samples,
         )
 

@@ -29,6 +29,8 @@ import sys
 
 import numpy as np
 
+from . import _runtime
+
 CACHE = os.environ.get("FASTGMM_CACHE", "1") != "0"
 
 #: LLVM fast-math flags that keep inf/NaN semantics. ``reassoc`` lets LLVM vectorise
@@ -83,10 +85,12 @@ def kernel(fn=None, *, parallel=False, strict=False, inputs=""):
             "nogil": True,
             "error_model": "numpy",
         }
-        cls = _dispatcher_classes()[1 if names else 0]
+        cls = _dispatcher_classes()[1 if names or parallel else 0]
         disp = cls(py_func=f, locals={}, targetoptions=options)
         if names:
             disp.input_positions, disp.input_names = positions, frozenset(names)
+        if parallel:  # its serial twin, for processes that cannot run threads
+            disp.serial_options = {**options, "parallel": False}
         if CACHE and cache_dir() is not None:
             disp.enable_caching()
         return disp
@@ -147,27 +151,55 @@ def _dispatcher_classes():
             self._cache = _cache_classes()[1](self.py_func)
 
     class KernelEntry(KernelDispatcher):
-        """A kernel dispatcher that passes its declared inputs read-only."""
+        """A kernel dispatcher that passes its declared inputs read-only.
+
+        A parallel one runs its serial twin (the same source compiled without
+        ``parallel``, cached apart) in a process whose threading layer cannot start
+        threads: a fork of a process that used GNU OpenMP (see
+        :func:`fastgmm._runtime.threads_unsafe`).
+        """
 
         input_positions = ()
         input_names = frozenset()
+        serial_options = None
 
         def __call__(self, *args, **kwargs):
             args, kwargs = _convert(
                 self.input_positions, self.input_names, args, kwargs
             )
+            if self.serial_options is not None and _runtime.threads_unsafe():
+                return self.serial().__call__(*args, **kwargs)
             return super().__call__(*args, **kwargs)
 
-    for cls in (KernelDispatcher, KernelEntry):
+        def serial(self):
+            """The serial twin (made on first use)."""
+            twin = self.__dict__.get("_serial")
+            if twin is None:
+                twin = SerialEntry(
+                    py_func=self.py_func, locals={}, targetoptions=self.serial_options
+                )
+                if CACHE and cache_dir() is not None:
+                    twin.enable_caching()
+                self._serial = twin
+            return twin
+
+    class SerialEntry(KernelEntry):
+        """The serial twin of a parallel kernel (cached under ``<name>.serial``)."""
+
+        def enable_caching(self):
+            self._cache = _cache_classes()[2](self.py_func)
+
+    for cls in (KernelDispatcher, KernelEntry, SerialEntry):
         cls.__module__, cls.__qualname__ = __name__, cls.__name__
-    _CLASSES.extend((KernelDispatcher, KernelEntry))
+    _CLASSES.extend((KernelDispatcher, KernelEntry, SerialEntry))
     return _CLASSES
 
 
 def __getattr__(name):
     # pickled dispatchers refer to their class as fastgmm._jit.<name>
-    if name in ("KernelDispatcher", "KernelEntry"):
-        return _dispatcher_classes()[name == "KernelEntry"]
+    names = ("KernelDispatcher", "KernelEntry", "SerialEntry")
+    if name in names:
+        return _dispatcher_classes()[names.index(name)]
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -269,20 +301,29 @@ def _cache_classes():
         """Numba's compile-result cache with fastgmm's locator only; files are named
         by module path within the package (kernels.passes.em_pass-<line>...)."""
 
-        def __init__(self, py_func):
+        def __init__(self, py_func, suffix=""):
             self._lineno = py_func.__code__.co_firstlineno
             self._locator = KernelCacheLocator.from_function(py_func, None)
             if self._locator is None:
                 raise RuntimeError(f"no writable cache folder for {py_func!r}")
             module = py_func.__module__.split(".", 1)[-1]
-            fullname = f"{module}.{py_func.__qualname__}"
+            fullname = f"{module}.{py_func.__qualname__}{suffix}"
             abiflags = getattr(sys, "abiflags", "")
             self._filename_base = self.get_filename_base(fullname, abiflags)
 
     class KernelCache(FunctionCache):
         _impl_class = KernelCacheImpl
 
-    _CACHE_CLASSES.extend((KernelCacheLocator, KernelCache))
+    class SerialCacheImpl(KernelCacheImpl):
+        def __init__(self, py_func):
+            super().__init__(py_func, suffix=".serial")
+
+    class SerialKernelCache(FunctionCache):
+        """The cache of a serial twin (see KernelEntry), in files of its own."""
+
+        _impl_class = SerialCacheImpl
+
+    _CACHE_CLASSES.extend((KernelCacheLocator, KernelCache, SerialKernelCache))
     return _CACHE_CLASSES
 
 

@@ -9,9 +9,49 @@ for the operating system to run the second thread (milliseconds), which is most 
 a small fit's time.
 """
 
+import os
 import sys
 import threading
 from contextlib import contextmanager
+
+#: [True in a fork of a process whose kernels ran on GNU OpenMP threads]
+_FORKED_FROM_OPENMP = [False]
+
+
+def _forked_child():
+    """os.register_at_fork hook, in the child: GNU OpenMP is not fork-safe (Numba
+    stops a forked child at its first parallel region, and libgomp would hang it),
+    so a child of a process that started Numba's OpenMP threads runs the serial
+    twins of the parallel kernels (see fastgmm._jit.KernelEntry). The BLAS pin's
+    lock and count start afresh: a lock another thread held at the fork stays held
+    in the child."""
+    global _blas_lock
+    _blas_lock = threading.Lock()
+    _blas_users[:] = [0, None]
+    if "numba" not in sys.modules:
+        return
+    parallel = sys.modules.get("numba.np.ufunc.parallel")
+    if parallel is None or not getattr(parallel, "_is_initialized", False):
+        return  # no threads started in the parent: the child starts its own
+    try:
+        layer = sys.modules["numba"].threading_layer()
+    except ValueError:  # no threading layer loaded
+        return
+    omppool = sys.modules.get("numba.np.ufunc.omppool")
+    vendor = getattr(omppool, "openmp_vendor", "GNU")
+    if layer == "omp" and vendor == "GNU":  # tbb and workqueue are fork-safe
+        _FORKED_FROM_OPENMP[0] = True
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forked_child)
+
+
+def threads_unsafe():
+    """Whether this process must not start kernel threads: a fork of a process
+    whose kernels ran on GNU OpenMP threads. Kernels then run serially (one thread,
+    the same results); see docs/reliability.md."""
+    return _FORKED_FROM_OPENMP[0]
 
 
 def n_threads_for(n_jobs):
@@ -130,6 +170,28 @@ def threads(n_jobs=None, work=None):
     _pin_blas(True)
     try:
         yield
+    except SystemError as exc:
+        if _interrupted(exc):
+            raise KeyboardInterrupt from None
+        raise
     finally:
         _pin_blas(False)
         numba.set_num_threads(previous)
+
+
+def _interrupted(exc):
+    """Whether ``exc`` is a Ctrl-C that a compiled kernel could not raise.
+
+    A SIGINT that arrives while a kernel runs is handled by Python when the kernel
+    calls back into it (to box its results); Numba then returns a result with the
+    KeyboardInterrupt set, which Python reports as ``SystemError: ... returned a
+    result with an exception set`` caused by it. ``threads()`` (around every kernel
+    call) turns that back into the KeyboardInterrupt.
+    """
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False

@@ -6,7 +6,7 @@ from numbers import Integral, Real
 import numpy as np
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from ._base import BaseMixture
+from ._base import BaseMixture, fitted_arrays
 from .engine.fit import Schedule
 from .engine.variational import Variational, data_moments
 from .model import covariance, variational
@@ -156,6 +156,9 @@ class BayesianGaussianMixture(BaseMixture):
         "prune_threshold": [None, Interval(Real, 0.0, 1.0, closed="neither")],
     }
 
+    #: weights are counts: they set the data's strength against the prior
+    _weights_scale_free = False
+
     def __init__(
         self,
         *,
@@ -237,12 +240,8 @@ class BayesianGaussianMixture(BaseMixture):
 
     def _set_fitted(self, result, dtype):
         p = result.params
-        as_dtype = lambda a: np.asarray(a, dtype=dtype)  # noqa: E731
-        self.weights_ = as_dtype(p.weights)
-        self.means_ = as_dtype(p.means)
-        self.covariances_ = as_dtype(p.covariances)
-        self.precisions_cholesky_ = as_dtype(p.prec_chol)
-        self.precisions_ = as_dtype(p.model.precisions(p.prec_chol))
+        for name, value in fitted_arrays(p, dtype).items():  # float32: fit or raise
+            setattr(self, name, value)
         post = p.posterior
         conc = post.weight_concentration.copy()
         self.weight_concentration_ = tuple(conc) if conc.ndim == 2 else conc

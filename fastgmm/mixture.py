@@ -7,12 +7,12 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, validate_data
 
-from ._base import BaseMixture, _unchanged_on_error
+from ._base import BaseMixture, fitted_arrays, publish, snapshot
 from ._runtime import threads
-from .engine.data import check_n_samples, fit_work, make_data
+from .engine.data import check_n_samples, fit_work, make_data, present_rows
 from .engine.em import EMResult, MaximumLikelihood
 from .engine.init import METHODS, initialize
-from .engine.online import online_step
+from .engine.online import online_step, state_from_params
 from .model import covariance, criteria
 from .model.checks import check_user_init
 from .model.params import from_fitted
@@ -171,8 +171,8 @@ class GaussianMixture(BaseMixture):
         -------
         self : GaussianMixture
         """
-        with _unchanged_on_error(self):
-            self._partial_fit(X, sample_weight)
+        with publish(self) as work:
+            work._partial_fit(X, sample_weight)
         return self
 
     def _partial_fit(self, X, sample_weight):
@@ -185,7 +185,9 @@ class GaussianMixture(BaseMixture):
             sample_weight = _check_sample_weight(
                 sample_weight, X, dtype=np.float64, ensure_non_negative=True
             )
+            X, sample_weight = present_rows(X, sample_weight)
         family = self._family()
+        state = getattr(self, "_online_state", None)
         work = fit_work(X, self.n_components, self.covariance_type)
         with threads(self.n_jobs, work=work):
             if first:
@@ -202,8 +204,11 @@ class GaussianMixture(BaseMixture):
                 )
             else:
                 params = self._params()
+                if state is None:  # after fit: continue from the fitted model
+                    n_fit = getattr(self, "_n_fit_rows", None)
+                    state = state_from_params(params, family, n_fit, X.shape[0])
             state, params, ll = online_step(
-                getattr(self, "_online_state", None),
+                state,
                 X,
                 sample_weight,
                 params,
@@ -230,12 +235,9 @@ class GaussianMixture(BaseMixture):
 
     def _set_fitted(self, result, dtype):
         p = result.params
-        as_dtype = lambda a: np.asarray(a, dtype=dtype)  # noqa: E731
-        self.weights_ = as_dtype(p.weights)
-        self.means_ = as_dtype(p.means)
-        self.covariances_ = as_dtype(p.covariances)
-        self.precisions_cholesky_ = as_dtype(p.prec_chol)
-        self.precisions_ = as_dtype(p.model.precisions(p.prec_chol))
+        arrays = fitted_arrays(p, dtype)
+        for name, value in arrays.items():
+            setattr(self, name, value)
         self.converged_ = bool(result.converged)
         self.n_iter_ = int(result.n_iter)
         self.lower_bound_ = float(result.lower_bound)
@@ -253,9 +255,10 @@ class GaussianMixture(BaseMixture):
 
     def bic(self, X):
         """Bayesian information criterion on X (lower is better)."""
-        n = X.shape[0]
-        return criteria.bic(self.score(X) * n, self._n_parameters(), n)
+        model, n = snapshot(self), X.shape[0]
+        return criteria.bic(model.score(X) * n, model._n_parameters(), n)
 
     def aic(self, X):
         """Akaike information criterion on X (lower is better)."""
-        return criteria.aic(self.score(X) * X.shape[0], self._n_parameters())
+        model = snapshot(self)
+        return criteria.aic(model.score(X) * X.shape[0], model._n_parameters())

@@ -47,6 +47,11 @@ class Data:
         return self.source.map_sum(fn, *args)
 
     @property
+    def n_rows(self):
+        """Number of rows (of positive weight, for in-memory data)."""
+        return self.X.shape[0] if self.source is None else self.source.n_rows
+
+    @property
     def n_features(self):
         return self.feature_var.shape[0]
 
@@ -106,6 +111,29 @@ def _total_scatter(data, ref, kind):
         return total, ref[0] + delta, s2[0] - s1 * delta
     s2 = np.tril(s2) + np.tril(s2, -1).T
     return total, ref[0] + delta, s2 - np.outer(s1, delta)
+
+
+def present_rows(X, sample_weight, scale=True):
+    """(X, weights) without the rows of zero weight, the weights scaled by a power of
+    two so that the largest is in [1, 2) (``scale=False``: not scaled, for models
+    whose weights are counts, such as a Bayesian mixture's prior strength).
+
+    A zero weight is an absent row: it is dropped, whatever its values (a row at
+    1e160 of weight 0 cannot overflow anything). Scaling by a power of two is exact,
+    so the fit does not depend on the scale of the weights (c * w gives the fit of w
+    up to the rounding of c * w) and no sum overflows or loses precision to
+    scikit-learn's absolute 10 * eps added to the component weights. Unit weights
+    are left as they are.
+    """
+    keep = sample_weight > 0
+    if not keep.all():
+        X, sample_weight = X[keep], sample_weight[keep]
+    if sample_weight.shape[0] == 0:
+        raise ValueError("The total sample weight must be positive.")
+    _, exponent = np.frexp(sample_weight.max())
+    if scale and exponent != 1:
+        sample_weight = np.ldexp(sample_weight, 1 - exponent)
+    return X, sample_weight
 
 
 def fit_work(X, n_components, model):

@@ -116,6 +116,7 @@ def block_em(X, sw, kind, const, loc, prec, ref, chunk):
 
 def pass_stats(data, params, family):
     """One fused pass: (log-likelihood sum, (nk, s1, s2), ref) under ``params``."""
+    params.check(data.n_features)  # the kernels do not check bounds
     ref = kernel_array(params.means)
     args = (*family.inputs(params).astuple(), ref, data.chunk)
     ll, nk, s1, s2 = data.map_sum(block_em, *args)

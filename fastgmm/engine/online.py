@@ -9,6 +9,12 @@ with s(.) the per-unit-weight statistics of the chunk under the current paramete
 (computed by the same fused kernel as batch EM), and theta_t = M-step(S_t). With
 0.5 < decay <= 1 the recursion converges to a stationary point of the likelihood on
 a stationary stream; it is an approximation of the batch fit, not equal to it.
+
+After a batch fit the stream continues from the fitted model
+(:func:`state_from_params`): S_0 is the statistics the fitted parameters imply (the
+M-step of S_0 gives them back), and the fit counts as t_0 = round(n_fit / n_chunk)
+steps (at least 1), as if its n_fit rows had arrived in chunks of the first
+chunk's size; the next step size is then (t_0 + 1)^(-decay) instead of 1.
 """
 
 from dataclasses import dataclass
@@ -79,6 +85,37 @@ def online_step(state, X, sample_weight, params, family, decay):
         None if tied is None else blend(state.tied, tied),
     )
     return state, m_step(state, family), ll
+
+
+def state_from_params(params, family, n_fit, n_chunk):
+    """The online state a batch fit hands over (see the module docstring).
+
+    Per unit weight about the mixture mean c: nk = weights, s1 = w_k (mu_k - c), s2
+    the within-component scatter (covariance minus reg_covar) plus w_k (mu_k - c)^2
+    terms; for dense shared models the total scatter. ``n_fit`` is the number of
+    rows of the batch fit (None if unknown: it then counts as one step).
+    """
+    model, reg = family.model, family.reg_covar
+    weights, means = params.weights, params.means
+    k, d = means.shape
+    centre = weights @ means
+    delta = means - centre
+    cov = params.covariances
+    if cov is None:
+        cov = model.covariances_from_prec_chol(params.prec_chol)
+    cov = model.full(cov, k, d)
+    cov[:, np.arange(d), np.arange(d)] -= reg
+    between = weights[:, None, None] * delta[:, :, None] * delta[:, None, :]
+    tied = None
+    if model.kind == DIAG:
+        var = np.diagonal(cov, 0, 1, 2)
+        s2 = (weights[:, None] * (var + delta**2))[:, None, :]
+    elif model.shared:  # dense shared: the M-step reads the total scatter
+        s2, tied = between, cov[0] + between.sum(axis=0)
+    else:
+        s2 = weights[:, None, None] * cov + between
+    t0 = 1 if not n_fit else max(1, round(n_fit / max(n_chunk, 1)))
+    return OnlineState(t0, centre, weights.copy(), weights[:, None] * delta, s2, tied)
 
 
 def _jitter(state):

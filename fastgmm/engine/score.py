@@ -52,7 +52,10 @@ def score(X, params, *, lse=False, resp=False, labels=False, n_jobs=None, family
     """
     from ..model.params import kernel_inputs
 
+    if np.ndim(X) != 2:
+        raise ValueError(f"Expected a 2-D array of points, got shape {np.shape(X)}.")
     n, d = X.shape
+    params.check(d)  # the kernels do not check bounds
     work = pass_work(n, d, params.n_components, params.model.kind != DIAG)
     with threads(n_jobs, work=work):
         inputs = kernel_inputs(params) if family is None else family.inputs(params)

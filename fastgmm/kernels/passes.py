@@ -32,7 +32,10 @@ def block_resp(lp, nb, wb, s, mx, scratch):
 
     After the call lp[k, b] = wb[b] * exp(lp[k, b] - lse_b) and s[b] = lse_b.
     Responsibilities below exp(-500) relative to the largest are set to 0 (see
-    _fastexp). ``scratch`` is a float64 buffer of shape (3, BLOCK).
+    _fastexp). ``scratch`` is a float64 buffer of shape (3, BLOCK). A point whose
+    log-probability is -inf under every component (too far from all of them for
+    its density to be represented) gets lse_b = -inf and equal responsibilities
+    wb[b] / K (see _far_points).
     """
     n_components = lp.shape[0]
     bits, scale, logs = scratch[0], scratch[1], scratch[2]
@@ -41,6 +44,9 @@ def block_resp(lp, nb, wb, s, mx, scratch):
     for k in range(1, n_components):
         for b in range(nb):
             mx[b] = max(mx[b], lp[k, b])
+    n_far = 0
+    for b in range(nb):
+        n_far += mx[b] == -np.inf
     for b in range(nb):
         s[b] = 0.0
     for k in range(n_components):
@@ -61,6 +67,26 @@ def block_resp(lp, nb, wb, s, mx, scratch):
     for k in range(n_components):
         for b in range(nb):
             lp[k, b] *= scale[b]
+    if n_far > 0:
+        ll = _far_points(lp, nb, wb, s, mx)
+    return ll
+
+
+@kernel
+def _far_points(lp, nb, wb, s, mx):
+    """Fix the points of a block with mx[b] = -inf (every log-probability -inf, the
+    logsumexp above gave NaN): log p(x) = -inf, responsibilities wb[b] / K. Returns
+    the block's sum_b wb*lse_b again, a point of zero weight adding nothing."""
+    n_components = lp.shape[0]
+    for b in range(nb):
+        if mx[b] == -np.inf:
+            s[b] = -np.inf
+            for k in range(n_components):
+                lp[k, b] = wb[b] / n_components
+    ll = 0.0
+    for b in range(nb):
+        if wb[b] != 0.0:
+            ll += wb[b] * s[b]
     return ll
 
 

@@ -56,6 +56,56 @@ class Params:
     def n_features(self):
         return self.means.shape[1]
 
+    def check(self, n_features=None, of="X"):
+        """Raise ValueError unless every array has the shape of K components in d
+        features (K, d from ``means``; d must equal ``n_features`` when given, the
+        width of ``of``: "X" or "n_features_in_").
+
+        The kernels do not check bounds: this runs before any of them reads the
+        parameters (:func:`from_fitted`, the scorer, every EM pass).
+        """
+        means = np.asarray(self.means)
+        if means.ndim != 2 or means.shape[0] < 1 or means.shape[1] < 1:
+            raise ValueError(
+                "means_ must have shape (n_components, n_features) with both >= 1, "
+                f"got {means.shape}."
+            )
+        k, d = means.shape
+        if n_features is not None and d != n_features:
+            raise ValueError(
+                f"X has {n_features} features, but the model's means_ have {d} "
+                "features."
+                if of == "X"
+                else f"{of} is {n_features}, but means_ {means.shape} has {d} features."
+            )
+        expected = {"weights_": (k,), "precisions_cholesky_": self.model.shape(k, d)}
+        if self.covariances is not None:
+            expected["covariances_"] = self.model.shape(k, d)
+        given = {
+            "weights_": self.weights,
+            "precisions_cholesky_": self.prec_chol,
+            "covariances_": self.covariances,
+        }
+        if self.posterior is not None:
+            post = self.posterior
+            conc = (2, k) if post.weight_type == variational.DIRICHLET_PROCESS else (k,)
+            expected["weight_concentration_"] = conc
+            expected["mean_precision_"] = (k,)
+            given["weight_concentration_"] = post.weight_concentration
+            given["mean_precision_"] = post.mean_precision
+            if np.ndim(post.degrees_of_freedom) != 0:  # a scalar for tied
+                expected["degrees_of_freedom_"] = (k,)
+                given["degrees_of_freedom_"] = post.degrees_of_freedom
+        for name, shape in expected.items():
+            got = np.shape(given[name])
+            if got != shape:
+                raise ValueError(
+                    f"{name} has shape {got}, but a '{self.model.name}' mixture of "
+                    f"{k} components in {d} features (means_ {means.shape}) needs "
+                    f"{shape}."
+                )
+        return self
+
 
 def from_fitted(model):
     """The fitted parameters of a mixture as float64 :class:`Params`.
@@ -71,13 +121,20 @@ def from_fitted(model):
     Returns
     -------
     Params
+
+    Raises
+    ------
+    ValueError
+        When the arrays disagree in shape (with each other, with ``n_components``
+        or with ``n_features_in_``): hand-assigned attributes are checked here,
+        before any kernel reads them.
     """
     from sklearn.utils.validation import check_is_fitted
 
     check_is_fitted(model)
     f64 = lambda a: np.asarray(a, dtype=np.float64)  # noqa: E731
     cov = getattr(model, "covariances_", None)
-    return Params(
+    params = Params(
         covariance.get(model.covariance_type),
         f64(model.weights_),
         f64(model.means_),
@@ -86,7 +143,14 @@ def from_fitted(model):
         variational.posterior_of(model)
         if hasattr(model, "degrees_of_freedom_")
         else None,
-    )
+    ).check(getattr(model, "n_features_in_", None), of="n_features_in_")
+    n_components = getattr(model, "n_components", params.n_components)
+    if n_components != params.n_components:
+        raise ValueError(
+            f"n_components is {n_components}, but the fitted arrays (means_ "
+            f"{params.means.shape}) have {params.n_components} components."
+        )
+    return params
 
 
 @dataclass(frozen=True)
