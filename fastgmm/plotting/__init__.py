@@ -86,7 +86,9 @@ def plot_density(
     features : (int, int) or "pca", optional
         The plane shown when there are more than two features (default "pca").
     feature_names : sequence of str, optional
-        Axis labels for ``features=(i, j)``.
+        Names of all the features, for the axis labels of ``features=(i, j)``.
+        Default: the model's ``feature_names_in_``, else the columns of a pandas
+        DataFrame ``X``, else ``x0, x1, ...``.
     ax : matplotlib Axes, optional
     n_grid : int, default=200
         Grid points per axis for the contours.
@@ -100,6 +102,8 @@ def plot_density(
     Returns
     -------
     matplotlib.axes.Axes
+        The legend lists each component (colour, mean marker, mixing weight) up to
+        12 components, and the points.
     """
     ax = _axes(ax)
     basis, centre, labels = projection(model, X, features, feature_names)
@@ -122,8 +126,37 @@ def plot_density(
         f"(1 nat apart), {n_std:g}-sd ellipses",
         fontsize="medium",
     )
-    ax.legend(loc="best", fontsize="small")
+    _component_legend(ax, params.weights, colors, points is not None)
     return ax
+
+
+#: components listed one by one in the density legend up to this many
+MAX_LEGEND_COMPONENTS = 12
+
+
+def _component_legend(ax, weights, colors, with_points):
+    """One entry per component (its colour, mean marker and weight), then the points."""
+    from matplotlib.lines import Line2D
+
+    handles = []
+    if len(colors) <= MAX_LEGEND_COMPONENTS:
+        for c, color in enumerate(colors):
+            handles.append(
+                Line2D(
+                    [], [], color=color, lw=2, marker="X", ms=9,
+                    markeredgecolor="black", label=f"component {c} (weight {weights[c]:.2f})",
+                )
+            )  # fmt: skip
+    else:
+        handles.append(_handle(ax, "component means"))
+    if with_points:
+        handles.append(_handle(ax, "points (colour: label, size: confidence)"))
+    ax.legend(handles=handles, loc="best", fontsize="small")
+
+
+def _handle(ax, label):
+    """The artist of ``ax`` labelled ``label``."""
+    return next(a for a in ax.collections if a.get_label() == label)
 
 
 def _draw_components(ax, params, n_std, colors):
@@ -160,7 +193,7 @@ def _draw_points(ax, model, X, basis, centre, colors, max_points, random_state):
         c=np.asarray(colors)[labels],
         alpha=0.6,
         linewidths=0,
-        label="points (size: confidence)",
+        label="points (colour: label, size: confidence)",
     )
     return points
 
@@ -177,20 +210,20 @@ def plot_selection(result, *, criteria=("bic", "aic", "icl"), ax=None):
     Returns
     -------
     matplotlib.axes.Axes
-        One line per (criterion, covariance type); a dotted vertical line and a
-        star at the best candidate under ``result.criterion``.
+        One line per (criterion, covariance type), coloured by covariance type and
+        styled by criterion (the legend lists each colour and style once); a dotted
+        vertical line and a star at the best candidate under ``result.criterion``.
     """
     ax = _axes(ax, figsize=(7.2, 4.8))
     cov_types = list(dict.fromkeys(r["covariance_type"] for r in result.table))
     colors = dict(zip(cov_types, _colors(len(cov_types))))
-    styles = {"bic": "-", "aic": "--", "icl": "-."}
     for crit in criteria:
         for cov in cov_types:
             rows = [r for r in result.table if r["covariance_type"] == cov]
             ax.plot(
                 [r["n_components"] for r in rows],
                 [r[crit] for r in rows],
-                styles[crit],
+                SELECTION_STYLES[crit],
                 marker="o",
                 ms=4,
                 color=colors[cov],
@@ -198,7 +231,7 @@ def plot_selection(result, *, criteria=("bic", "aic", "icl"), ax=None):
             )
     best = result.table[result.best_index_]
     ax.axvline(best["n_components"], color="grey", ls=":", lw=1.5)
-    ax.plot(
+    (star,) = ax.plot(
         [best["n_components"]],
         [best[result.criterion]],
         marker="*",
@@ -217,8 +250,37 @@ def plot_selection(result, *, criteria=("bic", "aic", "icl"), ax=None):
         f"{best['covariance_type']}",
         fontsize="medium",
     )
-    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    _selection_legend(ax, colors, criteria, star)
     return ax
+
+
+#: line style of each criterion in plot_selection
+SELECTION_STYLES = {"bic": "-", "aic": "--", "icl": "-."}
+
+
+def _selection_legend(ax, colors, criteria, star):
+    """Colours name the covariance types, line styles the criteria: one entry each
+    (not one per line), and the best candidate."""
+    from matplotlib.lines import Line2D
+
+    handles = [
+        Line2D([], [], color=color, lw=2, marker="o", ms=4, label=cov)
+        for cov, color in colors.items()
+    ]
+    if len(criteria) > 1:
+        handles += [
+            Line2D([], [], color="black", ls=SELECTION_STYLES[c], label=c.upper())
+            for c in criteria
+        ]
+    handles.append(star)
+    ax.legend(
+        handles=handles,
+        fontsize="small",
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1.0),
+        title="colour: covariance\nline: criterion" if len(criteria) > 1 else None,
+        title_fontsize="small",
+    )
 
 
 def plot_confidence(model, X, *, threshold=0.9, bins=40, ax=None):
@@ -306,11 +368,14 @@ def plot_sizes(model, X=None, *, ax=None):
     return ax
 
 
-def plot_overview(model, X, *, threshold=0.9, features=None):
-    """Density, confidence histogram and sizes side by side; returns the Figure."""
+def plot_overview(model, X, *, threshold=0.9, features=None, feature_names=None):
+    """Density, confidence histogram and sizes side by side; returns the Figure.
+
+    ``features`` and ``feature_names`` are passed to :func:`plot_density`.
+    """
     plt = _pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(18, 5.2), constrained_layout=True)
-    plot_density(model, X, features=features, ax=axes[0])
+    plot_density(model, X, features=features, feature_names=feature_names, ax=axes[0])
     plot_confidence(model, X, threshold=threshold, ax=axes[1])
     plot_sizes(model, X, ax=axes[2])
     return fig

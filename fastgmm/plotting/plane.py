@@ -19,17 +19,34 @@ def _mixture_moments(model):
     return centre, total
 
 
+def feature_names_of(model, X=None, feature_names=None):
+    """The features' names: ``feature_names`` if given, else the model's
+    ``feature_names_in_``, else the columns of a DataFrame ``X``, else x0, x1, ..."""
+    d = np.shape(model.means_)[1]
+    if feature_names is not None:
+        names = [str(n) for n in feature_names]
+        if len(names) != d:
+            raise ValueError(f"feature_names has {len(names)} names for {d} features")
+        return names
+    for names in (
+        getattr(model, "feature_names_in_", None),
+        getattr(X, "columns", None),
+    ):
+        if names is not None and len(names) == d:
+            return [str(n) for n in names]
+    return [f"x{j}" for j in range(d)]
+
+
 def projection(model, X=None, features=None, feature_names=None):
     """Plane of a 2-D picture: ``(basis (d, 2), centre (d,), axis labels)``.
 
     ``features=(i, j)`` picks two features; ``"pca"`` (the default when there are
     more than two features) the first two principal components of ``X``, or of the
     fitted mixture's covariance when ``X`` is None. Points map to ``(x - centre) @ basis``.
+    Axis labels name the features (see feature_names_of).
     """
     d = np.shape(model.means_)[1]
-    names = list(feature_names) if feature_names is not None else None
-    names = names or [str(n) for n in getattr(model, "feature_names_in_", [])]
-    names = names or [f"x{j}" for j in range(d)]
+    names = feature_names_of(model, X, feature_names)
     if d < 2:
         raise ValueError("a density picture needs at least 2 features")
     if features is None:

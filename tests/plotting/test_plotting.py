@@ -79,9 +79,54 @@ def test_density_2d(model2, data3, tmp_path):
     conf = model2.predict_proba(X).max(axis=1)
     sizes = points.get_sizes()
     assert np.all(np.diff(sizes[np.argsort(conf)]) >= -1e-9)  # bigger = more certain
-    assert len(ax.get_legend().get_texts()) == 2
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    weights = [f"{w:.2f}" for w in model2.weights_]
+    assert legend == [f"component {c} (weight {w})" for c, w in enumerate(weights)] + [
+        "points (colour: label, size: confidence)"
+    ]
+    # each component's entry has the colour of its ellipse and of its mean marker
+    handles = ax.get_legend().legend_handles[:3]
+    for handle, ellipse, face in zip(
+        handles, ellipses, means.get_facecolors(), strict=True
+    ):
+        assert matplotlib.colors.same_color(handle.get_color(), ellipse.get_edgecolor())
+        assert matplotlib.colors.same_color(handle.get_color(), face)
     assert any(type(c).__name__ == "QuadContourSet" for c in ax.collections)
     _png(ax, tmp_path, "density_2d")
+
+
+def test_density_legend_without_points_and_for_many_components(data3):
+    gm = GaussianMixture(3, random_state=0).fit(data3[:, :2])
+    texts = [t.get_text() for t in plotting.plot_density(gm).get_legend().get_texts()]
+    assert texts == [f"component {c} (weight {gm.weights_[c]:.2f})" for c in range(3)]
+    many = GaussianMixture(14, random_state=0).fit(data3[:, :2])
+    legend = plotting.plot_density(many, data3[:, :2]).get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == [
+        "component means",
+        "points (colour: label, size: confidence)",
+    ]
+
+
+def test_density_feature_names_from_a_dataframe(model3, data3):
+    """A model fitted on an array, drawn with a DataFrame: its column names."""
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame(data3, columns=["height", "weight", "age"])
+    ax = plotting.plot_density(model3, frame, features=(1, 2))
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("weight", "age")
+    ax = plotting.plot_density(model3, data3, features=(0, 2))  # no names known
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("x0", "x2")
+    on_frame = GaussianMixture(3, covariance_type="diag", random_state=0).fit(frame)
+    ax = plotting.plot_density(on_frame, features=(2, 0))  # the model's names
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("age", "height")
+    fig = plotting.plot_overview(
+        model3, data3, features=(0, 1), feature_names=["u", "v", "w"]
+    )
+    assert (fig.axes[0].get_xlabel(), fig.axes[0].get_ylabel()) == ("u", "v")
+
+
+def test_density_feature_names_of_the_wrong_length(model3):
+    with pytest.raises(ValueError, match="feature_names has 2 names for 3 features"):
+        plotting.plot_density(model3, features=(0, 1), feature_names=["a", "b"])
 
 
 def test_density_matches_score_samples(model2):
@@ -161,8 +206,18 @@ def test_selection_curve(data3, tmp_path):
     assert "K=3" in ax.get_title()
     assert ax.get_xlabel() == "number of components K"
     _png(ax, tmp_path, "selection")
+    # the legend names each colour (covariance type) and style (criterion) once
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == ["full", "diag", "BIC", "AIC", "ICL", "best by BIC"]
+    handles = ax.get_legend().legend_handles
+    by_label = {ln.get_label(): ln for ln in lines}
+    assert handles[0].get_color() == by_label["AIC full"].get_color()
+    assert handles[1].get_color() == by_label["ICL diag"].get_color()
+    assert handles[3].get_linestyle() == by_label["AIC diag"].get_linestyle()
     only_bic = plotting.plot_selection(result, criteria=("bic",))
     assert len(only_bic.get_lines()) == 2 + 2  # two types, the marker, the vline
+    texts = [t.get_text() for t in only_bic.get_legend().get_texts()]
+    assert texts == ["full", "diag", "best by BIC"]
 
 
 def test_confidence_histogram(model3, data3, tmp_path):
