@@ -4,7 +4,7 @@
 Usage::
 
     python benchmarks/selection_sweep.py [--n 20000] [--d 4] [--k-max 8]
-                                         [--repeats 3] [--no-sklearn]
+                                         [--repeats 3] [--no-sklearn] [--parallel]
 
 The data are ``--d``-dimensional, 5 Gaussian clusters. The grid is K = 1..k-max x
 {full, diag, tied, spherical}, one k-means restart, random_state=0. Three ways to get
@@ -16,6 +16,11 @@ the same table (BIC, AIC, ICL per candidate):
   ``aic(X)`` and ``predict_proba(X)`` (for ICL); also timed without ``predict_proba``
   (BIC/AIC only, the README's loop);
 - ``sklearn cold``: the same with ``sklearn.mixture.GaussianMixture``.
+
+``select`` runs with the estimator's settings (k-means start, tol 1e-3, 100
+iterations) so all ways fit the same models, one K at a time (``parallel="kernels"``);
+``--parallel`` adds ``select(parallel="candidates")`` (K values in threads, one kernel
+thread each), the comparison behind ``select``'s ``parallel="auto"`` threshold.
 
 The JIT is warmed first; each way is timed ``--repeats`` times in alternation; the
 median and the best time are reported, with their ratios to ``select``.
@@ -38,10 +43,14 @@ def make_data(n, d, seed=0):
     return centres[labels] + rng.normal(size=(n, d)) * rng.uniform(0.5, 1.5, size=d)
 
 
-def sweep_select(X, ks):
+#: the estimator's defaults, so that select and the cold loops fit the same models
+SAME_AS_COLD = {"init_params": "kmeans", "tol": 1e-3, "max_iter": 100}
+
+
+def sweep_select(X, ks, parallel="kernels"):
     from fastgmm.selection import select
 
-    select(X, ks, COV_TYPES, random_state=0)
+    select(X, ks, COV_TYPES, random_state=0, parallel=parallel, **SAME_AS_COLD)
 
 
 def sweep_cold(cls, X, ks, proba=True):
@@ -60,6 +69,8 @@ def main(argv=None):
     p.add_argument("--k-max", type=int, default=8)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--no-sklearn", action="store_true")
+    p.add_argument("--no-cold", action="store_true", help="time select only")
+    p.add_argument("--parallel", action="store_true", help="also parallel candidates")
     p.add_argument(
         "--threads", type=int, help="limit fastgmm and BLAS to this many threads"
     )
@@ -71,17 +82,23 @@ def main(argv=None):
     from fastgmm import GaussianMixture
 
     X, ks = make_data(args.n, args.d), range(1, args.k_max + 1)
-    ways = {
-        "select": lambda: sweep_select(X, ks),
-        "fastgmm cold (fit+bic+aic+proba)": lambda: sweep_cold(GaussianMixture, X, ks),
-        "fastgmm cold (fit+bic+aic)": lambda: sweep_cold(GaussianMixture, X, ks, False),
-    }
-    if not args.no_sklearn:
+    ways = {"select": lambda: sweep_select(X, ks)}
+    if args.parallel:
+        ways["select, parallel candidates"] = lambda: sweep_select(X, ks, "candidates")
+    if not args.no_cold:
+        ways["fastgmm cold (fit+bic+aic+proba)"] = lambda: sweep_cold(
+            GaussianMixture, X, ks
+        )
+        ways["fastgmm cold (fit+bic+aic)"] = lambda: sweep_cold(
+            GaussianMixture, X, ks, False
+        )
+    if not args.no_sklearn and not args.no_cold:
         ways["sklearn cold (fit+bic+aic+proba)"] = lambda: sweep_cold(
             SkGaussianMixture, X, ks
         )
     warnings.simplefilter("ignore")
     sweep_select(X[:2000], range(1, 3))  # warm the JIT
+    sweep_select(X[:2000], range(1, 3), "candidates")
     sweep_cold(GaussianMixture, X[:2000], range(1, 3))
     times = {name: [] for name in ways}
     with fastgmm.threads(args.threads), threadpool_limits(args.threads):

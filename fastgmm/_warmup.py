@@ -151,13 +151,26 @@ def _compile_mixture():
 
 
 def _compile_kmeans():
-    """Compile (or load) the k-means pass: one call with tiny inputs."""
+    """Compile (or load) the k-means start's kernels (seeding, Lloyd, labels and
+    the hard statistics) for both dtypes: one tiny default start each."""
     import numpy as np
 
-    from .kernels.kmeans import label_stats
+    from .engine.data import make_data
+    from .engine.init import initial_stats
+    from .model import covariance
 
-    X = np.zeros((4, 2))
-    label_stats(X, np.empty(0), np.zeros(4, np.int64), 2, 0, X[:2], 128)
+    model = covariance.get("full")
+    for dtype in (np.float64, np.float32):
+        X = (np.arange(16, dtype=dtype).reshape(8, 2) % 5) * np.arange(1, 9)[:, None]
+        data = make_data(X.astype(dtype), None, 2, model)
+        initial_stats(data, 2, model, "kmeans", np.random.RandomState(0))
+
+
+def kmeans_kernels():
+    """The parallel k-means kernels a default start uses (for cache checks)."""
+    from .kernels import kmeans
+
+    return (kmeans.lloyd_step, kmeans.potentials, kmeans.label_stats)
 
 
 def compile_kernels(parallel=True, status=None):
@@ -175,10 +188,9 @@ def compile_kernels(parallel=True, status=None):
     import sys
 
     from ._jit import CACHE, cache_dir, is_cached
-    from .kernels.kmeans import kmeans_pass
     from .kernels.passes import mixture_pass
 
-    todo = [not is_cached(k) for k in (mixture_pass, kmeans_pass)]
+    todo = [not is_cached(mixture_pass), not all(map(is_cached, kmeans_kernels()))]
     child = None
     if parallel and all(todo) and (os.cpu_count() or 1) > 1:
         if CACHE and cache_dir() is not None:

@@ -19,6 +19,7 @@ Labels are 0-based (mclust's are 1-based) and noise points are labelled -1 (mclu
 0). See ``docs/model-based-clustering.md``.
 """
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -226,6 +227,7 @@ def mclust(
     -------
     MclustResult
     """
+    from .exceptions import DegenerateComponentWarning
     from .modelbased import noise_is_on
     from .selection import select
 
@@ -236,12 +238,16 @@ def mclust(
     fitted = [g for g in values if g > 0]
     shared = dict(noise=noise, noise_volume=noise_volume, prior=prior)
     sel = None
+    exclude = options.get("degenerate", "exclude") == "exclude"
     if fitted:
-        sel = select(
-            X, fitted, names, "bic", random_state=random_state,
-            sample_weight=sample_weight, **shared, **options,
-        )  # fmt: skip
-    bic, icl = _tables(sel, values, names)
+        with warnings.catch_warnings():
+            if 0 in values and exclude:  # the noise-only model is never degenerate
+                warnings.simplefilter("ignore", DegenerateComponentWarning)
+            sel = select(
+                X, fitted, names, "bic", random_state=random_state,
+                sample_weight=sample_weight, **shared, **options,
+            )  # fmt: skip
+    bic, icl = _tables(sel, values, names, exclude and 0 in values)
     noise_only = None
     if 0 in values:
         noise_only = _noise_only(X, sample_weight, noise_volume)
@@ -249,11 +255,15 @@ def mclust(
     return _result(X, values, names, bic, icl, sel, noise_only)
 
 
-def _tables(sel, values, names):
-    """(BIC, ICL) in mclust's layout and sign from select's rows (NaN elsewhere)."""
+def _tables(sel, values, names, drop_degenerate=False):
+    """(BIC, ICL) in mclust's layout and sign from select's rows (NaN elsewhere;
+    NaN for degenerate rows too with ``drop_degenerate``: select keeps them when
+    every candidate it fitted is degenerate, but the noise-only model is not)."""
     bic = np.full((len(values), len(names)), np.nan)
     icl = np.full_like(bic, np.nan)
     for row in [] if sel is None else sel.table:
+        if drop_degenerate and row["degenerate"]:
+            continue
         i = values.index(row["n_components"])
         j = names.index(_mclust_name(row["covariance_type"]))
         bic[i, j], icl[i, j] = -row["bic"], -row["icl"]

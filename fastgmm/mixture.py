@@ -11,7 +11,7 @@ from ._base import BaseMixture, fitted_arrays, publish, snapshot
 from ._runtime import threads
 from .engine.data import check_n_samples, fit_work, make_data, present_rows
 from .engine.em import EMResult, MaximumLikelihood, ModelBased
-from .engine.init import initialize
+from .engine.init import METHODS, initialize
 from .engine.online import online_step, state_from_params
 from .model import covariance, criteria
 from .model.checks import check_user_init
@@ -49,8 +49,19 @@ class GaussianMixture(BaseMixture):
         Number of EM iterations to perform.
     n_init : int, default=1
         Number of initialisations; the best result is kept.
-    init_params : {'kmeans', 'k-means++', 'random', 'random_from_data'}, default='kmeans'
-        Method used to initialise the responsibilities.
+    init_params : {'kmeans', 'k-means++', 'random', 'random_from_data', 'hc', \
+            'short-em'}, default='kmeans'
+        Method used to initialise the responsibilities. 'kmeans' is scikit-learn's
+        start, draw for draw: the same ``random_state`` gives the same k-means
+        clusters as ``sklearn.mixture.GaussianMixture`` (float64 data; on float32
+        data scikit-learn's float32 running sums may draw other k-means++ seeds from
+        some tens of thousands of rows on). fastgmm extensions, better
+        on higher-dimensional data (see ``fastgmm.engine.starts``): 'hc', mclust's
+        model-based hierarchical clustering (VVV criterion, on at most 2000 rows) cut
+        at ``n_components``; 'short-em', a few EM iterations from each of several
+        starts (scikit-learn's k-means start, hc with the VVV and EII criteria, more
+        k-means and random-rows starts), continuing the best. ``n_iter_`` counts the
+        iterations after the short runs.
     weights_init : array-like of shape (n_components,), default=None
     means_init : array-like of shape (n_components, n_features), default=None
     precisions_init : array-like, default=None
@@ -113,9 +124,7 @@ class GaussianMixture(BaseMixture):
         "reg_covar": [Interval(Real, 0.0, None, closed="left")],
         "max_iter": [Interval(Integral, 0, None, closed="left")],
         "n_init": [Interval(Integral, 1, None, closed="left")],
-        "init_params": [
-            StrOptions({"kmeans", "random", "random_from_data", "k-means++"})
-        ],
+        "init_params": [StrOptions(set(METHODS))],
         "random_state": ["random_state"],
         "warm_start": ["boolean"],
         "verbose": ["verbose"],

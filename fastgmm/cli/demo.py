@@ -298,11 +298,10 @@ def run_demo(out=None, compare=True, seed=0, picture="fastgmm-demo.png", status=
         "then a million pixels."
     )
     from fastgmm._jit import is_cached
-    from fastgmm._warmup import compile_kernels
-    from fastgmm.kernels.kmeans import kmeans_pass
+    from fastgmm._warmup import compile_kernels, kmeans_kernels
     from fastgmm.kernels.passes import mixture_pass
 
-    if not all(is_cached(k) for k in (mixture_pass, kmeans_pass)):
+    if not all(is_cached(k) for k in (mixture_pass, *kmeans_kernels())):
         say(
             "First run: compiling fastgmm's kernels (a minute or more, longer on a "
             "busy machine; cached afterwards; `fastgmm warmup` does it ahead)."

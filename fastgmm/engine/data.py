@@ -95,7 +95,7 @@ def make_data(X, sample_weight, n_components, model, source=None, variances=True
 
 def block_scatter(X, sw, kind, ref, chunk):
     """(total weight, s1, s2) of a block about ``ref`` (1, d): one label_stats pass."""
-    nk, s1, s2 = label_stats(X, sw, np.empty(0, np.int64), 1, kind, ref, chunk)
+    nk, s1, s2 = label_stats(X, sw, np.empty(0, np.int8), 1, kind, ref, chunk)
     return nk[0], s1[0], s2[0]
 
 

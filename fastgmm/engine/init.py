@@ -6,8 +6,19 @@ responsibilities for "random"), turned into :class:`Params` by the same M-step a
 exactly as scikit-learn builds its initial parameters from ``resp``. All randomness
 comes from the caller's ``numpy.random.RandomState``; the kernels are deterministic
 for any thread count.
+
+"kmeans" is scikit-learn's start: ``GaussianMixture`` runs ``KMeans(K, n_init=1,
+random_state=random_state).fit(X)``, and so does this module, draw for draw (the same
+calls on the generator, the same k-means++ candidates, Lloyd passes, tie rule and
+stopping rule), so the same ``random_state`` gives the same clusters. Memory beyond
+the data: the labels (n, in the smallest integer dtype) and, while seeding, one
+distance per row in the data's dtype.
+
+"hc" and "short-em" (fastgmm's robust starts) choose among partitions made here and
+in :mod:`fastgmm.engine.starts` (hc trees: :mod:`fastgmm.engine.hc`).
 """
 
+import functools
 from dataclasses import replace
 
 import numpy as np
@@ -16,74 +27,188 @@ from .._jit import kernel_array
 from ..kernels import DIAG
 from ..kernels.kmeans import (
     assign,
+    choice_index,
+    chunk_sums,
     label_stats,
     lloyd_step,
+    locate,
     potentials,
     update_min_dist,
 )
 from ..model.params import Params
+from .starts import (
+    HC_MODELS,
+    N_KMEANS,
+    N_RANDOM,
+    Partition,
+    hc_partitions,
+    random_rows_partition,
+    short_em,
+)
 
+#: init_params values: scikit-learn's four, then fastgmm's robust starts
+METHODS = ("kmeans", "k-means++", "random", "random_from_data", "hc", "short-em")
+ROBUST = ("hc", "short-em")
 KMEANS_MAX_ITER = 300
 KMEANS_TOL = 1e-4
 
 
-def _weights(data):
-    sw = data.sample_weight
-    return sw if sw.shape[0] else None
+def label_dtype(n_components):
+    """The smallest signed integer dtype holding labels 0..K-1 and -1."""
+    for dtype in (np.int8, np.int16, np.int32):
+        if n_components <= np.iinfo(dtype).max:
+            return dtype
+    return np.int64
 
 
-def kmeans_plusplus(data, n_components, random_state):
-    """Greedy k-means++ seeding (Arthur & Vassilvitskii; scikit-learn's variant with
-    2 + log(K) local trials), weighted. Returns (centers (K, d) float64, indices (K,))."""
-    X, n = data.X, data.X.shape[0]
-    w = _weights(data)
+@functools.cache
+def _ones_sum(n, dtype):
+    """``np.ones(n, dtype).sum()`` without the array: numpy's pairwise summation
+    (blocks of up to 128 added exactly, halves split at multiples of 8)."""
+    if n <= 128:
+        return np.dtype(dtype).type(n)
+    half = n // 2
+    half -= half % 8
+    return _ones_sum(half, dtype) + _ones_sum(n - half, dtype)
+
+
+def _choice_p(data):
+    """(p for unit weights, total weight) of scikit-learn's first k-means++ draw,
+    ``choice(n, p=sample_weight / sample_weight.sum())``, as numpy computes them."""
+    sw, dtype = data.sample_weight, data.X.dtype.type
+    if sw.shape[0]:
+        return 0.0, float(np.sum(sw))
+    return float(dtype(1) / _ones_sum(data.X.shape[0], data.X.dtype.type)), 1.0
+
+
+def kmeans_plusplus(data, n_components, random_state, mean=None):
+    """scikit-learn's greedy k-means++ (``_kmeans_plusplus``: 2 + log(K) local
+    trials, weighted, the same calls on ``random_state``) on the rows ``X - mean``.
+
+    Returns (centres (K, d) in the data's dtype, centred; indices (K,) int64).
+    The distances to the nearest centre are held in the data's dtype (one array of
+    n); cumulative sums are taken chunk by chunk (see ``kernels.kmeans.locate``).
+    """
+    X, n, chunk, sw = data.X, data.X.shape[0], data.chunk, data.sample_weight
+    mean = np.zeros(X.shape[1], X.dtype) if mean is None else mean
     n_trials = 2 + int(np.log(n_components))
-    first = random_state.choice(n, p=None if w is None else w / w.sum())
+    p_unit, w_total = _choice_p(data)
+    first = choice_index(sw, n, p_unit, w_total, random_state.random_sample())
     indices = np.empty(n_components, np.int64)
-    centers = np.empty((n_components, X.shape[1]))
-    indices[0], centers[0] = first, X[first]
-    d2 = np.full(n, np.inf)
-    update_min_dist(X, centers[0], data.chunk, d2)
+    centers = np.empty((n_components, X.shape[1]), X.dtype)
+    d2 = np.full(n, np.inf, X.dtype)
+
+    def take(c, row):
+        indices[c], centers[c] = row, X[row] - mean
+        update_min_dist(X, mean, np.asarray(centers[c], np.float64), chunk, d2)
+        return chunk_sums(sw, d2, chunk)
+
+    sums = take(0, first)
+    pot = float(np.sum(sums))  # scikit-learn: closest_dist_sq @ sample_weight
     for c in range(1, n_components):
-        cum = np.cumsum(d2 if w is None else w * d2)
-        cand = np.searchsorted(cum, random_state.uniform(size=n_trials) * cum[-1])
-        cand = np.minimum(cand, n - 1)
-        pots = potentials(
-            X, data.sample_weight, d2, np.asarray(X[cand], np.float64), data.chunk
-        )
-        best = int(np.argmin(pots))
-        indices[c], centers[c] = cand[best], X[cand[best]]
-        update_min_dist(X, centers[c], data.chunk, d2)
+        targets = random_state.uniform(size=n_trials) * pot
+        cand = locate(sw, d2, chunk, sums, targets)
+        points = np.asarray(X[cand] - mean, np.float64)
+        pots = potentials(X, sw, mean, d2, points, chunk)
+        t = int(np.argmin(pots))  # the first of equal potentials
+        pot = float(pots[t])
+        sums = take(c, int(cand[t]))
     return centers, indices
 
 
-def kmeans(data, n_components, random_state):
-    """Weighted Lloyd k-means from k-means++ seeds; returns (centers, labels).
-
-    Stops when no label changes or the squared centre shift falls below
-    1e-4 x the mean feature variance (scikit-learn's rule), after at most 300 passes.
-    Empty clusters are moved to the points farthest from their centres.
-    """
+def _unweighted_tolerance(data):
+    """scikit-learn's KMeans tolerance: 1e-4 x the mean (unweighted) feature variance."""
+    if not data.sample_weight.shape[0] and np.any(data.feature_var > 0):
+        return KMEANS_TOL * float(np.mean(data.feature_var))
     X, n = data.X, data.X.shape[0]
-    centers, _ = kmeans_plusplus(data, n_components, random_state)
-    tol = KMEANS_TOL * float(np.mean(data.feature_var))
-    labels, d2 = np.full(n, -1, np.int64), np.empty(n)
-    for _ in range(KMEANS_MAX_ITER):
+    ref = kernel_array(X[:1])
+    _, s1, s2 = label_stats(
+        X, np.empty(0), np.empty(0, np.int8), 1, DIAG, ref, data.chunk
+    )
+    var = s2[0, 0] / n - (s1[0] / n) ** 2
+    return KMEANS_TOL * float(np.mean(var))
+
+
+def _relocate_empty(data, mean, centers, nk, s1, labels):
+    """scikit-learn's ``_relocate_empty_clusters_dense``: each empty cluster takes
+    one of the rows farthest from their centres (``np.argpartition`` of the same
+    distances, computed in blocks of rows; an array of n only in this rare case)."""
+    X, sw = data.X, data.sample_weight
+    empty = np.flatnonzero(nk == 0)
+    dist = np.empty(X.shape[0], X.dtype)
+    step = 1 << 16
+    for s in range(0, X.shape[0], step):
+        diff = (X[s : s + step] - mean) - centers[labels[s : s + step]]
+        dist[s : s + step] = (diff**2).sum(axis=1)
+    far = np.argpartition(dist, -len(empty))[: -len(empty) - 1 : -1]
+    if np.max(dist) == 0:
+        return
+    for new, row in zip(empty, far):
+        w = float(sw[row]) if sw.shape[0] else 1.0
+        old = labels[row]
+        x = np.asarray(X[row] - mean, np.float64)
+        s1[old] -= x * w
+        s1[new] = x * w
+        nk[new] = w
+        nk[old] -= w
+
+
+def _average(s1, nk, dtype):
+    """scikit-learn's ``_average_centers``: sums times 1 / weight; an empty cluster
+    copies the heaviest one (as it stands at that point of the loop)."""
+    heaviest = int(np.argmax(nk))
+    for k in range(s1.shape[0]):
+        if nk[k] > 0:
+            s1[k] *= 1.0 / nk[k]
+        else:
+            s1[k] = s1[heaviest]
+    return s1.astype(dtype)
+
+
+def lloyd(data, centers, mean, tol, max_iter=KMEANS_MAX_ITER):
+    """scikit-learn's ``_kmeans_single_lloyd`` on the rows ``X - mean`` from centred
+    ``centers`` (data dtype). Returns (centres (K, d) float64, centred; labels (n,)
+    in the smallest integer dtype holding K).
+
+    Stops when no label changes (strict convergence), or when the squared centre
+    shift is within ``tol`` (then labels are recomputed for the last centres), after
+    at most ``max_iter`` passes; empty clusters take the farthest rows. Sums are
+    float64 and chunk-ordered (scikit-learn's depend on its thread count).
+    """
+    X = data.X
+    labels = np.full(X.shape[0], -1, label_dtype(centers.shape[0]))
+    strict = False
+    for _ in range(max_iter):
+        cnorm = np.einsum("ij,ij->i", centers, centers)  # scikit-learn's row_norms
         nk, s1, changed = lloyd_step(
-            X, data.sample_weight, centers, data.chunk, labels, d2
+            X, data.sample_weight, mean, centers, cnorm, data.chunk, labels
         )
-        if changed == 0:
-            break
-        new = centers + s1 / np.maximum(nk, np.finfo(float).tiny)[:, None]
-        for k in np.flatnonzero(nk == 0):
-            far = int(np.argmax(d2))
-            new[k], d2[far] = X[far], 0.0
-        shift = float(((new - centers) ** 2).sum())
+        if np.any(nk == 0):
+            _relocate_empty(data, mean, centers, nk, s1, labels)
+        new = _average(s1, nk, X.dtype)
+        shift = np.sqrt(((new - centers) ** 2).sum(axis=1))
         centers = new
-        if shift <= tol:
-            assign(X, centers, data.chunk, labels, d2)
+        if changed == 0:
+            strict = True
             break
-    return centers, labels
+        if float((shift**2).sum()) <= tol:
+            break
+    if not strict:
+        cnorm = np.einsum("ij,ij->i", centers, centers)
+        assign(X, mean, centers, cnorm, data.chunk, labels)
+    return centers.astype(np.float64), labels
+
+
+def kmeans(data, n_components, random_state):
+    """scikit-learn's ``KMeans(n_clusters, n_init=1, random_state=random_state)
+    .fit(X, sample_weight)`` (lloyd, 300 passes, tol 1e-4): its k-means++ seeds from
+    the same draws, then its Lloyd passes, on the rows centred by their mean.
+    Returns (centres (K, d) float64, labels (n,) in the smallest integer dtype).
+    """
+    mean = data.X.mean(axis=0)  # scikit-learn centres the data, in its dtype
+    centers, _ = kmeans_plusplus(data, n_components, random_state, mean)
+    centers, labels = lloyd(data, centers, mean, _unweighted_tolerance(data))
+    return centers + mean, labels
 
 
 def hard_stats(data, labels, ref, n_components, model):
@@ -96,7 +221,7 @@ def hard_stats(data, labels, ref, n_components, model):
 
 
 def _at_indices(data, indices, n_components, model):
-    labels = np.full(data.X.shape[0], -1, np.int64)
+    labels = np.full(data.X.shape[0], -1, label_dtype(n_components))
     labels[indices] = np.arange(n_components)
     return hard_stats(data, labels, data.X[indices], n_components, model)
 
@@ -143,16 +268,49 @@ def initial_stats(data, n_components, model, method, random_state):
     raise ValueError(f"Unknown init_params {method!r}.")
 
 
+def kmeans_partition(data, n_components, random_state, name="kmeans"):
+    """The k-means start as a Partition (its M-step is that of ``"kmeans"``)."""
+    centers, labels = kmeans(data, n_components, random_state)
+    return Partition(name, labels, n_components, ref=centers)
+
+
+def robust_partitions(data, n_components, method, random_state, trees=None):
+    """The partitions a robust start (``"hc"``, ``"short-em"``) chooses from, made
+    lazily in this order (see :mod:`fastgmm.engine.starts`): scikit-learn's k-means
+    start, hc trees on one sample, further k-means and random-rows starts."""
+    k, rs = n_components, random_state
+    if method == "hc":
+        yield from hc_partitions(data, [k], rs, ("VVV",), trees)[k]
+        return
+    yield kmeans_partition(data, k, rs)
+    yield from hc_partitions(data, [k], rs, HC_MODELS, trees)[k]
+    for i in range(1, N_KMEANS):
+        yield kmeans_partition(data, k, rs, f"kmeans-{i}")
+    positive = data.sample_weight.shape[0] == 0 or np.sum(data.sample_weight > 0) >= k
+    for i in range(N_RANDOM if positive else 0):
+        yield random_rows_partition(data, k, rs, f"random-{i}")
+
+
 def initialize(data, n_components, family, method, random_state, user=(None,) * 3):
     """Starting Params: from ``method``, overridden by user-given
     (weights_init, means_init, precisions_init) where not None."""
     weights_init, means_init, precisions_init = user
     model = family.model
-    if weights_init is None or means_init is None or precisions_init is None:
+    if (
+        weights_init is not None
+        and means_init is not None
+        and precisions_init is not None
+    ):
+        start = Params(model, None, None, None, None)
+    elif method == "hc":
+        (part,) = robust_partitions(data, n_components, method, random_state)
+        start = part.params(family, data)
+    elif method == "short-em":
+        parts = robust_partitions(data, n_components, method, random_state)
+        start = short_em(data, family, parts)[0]
+    else:
         stats, ref = initial_stats(data, n_components, model, method, random_state)
         start = family.update(stats, ref, data)
-    else:
-        start = Params(model, None, None, None, None)
     weights = start.weights if weights_init is None else np.asarray(weights_init, float)
     means = start.means if means_init is None else np.asarray(means_init, float)
     if precisions_init is None:  # (keeps the family's extras, e.g. a posterior)

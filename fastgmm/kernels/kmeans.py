@@ -1,36 +1,55 @@
-"""Kernels for initialisation: nearest-centre assignment, k-means++ potentials and
-statistics of hard labels. Parallel over fixed-size chunks with partial sums added in
-chunk order, like the E-step, so results do not depend on the thread count.
+"""Kernels for initialisation: scikit-learn's k-means (k-means++ seeding and Lloyd
+passes), and statistics of hard labels.
 
-The four passes are modes of one parallel kernel, :func:`kmeans_pass` (each parallel
-kernel costs seconds to compile); :func:`lloyd_step`, :func:`assign`,
-:func:`update_min_dist`, :func:`potentials` and :func:`label_stats` call it."""
+The k-means kernels reproduce ``sklearn.cluster.KMeans`` (lloyd) on the data it
+sees: rows centred by their mean (``x - mean``, in the data's dtype). The nearest
+centre minimises ``||c||^2 - 2 x.c`` computed as scikit-learn's BLAS GEMM computes it
+(one fused multiply-add chain over the features, in the data's dtype), the first of
+equal distances wins, so ties resolve as in scikit-learn. k-means++ sampling
+searches cumulative sums of ``w * d2`` chunk by chunk (no array of n partial sums).
+
+Parallel over fixed-size chunks with partial sums added in chunk order, like the
+E-step, so results do not depend on the thread count; chunks go to the threads
+dynamically (see :mod:`fastgmm.kernels.blocks`). Labels may be any signed
+integer dtype (the caller picks the smallest that holds K).
+"""
 
 import numpy as np
 from numba import prange
 
-from .._jit import BLOCK, kernel, kernel_array
+from .._jit import BLOCK, kernel
 from . import FULL, TIED
-from .blocks import add_slots, n_slots_for, next_task, slot_buffers, task_queue
-from .logdensity import data_shape, load_block
+from .blocks import (
+    add_slots,
+    n_slots_for,
+    next_task,
+    read_only,
+    slot_buffers,
+    sum_rows,
+    task_queue,
+)
 
 
-@kernel
-def _block_nearest(xt, nb, centers, best, best_d, dist):
-    """Nearest centre of each point of a transposed block (SIMD over points):
-    best[b] (float-coded index) and best_d[b] its squared distance."""
+# ------------------------------------------------------------------ Lloyd passes
+@kernel(strict=True)
+def _block_nearest(xt, nb, centers, cnorm, best, best_d, dist):
+    """best[b] = argmin_k (cnorm_k - 2 x_b.c_k) over the points of a transposed
+    block, first of ties, in the data's dtype (dist, best_d): scikit-learn's
+    GEMM-based distance, one FMA chain over features (strict: no re-association)."""
     d = xt.shape[0]
     for b in range(nb):
         best_d[b] = np.inf
-        best[b] = 0.0
+        best[b] = 0
     for k in range(centers.shape[0]):
         for b in range(nb):
             dist[b] = 0.0
         for j in range(d):
             c = centers[k, j]
             for b in range(nb):
-                t = xt[j, b] - c
-                dist[b] += t * t
+                dist[b] += xt[j, b] * c
+        ck = cnorm[k]
+        for b in range(nb):
+            dist[b] = ck - 2.0 * dist[b]  # -2 dot is exact: one rounding, as BLAS
         for b in range(nb):
             better = dist[b] < best_d[b]
             best_d[b] = dist[b] if better else best_d[b]
@@ -38,144 +57,241 @@ def _block_nearest(xt, nb, centers, best, best_d, dist):
 
 
 @kernel
-def _block_label_sums(xt, nb, centers, best, wb, nk, s1):
-    """nk[k] += sum of weights with label k; s1[k] += their weighted offsets from
-    centre k (masked sums over points: SIMD, no scatter)."""
-    for k in range(centers.shape[0]):
-        acc = 0.0
-        for b in range(nb):
-            acc += wb[b] if best[b] == k else 0.0
-        nk[k] += acc
-        for j in range(xt.shape[0]):
-            c = centers[k, j]
-            acc = 0.0
-            for b in range(nb):
-                acc += (wb[b] * (xt[j, b] - c)) if best[b] == k else 0.0
-            s1[k, j] += acc
-
-
-@kernel
-def _chunk_lloyd(X, sw, centers, start, stop, labels, d2, nk, s1):
-    """Assign rows start:stop (labels, d2); add weighted offsets to nk, s1."""
-    _, d = data_shape(X)
-    xt = np.zeros((d, BLOCK))
-    best = np.empty(BLOCK)
-    best_d = np.empty(BLOCK)
-    dist = np.empty(BLOCK)
-    wb = np.empty(BLOCK)
+def _chunk_lloyd(X, sw, mean, centers, cnorm, start, stop, labels, nk, s1):
+    """Assign rows start:stop (labels, in place); add weights and weighted centred
+    rows to nk, s1 (when nk has entries). Returns the number of labels changed."""
+    d = X.shape[1]
+    xt = np.empty((d, BLOCK), X.dtype)
+    dist = np.empty(BLOCK, X.dtype)
+    best_d = np.empty(BLOCK, X.dtype)
+    best = np.empty(BLOCK, np.int64)
+    sums = nk.shape[0] > 0
     changed = 0
     for b0 in range(start, stop, BLOCK):
         nb = min(BLOCK, stop - b0)
-        load_block(X, b0, nb, xt)
-        _block_nearest(xt, nb, centers, best, best_d, dist)
+        for b in range(nb):
+            for j in range(d):
+                xt[j, b] = X[b0 + b, j] - mean[j]
+        _block_nearest(xt, nb, centers, cnorm, best, best_d, dist)
         for b in range(nb):
             i = b0 + b
-            k = int(best[b])
+            k = best[b]
             changed += labels[i] != k
             labels[i] = k
-            d2[i] = best_d[b]
-            wb[b] = sw[i] if sw.shape[0] > 0 else 1.0
-        _block_label_sums(xt, nb, centers, best, wb, nk, s1)
+            if sums:
+                w = sw[i] if sw.shape[0] > 0 else 1.0
+                nk[k] += w
+                for j in range(d):
+                    s1[k, j] += w * xt[j, b]
     return changed
 
 
 @kernel
-def _block_sq_dist(xt, nb, center, dist):
-    """dist[b] = ||x_b - center||^2 for the points of a transposed block."""
-    for b in range(nb):
-        dist[b] = 0.0
-    for j in range(xt.shape[0]):
-        c = center[j]
-        for b in range(nb):
-            t = xt[j, b] - c
-            dist[b] += t * t
+def _no_sums(n_chunks, d):
+    """Per-chunk counts (zeroed), empty nk, s1 (outputs) and sample weights (an
+    input: typed read-only)."""
+    return np.zeros(n_chunks), np.zeros(0), np.zeros((0, d)), read_only(np.zeros(0))
 
 
 @kernel
-def _chunk_min_dist(X, center, start, stop, d2):
-    _, d = data_shape(X)
-    xt = np.zeros((d, BLOCK))
-    dist = np.empty(BLOCK)
-    for b0 in range(start, stop, BLOCK):
-        nb = min(BLOCK, stop - b0)
-        load_block(X, b0, nb, xt)
-        _block_sq_dist(xt, nb, center, dist)
-        for b in range(nb):
-            d2[b0 + b] = min(d2[b0 + b], dist[b])
+def _total(counts):
+    acc = 0.0
+    for c in range(counts.shape[0]):
+        acc += counts[c]
+    return int(acc)
 
 
+@kernel(parallel=True, inputs="X mean centers cnorm")
+def assign(X, mean, centers, cnorm, chunk, labels):
+    """labels[i] = the nearest centre of row i - mean (see _block_nearest).
+    Returns the number of labels changed."""
+    n, d = X.shape
+    n_chunks = (n + chunk - 1) // chunk
+    pch, none_k, none_s, sw = _no_sums(n_chunks, d)
+    queue, n_workers = task_queue(n_chunks)
+    for _ in prange(n_workers):
+        c = next_task(queue)
+        while c < n_chunks:
+            start, stop = c * chunk, min(n, (c + 1) * chunk)
+            pch[c] = _chunk_lloyd(
+                X, sw, mean, centers, cnorm, start, stop, labels, none_k, none_s
+            )
+            c = next_task(queue)
+    return _total(pch)
+
+
+@kernel(parallel=True, inputs="X sw mean centers cnorm")
+def lloyd_step(X, sw, mean, centers, cnorm, chunk, labels):
+    """One Lloyd pass: assign each row to its nearest centre (labels in place) and
+    sum, per centre, the weights and the weighted centred rows (float64).
+    Returns (nk (K,), s1 (K, d), n_changed)."""
+    n, d = X.shape
+    n_components = centers.shape[0]
+    n_chunks = (n + chunk - 1) // chunk
+    pch, pnk, ps1, ps2 = slot_buffers(n_chunks, n_components, 0, d)
+    _, nk, s1, s2 = slot_buffers(1, n_components, 0, d)
+    queue, n_workers = task_queue(n_chunks)
+    for _ in prange(n_workers):
+        c = next_task(queue)
+        while c < n_chunks:
+            start, stop = c * chunk, min(n, (c + 1) * chunk)
+            pch[c] = _chunk_lloyd(
+                X, sw, mean, centers, cnorm, start, stop, labels, pnk[c], ps1[c]
+            )
+            c = next_task(queue)
+    changed = add_slots(n_chunks, pch, pnk, ps1, ps2, nk[0], s1[0], s2[0])
+    return nk[0], s1[0], int(changed)
+
+
+# ------------------------------------------------------------------ k-means++
 @kernel
-def _chunk_potentials(X, sw, d2, cands, start, stop, pot):
-    """pot[t] += sum_{start <= i < stop} w_i min(d2_i, ||x_i - cand_t||^2), in row order."""
-    _, d = data_shape(X)
-    xt = np.zeros((d, BLOCK))
-    dist = np.empty(BLOCK)
-    for b0 in range(start, stop, BLOCK):
-        nb = min(BLOCK, stop - b0)
-        load_block(X, b0, nb, xt)
-        for t in range(cands.shape[0]):
-            _block_sq_dist(xt, nb, cands[t], dist)
-            acc = pot[t]
-            for b in range(nb):
-                w = sw[b0 + b] if sw.shape[0] > 0 else 1.0
-                acc += w * min(d2[b0 + b], dist[b])
-            pot[t] = acc
+def _centred_sq_dist(X, i, mean, point):
+    """||(x_i - mean) - point||^2 in float64 (x_i - mean in the data's dtype)."""
+    acc = 0.0
+    for j in range(X.shape[1]):
+        t = (X[i, j] - mean[j]) - point[j]
+        acc += t * t
+    return acc
 
 
+@kernel(parallel=True, inputs="X mean point")
+def update_min_dist(X, mean, point, chunk, d2):
+    """d2[i] = min(d2[i], ||(x_i - mean) - point||^2) in place (point float64)."""
+    n = X.shape[0]
+    n_chunks = (n + chunk - 1) // chunk
+    queue, n_workers = task_queue(n_chunks)
+    for _ in prange(n_workers):
+        c = next_task(queue)
+        while c < n_chunks:
+            for i in range(c * chunk, min(n, (c + 1) * chunk)):
+                d2[i] = min(d2[i], _centred_sq_dist(X, i, mean, point))
+            c = next_task(queue)
+
+
+@kernel(parallel=True, inputs="X sw mean d2 cands")
+def potentials(X, sw, mean, d2, cands, chunk):
+    """pot[t] = sum_i w_i min(d2_i, ||(x_i - mean) - cand_t||^2) (sw of length 0:
+    unit weights), chunk partial sums added in order."""
+    n = X.shape[0]
+    n_cand = cands.shape[0]
+    n_chunks = (n + chunk - 1) // chunk
+    _, part, _, _ = slot_buffers(n_chunks, n_cand, 0, 0)
+    queue, n_workers = task_queue(n_chunks)
+    for _ in prange(n_workers):
+        c = next_task(queue)
+        while c < n_chunks:
+            for i in range(c * chunk, min(n, (c + 1) * chunk)):
+                w = sw[i] if sw.shape[0] > 0 else 1.0
+                for t in range(n_cand):
+                    dt = _centred_sq_dist(X, i, mean, cands[t])
+                    part[c, t] += w * min(d2[i], dt)
+            c = next_task(queue)
+    return sum_rows(part)
+
+
+@kernel(strict=True)
+def _running_sum(sw, d2, start, stop, base, target):
+    """Add w_i d2_i (i = start, ...) to ``base`` in order; return (first i whose
+    running sum reaches ``target``, or -1; the sum over start:stop)."""
+    acc = base
+    for i in range(start, stop):
+        acc += (sw[i] if sw.shape[0] > 0 else 1.0) * d2[i]
+        if acc >= target:
+            return i, acc
+    return -1, acc
+
+
+@kernel(parallel=True, strict=True, inputs="sw d2")
+def chunk_sums(sw, d2, chunk):
+    """Per chunk, sum_i w_i d2_i added in row order (the totals ``locate`` scans)."""
+    n = d2.shape[0]
+    n_chunks = (n + chunk - 1) // chunk
+    out = _no_sums(n_chunks, 0)[0]
+    queue, n_workers = task_queue(n_chunks)
+    for _ in prange(n_workers):
+        c = next_task(queue)
+        while c < n_chunks:
+            stop = min(n, (c + 1) * chunk)
+            out[c] = _running_sum(sw, d2, c * chunk, stop, 0.0, np.inf)[1]
+            c = next_task(queue)
+    return out
+
+
+@kernel(strict=True, inputs="sw d2 sums targets")
+def locate(sw, d2, chunk, sums, targets):
+    """For each target: the first row whose cumulative sum of w d2 reaches it
+    (``np.searchsorted(np.cumsum(w * d2), target)``, clipped to n - 1), the cumulative
+    sum taken chunk by chunk (chunk totals ``sums``, then in order within a chunk)."""
+    n = d2.shape[0]
+    out = np.empty(targets.shape[0], np.int64)
+    for t in range(targets.shape[0]):
+        v = targets[t]
+        out[t] = n - 1
+        base = 0.0
+        for c in range(sums.shape[0]):
+            start = c * chunk
+            stop = min(n, start + chunk)
+            if base + sums[c] >= v:
+                i = _running_sum(sw, d2, start, stop, base, v)[0]
+                # the running sum from base may round below base + sums[c]: a miss
+                # falls back to the chunk's last row
+                out[t] = i if i >= 0 else stop - 1
+                break
+            base += sums[c]
+    return out
+
+
+@kernel(strict=True, inputs="sw")
+def choice_index(sw, n, p_unit, w_total, u):
+    """numpy's ``RandomState.choice(n, p=p)`` given its uniform draw ``u``, with
+    p_i = w_i / w_total (or p_unit for unit weights): the first i with
+    cdf_i / cdf_{n-1} > u, cdf the running sum of p in row order, as numpy computes it."""
+    total = 0.0
+    for i in range(n):
+        total += sw[i] / w_total if sw.shape[0] > 0 else p_unit
+    acc = 0.0
+    for i in range(n):
+        acc += sw[i] / w_total if sw.shape[0] > 0 else p_unit
+        if acc / total > u:
+            return i
+    return n - 1
+
+
+# ------------------------------------------------------------ label statistics
 @kernel
 def _chunk_label_stats(X, sw, labels, start, stop, kind, ref, nk, s1, s2):
-    _, d = data_shape(X)
-    xt = np.zeros((d, BLOCK))
+    d = X.shape[1]
     diff = np.empty(d)
-    for b0 in range(start, stop, BLOCK):
-        nb = min(BLOCK, stop - b0)
-        load_block(X, b0, nb, xt)
-        for b in range(nb):
-            i = b0 + b
-            k = labels[i] if labels.shape[0] > 0 else 0
-            if k < 0:
-                continue
-            w = sw[i] if sw.shape[0] > 0 else 1.0
-            nk[k] += w
+    for i in range(start, stop):
+        k = labels[i] if labels.shape[0] > 0 else 0
+        if k < 0:
+            continue
+        w = sw[i] if sw.shape[0] > 0 else 1.0
+        nk[k] += w
+        for j in range(d):
+            diff[j] = X[i, j] - ref[k, j]
+            s1[k, j] += w * diff[j]
+        if kind == FULL:
+            for a in range(d):
+                for b in range(a + 1):
+                    s2[k, a, b] += w * diff[a] * diff[b]
+        elif kind != TIED:
             for j in range(d):
-                diff[j] = xt[j, b] - ref[k, j]
-                s1[k, j] += w * diff[j]
-            if kind == FULL:
-                for a in range(d):
-                    for e in range(a + 1):
-                        s2[k, a, e] += w * diff[a] * diff[e]
-            elif kind != TIED:
-                for j in range(d):
-                    s2[k, 0, j] += w * diff[j] * diff[j]
+                s2[k, 0, j] += w * diff[j] * diff[j]
 
 
-#: modes of kmeans_pass
-LLOYD, MIN_DIST, POTENTIALS, LABEL_STATS = 0, 1, 2, 3
+@kernel(parallel=True, inputs="X sw labels ref")
+def label_stats(X, sw, labels, n_components, kind, ref, chunk):
+    """Weighted statistics of hard labels, as em_pass returns them (without loglik).
 
-
-@kernel(parallel=True, inputs="X sw centers", floats="X")
-def kmeans_pass(X, sw, centers, mode, kind, labels, d2, chunk):
-    """One parallel pass over X (n, d), float32 or float64; sw (n,) or (0,) for unit
-    weights. Returns (nk (K,), s1 (K, d), s2 (K, p, d), count), K = len(centers):
-
-    LLOYD        labels[i], d2[i] := nearest centre, squared distance; nk, s1: the
-                 weighted counts and offsets from it; count: labels changed
-    MIN_DIST     d2[i] := min(d2[i], ||x_i - centers[0]||^2)
-    POTENTIALS   nk[t] = sum_i w_i min(d2_i, ||x_i - centers[t]||^2)
-    LABEL_STATS  nk, s1, s2: statistics of the hard ``labels`` about ``centers``, as
-                 em_pass returns them (p = d for FULL, else 1; -1: no component;
-                 labels of length 0: every row in component 0)
+    labels (n,) int with -1 for "no component", or (0,) meaning every row in component 0.
     """
-    n, d = data_shape(X)
-    n_components = centers.shape[0]
-    p = (d if kind == FULL else 1) if mode == LABEL_STATS else 0
+    n, d = X.shape
+    p = d if kind == FULL else 1
     n_chunks = (n + chunk - 1) // chunk
-    # one slot per chunk within SLOT_BYTES (see blocks.n_slots_for); chunks go to
-    # the threads dynamically (see blocks.task_queue)
     n_slots = n_slots_for(n_chunks, n_components, p, d)
-    pch, pnk, ps1, ps2 = slot_buffers(n_slots, n_components, p, d)
+    pll, pnk, ps1, ps2 = slot_buffers(n_slots, n_components, p, d)
     _, nk, s1, s2 = slot_buffers(1, n_components, p, d)
-    count = 0.0
     for g0 in range(0, n_chunks, n_slots):
         m = min(n_slots, n_chunks - g0)
         queue, n_workers = task_queue(m)
@@ -184,70 +300,9 @@ def kmeans_pass(X, sw, centers, mode, kind, labels, d2, chunk):
             while c < m:
                 start = (g0 + c) * chunk
                 stop = min(n, start + chunk)
-                if mode == LLOYD:
-                    pch[c] = _chunk_lloyd(
-                        X, sw, centers, start, stop, labels, d2, pnk[c], ps1[c]
-                    )
-                elif mode == MIN_DIST:
-                    _chunk_min_dist(X, centers[0], start, stop, d2)
-                elif mode == POTENTIALS:
-                    _chunk_potentials(X, sw, d2, centers, start, stop, pnk[c])
-                else:
-                    _chunk_label_stats(
-                        X, sw, labels, start, stop, kind, centers,
-                        pnk[c], ps1[c], ps2[c],
-                    )  # fmt: skip
+                _chunk_label_stats(
+                    X, sw, labels, start, stop, kind, ref, pnk[c], ps1[c], ps2[c]
+                )
                 c = next_task(queue)
-        count += add_slots(m, pch, pnk, ps1, ps2, nk[0], s1[0], s2[0])
-    return nk[0], s1[0], s2[0], int(count)
-
-
-def _writable(a):
-    """``a``, or a copy if read-only (kmeans_pass writes labels and d2 in some modes:
-    they are typed writable, and a read-only one would compile it a second time)."""
-    return a if a.flags.writeable else a.copy()
-
-
-_NO_LABELS = np.empty(0, np.int64)
-
-
-def lloyd_step(X, sw, centers, chunk, labels, d2):
-    """One Lloyd pass: assign each point to its nearest centre (updating labels, d2)
-    and sum the weighted offsets from it. Returns (nk (K,), s1 (K, d), n_changed)."""
-    centers = kernel_array(centers)
-    nk, s1, _, changed = kmeans_pass(X, sw, centers, LLOYD, 0, labels, d2, chunk)
-    return nk, s1, changed
-
-
-def assign(X, centers, chunk, labels, d2):
-    """labels[i] = argmin_k ||x_i - c_k||^2 and d2[i] = that squared distance: a
-    Lloyd pass whose sums are dropped."""
-    lloyd_step(X, np.empty(0), centers, chunk, labels, d2)
-
-
-def update_min_dist(X, center, chunk, d2):
-    """d2[i] = min(d2[i], ||x_i - center||^2) in place."""
-    centers = kernel_array(np.reshape(center, (1, -1)))
-    kmeans_pass(X, np.empty(0), centers, MIN_DIST, 0, _NO_LABELS, d2, chunk)
-
-
-def potentials(X, sw, d2, cands, chunk):
-    """pot[t] = sum_i w_i min(d2_i, ||x_i - cand_t||^2) (sw of length 0: unit weights)."""
-    d2, cands = _writable(d2), kernel_array(cands)
-    return kmeans_pass(X, sw, cands, POTENTIALS, 0, _NO_LABELS, d2, chunk)[0]
-
-
-def label_stats(X, sw, labels, n_components, kind, ref, chunk):
-    """Weighted statistics of hard labels about ``ref`` (n_components, d), as em_pass
-    returns them (without loglik): (nk, s1, s2).
-
-    labels (n,) int with -1 for "no component", or (0,) meaning every row in component 0.
-    """
-    if np.shape(ref)[0] != n_components:
-        raise ValueError(
-            f"ref has {np.shape(ref)[0]} rows for {n_components} components"
-        )
-    no_d2 = np.empty(0)
-    labels, ref = _writable(np.asarray(labels, np.int64)), kernel_array(ref)
-    nk, s1, s2, _ = kmeans_pass(X, sw, ref, LABEL_STATS, kind, labels, no_d2, chunk)
-    return nk, s1, s2
+        add_slots(m, pll, pnk, ps1, ps2, nk[0], s1[0], s2[0])
+    return nk[0], s1[0], s2[0]

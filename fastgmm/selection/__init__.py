@@ -2,24 +2,28 @@
 
 :func:`select` fits every candidate ``(n_components, covariance_type)`` and scores it
 by BIC, AIC and ICL. Each candidate is the model ``GaussianMixture(n_components=K,
-covariance_type=cov, random_state=seed, ...).fit(X)`` would give (the same EM path,
-tested), but the sweep shares the work that does not depend on the candidate:
+covariance_type=cov, random_state=seed, ...).fit(X)`` would give with the same
+settings (the same EM path, tested), but the sweep shares the work that does not
+depend on the candidate:
 
 - ``X`` is validated and converted once;
-- the total-scatter pass (``fastgmm._em.make_data``) runs once per distinct chunk
-  layout, not once per candidate (tied needs its own full scatter);
-- the k-means initialisation does not depend on the covariance type, so it runs once
-  per ``(K, restart)`` and its labels seed every covariance type;
+- the total-scatter pass (``fastgmm.engine.data.make_data``) runs once per distinct
+  chunk layout, not once per candidate (tied needs its own full scatter);
+- the starts do not depend on the covariance type: k-means, or the partitions
+  short-EM chooses from (k-means, hc trees, random rows), are made once per
+  ``(K, restart)`` and seed every covariance type; one hc tree serves every K when
+  the data has at most 2000 rows;
 - the separate ``bic``, ``aic`` and ``predict_proba`` passes are replaced by one
   chunked scoring pass per candidate;
 - the JIT is warm after the first candidate.
 
-Every candidate's kernels already use all cores, so candidates run one after the other.
-Measured (``benchmarks/selection_sweep.py``; K = 1..8 x the four covariance types, 32
-candidates, medians of alternating runs, see ``docs/usage.md``), the sweep costs
-1/4.3 of fitting each candidate cold with ``fastgmm.GaussianMixture`` and scoring it
-(fit, bic, aic, predict_proba) on 20 000 x 4 points, 1/1.9 on 200 000 x 4 points
-(where EM itself dominates), and 1/11 of the same loop with scikit-learn.
+Honest selection (where the defaults differ from the estimator's, see
+:func:`select`): EM runs to a tight tolerance (1e-5 per sample), starts are robust
+(short-EM), and degenerate fits -- a component collapsed onto a subspace kept finite
+only by ``reg_covar``, or repaired -- are flagged and excluded (mclust's NA). Small
+data are fitted K by K in parallel threads, with results bitwise those of a serial
+sweep. The table is also available in mclust's layout (:meth:`SelectionResult.
+mclust_table`).
 
 Criteria (lower is better, scikit-learn's sign convention)::
 
@@ -45,6 +49,11 @@ from ..engine.report import Monitor
 
 __all__ = ["COLUMNS", "CRITERIA", "Monitor", "SelectionResult", "select"]
 
+#: select's defaults where they differ from GaussianMixture's (see select)
+SELECT_TOL = 1e-5
+SELECT_MAX_ITER = 1000
+SELECT_INIT = "short-em"
+
 CRITERIA = ("bic", "aic", "icl")
 COLUMNS = (
     "n_components",
@@ -56,8 +65,11 @@ COLUMNS = (
     "n_parameters",
     "converged",
     "n_iter",
+    "degenerate",
     "fit_time",
 )
+DEGENERATE = ("exclude", "keep")
+PARALLEL = ("auto", "candidates", "kernels")
 
 
 @dataclass
@@ -69,7 +81,12 @@ class SelectionResult:
     table : list of dict
         One row per candidate, in sweep order (K ascending, then covariance types as
         given), with the keys of :data:`COLUMNS`. ``fit_time`` (seconds) includes an
-        equal share of the k-means the covariance types of one K share.
+        equal share of the starts the covariance types of one K share.
+        ``degenerate`` says why a fit is degenerate ("collapsed": a component's
+        variance in some direction is at most 2 x reg_covar; "repaired": its final
+        covariances needed fastgmm's repair), or is "". With
+        ``degenerate="exclude"`` such rows have NaN (mclust's NA) for BIC, AIC and
+        ICL and are never ``best_``.
     models : list of GaussianMixture
         The fitted candidate of each row.
     criterion : str
@@ -119,12 +136,16 @@ class SelectionResult:
             "params",
             "conv",
             "iter",
+            "degenerate",
             "time s",
         ]
         cells = [head]
         for i, r in enumerate(self.table):
             mark = "*" if i == self.best_index_ else " "
-            nums = [f"{r[c]:.2f}" for c in ("bic", "aic", "icl", "log_likelihood")]
+            nums = [
+                f"{r[c]:.2f}" if np.isfinite(r[c]) else "NA"
+                for c in ("bic", "aic", "icl", "log_likelihood")
+            ]
             cells.append(
                 [
                     f"{mark}{r['n_components']}",
@@ -133,6 +154,7 @@ class SelectionResult:
                     str(r["n_parameters"]),
                     "yes" if r["converged"] else "NO",
                     str(r["n_iter"]),
+                    r["degenerate"] or "-",
                     f"{r['fit_time']:.3f}",
                 ]
             )
@@ -147,6 +169,14 @@ class SelectionResult:
 
     def __str__(self):
         return self.format()
+
+    def mclust_table(self, criterion="bic"):
+        """The criterion in mclust's layout and sign: rows K, columns models (mclust's
+        names), ``2 log L - penalty`` (higher is better), NA where excluded or not
+        fitted. See :class:`fastgmm.selection.tables.MclustTable`."""
+        from .tables import MclustTable
+
+        return MclustTable.from_rows(self.table, criterion)
 
 
 def _check_choices(covariance_types, criterion, init_params):
@@ -167,9 +197,18 @@ def _check_choices(covariance_types, criterion, init_params):
     cov_types = list(first.values())
     if criterion not in CRITERIA:
         raise ValueError(f"criterion must be one of {CRITERIA}, got {criterion!r}")
-    if init_params not in ("kmeans", "k-means++", "random", "random_from_data"):
-        raise ValueError(f"Unknown init_params {init_params!r}.")
+    from ..engine.init import METHODS
+
+    if init_params not in METHODS:
+        raise ValueError(f"init_params must be one of {METHODS}, got {init_params!r}")
     return cov_types
+
+
+def _check_options(degenerate, parallel):
+    if degenerate not in DEGENERATE:
+        raise ValueError(f"degenerate must be one of {DEGENERATE}, got {degenerate!r}")
+    if parallel not in PARALLEL:
+        raise ValueError(f"parallel must be one of {PARALLEL}, got {parallel!r}")
 
 
 def _seeds(random_state, ks):
@@ -214,20 +253,26 @@ def select(
     criterion="bic",
     *,
     n_init=1,
-    init_params="kmeans",
+    init_params=SELECT_INIT,
     random_state=None,
     sample_weight=None,
-    tol=1e-3,
+    tol=SELECT_TOL,
     reg_covar=1e-6,
-    max_iter=100,
+    max_iter=SELECT_MAX_ITER,
     n_jobs=None,
     on_degenerate="recover",
     noise=False,
     noise_volume="hypvol",
     prior=None,
+    degenerate="exclude",
+    parallel="auto",
     monitor=None,
 ):
     """Fit every (K, covariance type) candidate and choose the best by a criterion.
+
+    Defaults differ from :class:`fastgmm.GaussianMixture`'s (which keeps
+    scikit-learn's) where a model choice depends on them: a tighter ``tol``, a
+    higher ``max_iter``, the ``"short-em"`` start, and degenerate fits excluded.
 
     Parameters
     ----------
@@ -239,25 +284,52 @@ def select(
         ``fastgmm.model.covariance.names()``).
     criterion : {"bic", "aic", "icl"}, default="bic"
         Chooses ``best_`` (lowest wins; ties go to the first row, i.e. smaller K).
-    n_init, init_params, tol, reg_covar, max_iter, n_jobs, on_degenerate
+    n_init, reg_covar, n_jobs, on_degenerate
         As for :class:`fastgmm.GaussianMixture`, applied to every candidate.
+    init_params : str, default="short-em"
+        Any of GaussianMixture's; the default, short-EM among scikit-learn's k-means
+        start, mclust's hc and further starts, reaches better optima than one
+        k-means on higher-dimensional data (see ``fastgmm.engine.starts``).
+    tol : float, default=1e-5
+        EM stops when the mean log-likelihood per sample changes by less. Criteria
+        compare total log-likelihoods, and models are told apart by a few units of
+        BIC: scikit-learn's 1e-3 per sample leaves up to 0.001 n per iteration on
+        the table (on Old Faithful that was 28 BIC units and a different model).
+        The estimator keeps scikit-learn's 1e-3.
+    max_iter : int, default=1000
+        EM iterations per candidate (and restart); the tighter ``tol`` needs more
+        than scikit-learn's 100. Unconverged candidates show in the table.
     random_state : int, RandomState instance or None, default=None
         An int seeds every K alike: candidate (K, cov) then equals
-        ``GaussianMixture(K, covariance_type=cov, random_state=that int).fit(X)``.
-        Otherwise one seed per K is drawn; each model's ``random_state`` holds it.
+        ``GaussianMixture(K, covariance_type=cov, random_state=that int, ...).fit(X)``
+        with the same settings. Otherwise one seed per K is drawn; each model's
+        ``random_state`` holds it.
     sample_weight : array-like of shape (n_samples,), optional
         The criteria then use the weighted log-likelihood and n = sum of weights.
     noise, noise_volume, prior
         mclust's noise component and conjugate prior, as for
         :class:`fastgmm.GaussianMixture`, for every candidate (the prior's scale
         follows each K, as mclust's ``defaultPrior``).
+    degenerate : {"exclude", "keep"}, default="exclude"
+        Degenerate fits (see :class:`SelectionResult`) are flagged in the table's
+        ``degenerate`` column either way; "exclude" also gives them NaN criteria
+        (mclust's NA) and never chooses them, unless every candidate is degenerate
+        (then the best of them is chosen with a DegenerateComponentWarning).
+    parallel : {"auto", "candidates", "kernels"}, default="auto"
+        "candidates": fit the K values concurrently in threads, each on one kernel
+        thread; "kernels": one candidate at a time, every kernel on ``n_jobs``
+        threads; "auto": candidates for small data (fewer than 10**6 values).
+        Results are bitwise the same either way.
     monitor : Monitor, optional
-        Progress hooks (see :class:`Monitor`).
+        Progress hooks (see :class:`Monitor`); with parallel candidates the run
+        hooks of different K are called from their threads, one at a time, and
+        interleave.
 
     Returns
     -------
     SelectionResult
-        ``.table`` (rows with the keys of :data:`COLUMNS`), ``.models``, ``.best_``.
+        ``.table`` (rows with the keys of :data:`COLUMNS`), ``.models``, ``.best_``,
+        ``.mclust_table()``.
     """
     from .grid import k_values
     from .sweep import sweep
@@ -269,19 +341,45 @@ def select(
         "noise": noise, "noise_volume": noise_volume, "prior": prior,
     }  # fmt: skip
     cov_types = _check_choices(covariance_types, criterion, init_params)
+    _check_options(degenerate, parallel)
     X, sample_weight, names = _validate(X, sample_weight, settings)
     ks = k_values(k_range, name="k_range", n_samples=X.shape[0])
     seeds = _seeds(random_state, ks)
     monitor = Monitor() if monitor is None else monitor
     rows, models = sweep(
-        X, sample_weight, ks, cov_types, settings, seeds, names, monitor
+        X, sample_weight, ks, cov_types, settings, seeds, names, monitor, parallel
     )
-    scores = np.array([row[criterion] for row in rows], dtype=float)
-    best = int(np.argmin(np.where(np.isfinite(scores), scores, np.inf)))
+    best = _choose(rows, criterion, degenerate)
     result = SelectionResult(rows, models, criterion, best, time.perf_counter() - t0)
     if not result.best_.converged_ and max_iter > 0:
         _warn_unconverged(rows[best])
     return result
+
+
+def _choose(rows, criterion, degenerate):
+    """Row of the lowest criterion among the eligible rows; NaN criteria for the
+    excluded degenerate rows (unless every row is degenerate: then a warning)."""
+    from ..exceptions import DegenerateComponentWarning
+
+    scores = np.array([row[criterion] for row in rows], dtype=float)
+    flagged = np.array([bool(row["degenerate"]) for row in rows])
+    finite = np.isfinite(scores)
+    eligible = finite & ~flagged if degenerate == "exclude" else finite
+    if eligible.any():
+        if degenerate == "exclude":
+            for row in (r for r, f in zip(rows, flagged) if f):
+                row.update(bic=np.nan, aic=np.nan, icl=np.nan)
+        return int(np.argmin(np.where(eligible, scores, np.inf)))
+    best = int(np.argmin(np.where(finite, scores, np.inf)))
+    warnings.warn(
+        "Every candidate is degenerate (a component collapsed onto a subspace kept "
+        f"finite only by reg_covar, or repaired); chose the best of them, K="
+        f"{rows[best]['n_components']}, {rows[best]['covariance_type']!r}. Raise "
+        "reg_covar, use fewer components or a constrained covariance model.",
+        DegenerateComponentWarning,
+        stacklevel=3,
+    )
+    return best
 
 
 def _warn_unconverged(row):

@@ -27,7 +27,8 @@ ROOT = Path(__file__).resolve().parents[2]
 def _args(name):
     rng = np.random.default_rng(0)
     X, K, d = rng.random((300, 3)), 2, 3
-    labels, d2 = np.zeros(300, np.int64), np.full(300, np.inf)
+    labels, d2 = np.zeros(300, np.int8), np.full(300, np.inf)
+    mean, cnorm = X.mean(axis=0), np.ones(K)
     prec = np.tile(np.eye(d), (K, 1, 1))
     return {
         "mixture_pass": (
@@ -43,11 +44,24 @@ def _args(name):
             np.empty((0, K)),
             np.empty(0, np.int64),
         ),
-        "kmeans_pass": (X, np.empty(0), X[:K].copy(), 3, FULL, labels, d2, 128),
+        "assign": (X, mean, X[:K].copy(), cnorm, 128, labels),
+        "lloyd_step": (X, np.empty(0), mean, X[:K].copy(), cnorm, 128, labels),
+        "update_min_dist": (X, mean, X[0].copy(), 128, d2),
+        "potentials": (X, np.empty(0), mean, np.ones(300), X[:4].copy(), 128),
+        "chunk_sums": (np.empty(0), np.ones(300), 128),
+        "label_stats": (X, np.empty(0), labels, K, FULL, X[:K].copy(), 128),
     }[name]
 
 
-KERNELS = [(_estep, "mixture_pass"), (_kmeans, "kmeans_pass")]
+KERNELS = [
+    (_estep, "mixture_pass"),
+    (_kmeans, "assign"),
+    (_kmeans, "lloyd_step"),
+    (_kmeans, "update_min_dist"),
+    (_kmeans, "potentials"),
+    (_kmeans, "chunk_sums"),
+    (_kmeans, "label_stats"),
+]
 
 
 def count_regions(name):

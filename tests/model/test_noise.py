@@ -194,14 +194,16 @@ def test_select_with_noise_equals_the_estimator(noisy, noise):
     """Each select candidate with noise is the estimator's fit (the same EM path),
     and its BIC counts the noise's two parameters."""
     import fastgmm
+    from fastgmm.selection import SELECT_INIT, SELECT_MAX_ITER, SELECT_TOL
 
     X, truth = noisy
     noise = truth if noise == "mask" else noise
     result = fastgmm.select(X, [1, 2], ["VVV", "EEI"], noise=noise, random_state=0)
+    settings = dict(init_params=SELECT_INIT, tol=SELECT_TOL, max_iter=SELECT_MAX_ITER)
     for row, model in zip(result.table, result.models):
         cold = GaussianMixture(
             row["n_components"], covariance_type=row["covariance_type"],
-            noise=noise, random_state=0,
+            noise=noise, random_state=0, **settings,
         ).fit(X)  # fmt: skip
         assert model.lower_bound_ == pytest.approx(cold.lower_bound_, rel=1e-12)
         assert model.noise_weight_ == pytest.approx(cold.noise_weight_, rel=1e-10)
@@ -234,7 +236,12 @@ def test_select_with_a_noise_mask_and_zero_weights(noisy):
     result = fastgmm.select(
         X, [2], ["VVV"], noise=truth, sample_weight=w, random_state=0
     )
-    cold = GaussianMixture(2, noise=truth, random_state=0).fit(X, sample_weight=w)
+    from fastgmm.selection import SELECT_INIT, SELECT_MAX_ITER, SELECT_TOL
+
+    cold = GaussianMixture(
+        2, noise=truth, random_state=0, init_params=SELECT_INIT, tol=SELECT_TOL,
+        max_iter=SELECT_MAX_ITER,
+    ).fit(X, sample_weight=w)  # fmt: skip
     (model,) = result.models
     np.testing.assert_allclose(model.means_, cold.means_, rtol=1e-8)
     assert model.noise_weight_ == pytest.approx(cold.noise_weight_, rel=1e-8)

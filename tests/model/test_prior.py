@@ -157,13 +157,15 @@ def test_select_with_prior_equals_the_estimator(rng):
     """Each select candidate with the prior is the estimator's fit (the prior's scale
     follows K, as mclust's defaultPrior)."""
     import fastgmm
+    from fastgmm.selection import SELECT_INIT, SELECT_MAX_ITER, SELECT_TOL
 
     X = np.vstack([rng.normal(size=(60, 2)), rng.normal(size=(60, 2)) + 4])
     result = fastgmm.select(X, [1, 3], ["VVV", "VEI"], prior=True, random_state=0)
+    settings = dict(init_params=SELECT_INIT, tol=SELECT_TOL, max_iter=SELECT_MAX_ITER)
     for row, model in zip(result.table, result.models):
         cold = GaussianMixture(
             row["n_components"], covariance_type=row["covariance_type"],
-            prior=True, random_state=0,
+            prior=True, random_state=0, **settings,
         ).fit(X)  # fmt: skip
         np.testing.assert_allclose(model.covariances_, cold.covariances_, rtol=1e-12)
         assert model.lower_bound_ == pytest.approx(cold.lower_bound_, rel=1e-12)

@@ -7,11 +7,21 @@ import pytest
 from sklearn.exceptions import ConvergenceWarning
 
 import fastgmm.engine.init
+import fastgmm.engine.starts
 from fastgmm.inspection import entropy
 from fastgmm.mixture import GaussianMixture
-from fastgmm.selection import COLUMNS, Monitor, select
+from fastgmm.selection import (
+    COLUMNS,
+    SELECT_INIT,
+    SELECT_MAX_ITER,
+    SELECT_TOL,
+    Monitor,
+    select,
+)
 
 ALL_COV = ("full", "tied", "diag", "spherical")
+#: select's settings where they differ from the estimator's defaults
+SELECT = {"init_params": SELECT_INIT, "tol": SELECT_TOL, "max_iter": SELECT_MAX_ITER}
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +38,9 @@ def sweep(X):
 
 
 def _cold(X, row, **kw):
+    """The estimator with select's settings (``kw`` overrides them)."""
     return GaussianMixture(
-        row["n_components"], covariance_type=row["covariance_type"], **kw
+        row["n_components"], covariance_type=row["covariance_type"], **{**SELECT, **kw}
     ).fit(X)
 
 
@@ -40,7 +51,11 @@ def test_table_layout(sweep):
         (k, c) for k in range(1, 5) for c in ALL_COV
     ]
     assert all(r["fit_time"] > 0 for r in sweep.table)
-    assert sum(r["fit_time"] for r in sweep.table) <= sweep.total_time
+    # K values fitted concurrently (small data): each K's time within the wall time
+    per_k = {}
+    for r in sweep.table:
+        per_k[r["n_components"]] = per_k.get(r["n_components"], 0) + r["fit_time"]
+    assert max(per_k.values()) <= sweep.total_time
     assert sweep.column("n_components").tolist() == [
         r["n_components"] for r in sweep.table
     ]
@@ -66,7 +81,9 @@ def test_candidates_equal_cold_fits(X, sweep):
         assert row["n_parameters"] == cold._n_parameters()
 
 
-@pytest.mark.parametrize("init_params", ["kmeans", "random", "k-means++"])
+@pytest.mark.parametrize(
+    "init_params", ["kmeans", "random", "k-means++", "hc", "short-em"]
+)
 def test_restarts_equal_cold_fits(X, init_params):
     res = select(
         X, [2, 3], ("full", "diag"), n_init=2, init_params=init_params, random_state=5
@@ -112,8 +129,12 @@ def test_kmeans_runs_once_per_k_and_restart(X, monkeypatch):
         return real(data, n_components, random_state)
 
     monkeypatch.setattr(fastgmm.engine.init, "kmeans", counting)
-    select(X, [2, 3], ALL_COV, n_init=2, random_state=0)
-    assert calls == [2, 2, 3, 3]  # not once per covariance type
+    select(X, [2, 3], ALL_COV, n_init=2, init_params="kmeans", random_state=0)
+    assert sorted(calls) == [2, 2, 3, 3]  # not once per covariance type
+    calls.clear()
+    select(X, [2, 3], ALL_COV, n_init=2, random_state=0)  # short-EM: N_KMEANS each
+    n = fastgmm.engine.starts.N_KMEANS
+    assert sorted(calls) == [2] * 2 * n + [3] * 2 * n
 
 
 def test_integer_weights_equal_repeated_rows(X):
@@ -130,9 +151,9 @@ def test_random_state_draws_one_seed_per_k(X):
     res = select(X, [1, 2], ("spherical",), random_state=np.random.RandomState(0))
     seeds = [m.random_state for m in res.models]
     assert all(isinstance(s, int) for s in seeds)
-    again = GaussianMixture(2, covariance_type="spherical", random_state=seeds[1]).fit(
-        X
-    )
+    again = GaussianMixture(
+        2, covariance_type="spherical", random_state=seeds[1], **SELECT
+    ).fit(X)
     np.testing.assert_array_equal(again.means_, res.models[1].means_)
 
 
@@ -165,11 +186,40 @@ def test_monitor_sees_every_run(X):
             self.events.append(("done", row["n_components"], row["covariance_type"]))
 
     rec = Recorder()
-    res = select(X, [1, 2], ("full", "diag"), n_init=2, random_state=0, monitor=rec)
+    res = select(
+        X, [1, 2], ("full", "diag"), n_init=2, random_state=0, monitor=rec,
+        parallel="kernels",
+    )  # fmt: skip
     kinds = [e[0] for e in rec.events]
-    assert rec.events[0] == ("start", 4, 2, 100)
+    assert rec.events[0] == ("start", 4, 2, SELECT_MAX_ITER)
     assert kinds.count("run") == 8 and kinds.count("done") == 4
     assert kinds.count("iter") >= sum(r["n_iter"] for r in res.table)
+
+
+def test_monitor_with_parallel_candidates_sees_the_serial_runs(X):
+    class Recorder(Monitor):
+        def __init__(self):
+            self.events = []
+
+        def run_start(self, n_components, covariance_type, init):
+            self.events.append(("run", n_components, covariance_type, init))
+
+        def iteration(self, n_iter, change):
+            self.events.append(("iter", n_iter))
+
+        def run_end(self, n_components, covariance_type, init, result):
+            self.events.append(("end", n_components, covariance_type, init))
+
+    recorded = {}
+    for parallel in ("kernels", "candidates"):
+        rec = Recorder()
+        select(
+            X, [1, 2, 3], ("full",), n_init=2, random_state=0, monitor=rec,
+            n_jobs=2, parallel=parallel,
+        )  # fmt: skip
+        recorded[parallel] = sorted(rec.events, key=repr)
+    assert recorded["candidates"] == recorded["kernels"]
+    assert sum(e[0] == "run" for e in recorded["candidates"]) == 6
 
 
 def test_format_marks_best(sweep):
@@ -204,6 +254,8 @@ def test_max_iter_zero_returns_the_start(X):
         ({"k_range": [2, 500]}, "n_samples >= n_components"),
         ({"init_params": "magic"}, "init_params"),
         ({"tol": -1.0}, "tol"),
+        ({"degenerate": "drop"}, "degenerate"),
+        ({"parallel": "processes"}, "parallel"),
     ],
 )
 def test_invalid_arguments(X, kwargs, match):

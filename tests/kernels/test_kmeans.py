@@ -1,0 +1,167 @@
+"""The k-means kernels against NumPy and scikit-learn: nearest centres with
+scikit-learn's distance and tie rule, Lloyd sums, k-means++ distances, potentials,
+chunked cumulative-sum search, and numpy's weighted choice."""
+
+import numpy as np
+import pytest
+from sklearn.cluster._kmeans import _labels_inertia
+
+from fastgmm._jit import BLOCK, chunk_rows
+from fastgmm.engine.init import _ones_sum
+from fastgmm.kernels.kmeans import (
+    assign,
+    choice_index,
+    chunk_sums,
+    lloyd_step,
+    locate,
+    potentials,
+    update_min_dist,
+)
+
+DTYPES = [np.float32, np.float64]
+
+#: (n, d, K, chunk): less than a block, several chunks, d=1, the driver's chunk
+SHAPES = [
+    pytest.param(37, 1, 1, BLOCK, id="n37-d1-K1"),
+    pytest.param(300, 3, 4, BLOCK, id="n300-d3-K4-3chunks"),
+    pytest.param(1000, 5, 3, 3 * BLOCK, id="n1000-d5-K3"),
+    pytest.param(2000, 20, 7, None, id="n2000-d20-K7-driverchunks"),
+]
+
+
+def _chunk(chunk, d, k):
+    return chunk_rows(d, k) if chunk is None else chunk
+
+
+def _pseudo_dist(Xc, centers):
+    """scikit-learn's ||c||^2 - 2 x.c (float64 reference)."""
+    Xc, centers = Xc.astype(float), centers.astype(float)
+    return (centers**2).sum(1)[None] - 2 * Xc @ centers.T
+
+
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("n, d, k, chunk", SHAPES)
+def test_lloyd_step_matches_numpy(rng, n, d, k, chunk, dtype, weighted):
+    X = (rng.normal(size=(n, d)) + 5.0).astype(dtype)
+    sw = rng.uniform(0, 2, n) if weighted else np.empty(0)
+    mean = X.mean(axis=0)
+    Xc = X - mean
+    centers = Xc[rng.choice(n, k, replace=False)] + dtype(0.1)
+    cnorm = np.einsum("ij,ij->i", centers, centers)
+    labels = rng.integers(0, k, n).astype(np.int8)
+    before = labels.copy()
+    nk, s1, changed = lloyd_step(
+        X, sw, mean, centers, cnorm, _chunk(chunk, d, k), labels
+    )
+    dist = _pseudo_dist(Xc, centers)
+    srt = np.sort(dist, axis=1)
+    clear = np.ones(n, bool) if k == 1 else (srt[:, 1] - srt[:, 0]) > 1e-3
+    np.testing.assert_array_equal(labels[clear], dist.argmin(1)[clear])
+    assert changed == np.sum(labels != before)
+    w = sw if weighted else np.ones(n)
+    onehot = np.eye(k)[labels] * w[:, None]
+    np.testing.assert_allclose(nk, onehot.sum(0), rtol=1e-12)
+    np.testing.assert_allclose(s1, onehot.T @ Xc.astype(float), rtol=1e-9, atol=1e-9)
+    again = labels.copy()
+    assert assign(X, mean, centers, cnorm, _chunk(chunk, d, k), again) == 0
+    np.testing.assert_array_equal(again, labels)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("d", [1, 2, 3, 5])
+def test_ties_resolve_as_scikit_learn(rng, d, dtype):
+    """Integer data with centres on data points: many points are exactly equidistant
+    from two centres; the labels equal scikit-learn's assignment of the same rows."""
+    X = rng.integers(0, 4, size=(3000, d)).astype(dtype)
+    for seed in range(5):
+        idx = np.random.default_rng(seed).choice(len(X), 6, replace=False)
+        mean = X.mean(axis=0)
+        Xc = X - mean
+        centers = np.ascontiguousarray(Xc[idx])
+        cnorm = np.einsum("ij,ij->i", centers, centers)
+        labels = np.full(len(X), -1, np.int8)
+        assign(X, mean, centers, cnorm, 2 * BLOCK, labels)
+        expected = _labels_inertia(
+            Xc, np.ones(len(X), dtype), centers, return_inertia=False
+        )
+        np.testing.assert_array_equal(labels, expected)
+
+
+def test_duplicate_centres_give_the_first_index(rng):
+    X = rng.normal(size=(500, 3))
+    mean = X.mean(axis=0)
+    centers = np.repeat((X[:1] - mean), 3, axis=0)
+    labels = np.full(500, -1, np.int16)
+    assign(X, mean, centers, np.einsum("ij,ij->i", centers, centers), BLOCK, labels)
+    assert np.all(labels == 0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("n, d, k, chunk", SHAPES)
+def test_min_dist_and_potentials_match_numpy(rng, n, d, k, chunk, dtype):
+    X = rng.normal(size=(n, d)).astype(dtype)
+    sw = rng.uniform(0, 2, n)
+    mean = X.mean(axis=0)
+    Xc = (X - mean).astype(float)
+    d2 = np.full(n, np.inf, dtype)
+    point = Xc[0] + 0.25
+    chunk = _chunk(chunk, d, k)
+    update_min_dist(X, mean, point, chunk, d2)
+    first = ((Xc - point) ** 2).sum(1)
+    np.testing.assert_allclose(d2, first, rtol=1e-6 if dtype == np.float32 else 1e-12)
+    cands = Xc[rng.choice(n, k + 1)]
+    dist = ((Xc[:, None] - cands[None]) ** 2).sum(-1)
+    expected = (sw[:, None] * np.minimum(d2.astype(float)[:, None], dist)).sum(0)
+    pots = potentials(X, sw, mean, d2, cands, chunk)
+    np.testing.assert_allclose(pots, expected, rtol=1e-10)
+    unit = potentials(X, np.empty(0), mean, d2, cands, chunk)
+    expected = np.minimum(d2.astype(float)[:, None], dist).sum(0)
+    np.testing.assert_allclose(unit, expected, rtol=1e-10)
+
+
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+@pytest.mark.parametrize("chunk", [BLOCK, 3 * BLOCK, 10_000])
+def test_locate_is_searchsorted_of_the_cumulative_sum(rng, chunk, weighted):
+    """Integer-valued weights and distances: every partial sum is exact, so the
+    chunked search equals np.searchsorted(np.cumsum(w * d2), t) exactly, including
+    targets on a boundary, zero-weight rows, the first row and the clip to n - 1."""
+    n = 2000
+    d2 = rng.integers(0, 5, n).astype(float)
+    sw = rng.integers(0, 3, n).astype(float) if weighted else np.empty(0)
+    cum = np.cumsum(d2 * (sw if weighted else 1.0))
+    targets = np.concatenate(
+        [rng.uniform(0, cum[-1], 50), cum[rng.integers(0, n, 20)], [0.0, cum[-1] + 1]]
+    )
+    sums = chunk_sums(sw, d2, chunk)
+    assert sums.sum() == cum[-1]
+    found = locate(sw, d2, chunk, sums, targets)
+    expected = np.minimum(np.searchsorted(cum, targets), n - 1)
+    np.testing.assert_array_equal(found, expected)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("n", [1, 7, 300, 100_003])
+def test_choice_index_is_numpy_weighted_choice(n, dtype):
+    """scikit-learn's first k-means++ draw, choice(n, p=w / w.sum()), from the same
+    uniform draw: unit weights (p computed in the data's dtype) and random weights."""
+    gen = np.random.default_rng(n)
+    w = gen.uniform(0, 3, n)
+    w[gen.random(n) < 0.1] = 0.0
+    w[0] = max(w[0], 0.5)
+    ones = np.ones(n, dtype)
+    p_unit = float((ones / ones.sum())[0])
+    for seed in range(20):
+        expected = np.random.RandomState(seed).choice(n, p=ones / ones.sum())
+        u = np.random.RandomState(seed).random_sample()
+        assert choice_index(np.empty(0), n, p_unit, 1.0, u) == expected
+        expected = np.random.RandomState(seed).choice(n, p=w / w.sum())
+        assert choice_index(w, n, 0.0, float(w.sum()), u) == expected
+
+
+@pytest.mark.parametrize("n", [1, 127, 129, 1000, 2**24 + 1, 2**24 + 7, 20_000_001])
+def test_ones_sum_is_numpys_pairwise_sum(n):
+    """The unit-weight total scikit-learn's p uses, without an array of n ones
+    (float32 sums of more than 2**24 ones are rounded)."""
+    assert _ones_sum(n, np.float32) == np.ones(n, np.float32).sum()
+    assert _ones_sum(n, np.float64) == n
