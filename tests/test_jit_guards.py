@@ -433,9 +433,24 @@ BUDGET_PROBE = """
 #: merged passes (mixture_pass: EM statistics and scoring; kmeans_pass: Lloyd,
 #: k-means++ and hard-label statistics): 47 specialisations without the task
 #: queue, 14 of them parallel entry compiles (now 2).
-BUDGET_TOTAL = 43
-BUDGET_PER_KERNEL = {"passes._store": 4}
-PARALLEL_ENTRIES = {"passes.mixture_pass", "kmeans.kmeans_pass"}
+#: The k-means start is scikit-learn's draw for draw (distances, ties and running
+#: sums in the data's own dtype, as scikit-learn computes them), so its kernels
+#: compile once per dtype: five parallel entries and their serial helpers, two
+#: specialisations each (measured: 63 in all; folding them into float pairs as the
+#: mixture pass is left to do).
+BUDGET_TOTAL = 63
+#: slot_buffers: per literal size and dtype its callers pass (the mixture pass 2,
+#: the k-means kernels 3)
+BUDGET_PER_KERNEL = {"passes._store": 4, "blocks.slot_buffers": 5}
+MIXTURE_ENTRIES = {"passes.mixture_pass"}
+KMEANS_ENTRIES = {
+    "kmeans.chunk_sums",
+    "kmeans.label_stats",
+    "kmeans.lloyd_step",
+    "kmeans.potentials",
+    "kmeans.update_min_dist",
+}
+PARALLEL_ENTRIES = MIXTURE_ENTRIES | KMEANS_ENTRIES
 
 
 @pytest.mark.slow
@@ -455,7 +470,10 @@ def test_compile_budget():
     for name in entries:
         k = kernels[name]
         assert k["inputs_read_only"], name
-        assert k["n"] == 1 and k["x_pair"], (name, k)  # float32 and float64 data
+        if name in MIXTURE_ENTRIES:
+            assert k["n"] == 1 and k["x_pair"], (name, k)  # float32 and float64 data
+        else:
+            assert k["n"] <= 2, (name, k)  # one per data dtype
     for name, n in counts.items():
         assert n <= BUDGET_PER_KERNEL.get(name, 2), (name, n)
     assert sum(counts.values()) <= BUDGET_TOTAL, counts

@@ -240,9 +240,9 @@ def run_pixels(
         status("fastgmm: the shared starting parameters")
         res.update(side_by_side(X, _start(X, k, seed), k, seed, status))
         _report_side_by_side(say, res)
-    note = _machine_note()
-    if note:
-        say(f"  ({note})")
+        note = _machine_note()  # it qualifies the ratio: only with a comparison
+        if note:
+            say(f"  ({note})")
     if picture:
         status(f"drawing {picture}")
         colours = np.clip(np.round(gm.means_ * 255), 0, 255).astype(np.uint8)
