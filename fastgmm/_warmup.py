@@ -150,20 +150,28 @@ def _compile_mixture():
     em_pass(X, np.empty(0), 0, np.zeros(k), X[:k], prec, X[:k], 128)
 
 
-def _compile_kmeans():
+def _compile_kmeans(dtypes=("float64", "float32")):
     """Compile (or load) the k-means start's kernels (seeding, Lloyd, labels and
-    the hard statistics) for both dtypes: one tiny default start each."""
+    the hard statistics) for each of ``dtypes``: one tiny default start each."""
     import numpy as np
 
     from .engine.data import make_data
-    from .engine.init import initial_stats
+    from .engine.init import initial_stats, label_dtype
+    from .kernels.cholesky import prec_chol_stack
+    from .kernels.kmeans import assign
     from .model import covariance
 
     model = covariance.get("full")
-    for dtype in (np.float64, np.float32):
+    for dtype in map(np.dtype, dtypes):
         X = (np.arange(16, dtype=dtype).reshape(8, 2) % 5) * np.arange(1, 9)[:, None]
         data = make_data(X.astype(dtype), None, 2, model)
         initial_stats(data, 2, model, "kmeans", np.random.RandomState(0))
+        # the last labelling of a k-means that stopped on its tolerance
+        labels = np.empty(len(X), label_dtype(2))
+        centers, mean = X[:2].copy(), X.mean(axis=0)
+        cnorm = np.einsum("ij,ij->i", centers, centers)
+        assign(X, mean, centers, cnorm, data.chunk, labels)
+    prec_chol_stack(np.eye(2)[None].copy(), np.empty((1, 2, 2)))  # the M-step's
 
 
 def kmeans_kernels():
@@ -173,12 +181,12 @@ def kmeans_kernels():
     return (kmeans.lloyd_step, kmeans.potentials, kmeans.label_stats)
 
 
-def compile_kernels(parallel=True, status=None):
+def compile_kernels(parallel=True, status=None, dtypes=("float64", "float32")):
     """Compile (or load from the cache) the two kernels every fit uses: the mixture
     pass here and, at the same time, the k-means pass in a second process when both
     need compiling, the machine has two cores or more and the on-disk cache (which
     the processes share) is on. Each compiles once for every dtype and covariance
-    model.
+    model; the k-means kernels once per data dtype, for each of ``dtypes``.
 
     ``status(text or None)`` hears about the second process. Returns the number of
     kernels that were not in the cache (0, 1 or 2).
@@ -198,7 +206,7 @@ def compile_kernels(parallel=True, status=None):
                 [
                     sys.executable,
                     "-c",
-                    "import fastgmm._warmup as w; w._compile_kmeans()",
+                    f"import fastgmm._warmup as w; w._compile_kmeans({tuple(dtypes)!r})",
                 ],
                 env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)),
                 stdout=subprocess.DEVNULL,
@@ -211,7 +219,7 @@ def compile_kernels(parallel=True, status=None):
         if status is not None:
             status("waiting for the k-means kernel (second process)")
         child.wait()  # if it failed, the k-means kernel compiles here, below
-    _compile_kmeans()
+    _compile_kmeans(dtypes)
     if status is not None:
         status(None)
     return sum(todo)

@@ -306,7 +306,8 @@ def run_demo(out=None, compare=True, seed=0, picture="fastgmm-demo.png", status=
             "First run: compiling fastgmm's kernels (a minute or more, longer on a "
             "busy machine; cached afterwards; `fastgmm warmup` does it ahead)."
         )
-    compile_kernels(status=status)  # two processes at once on a first run
+    # two processes at once on a first run; the demo's data are all float64
+    compile_kernels(status=status, dtypes=("float64",))
     results = {}
     for name, example in (("heights", _heights), ("iris", _iris), ("rfm", _rfm)):
         say()
