@@ -163,8 +163,9 @@ def _compile_kmeans(dtypes=("float64", "float32")):
 
     model = covariance.get("full")
     for dtype in map(np.dtype, dtypes):
-        X = (np.arange(16, dtype=dtype).reshape(8, 2) % 5) * np.arange(1, 9)[:, None]
-        data = make_data(X.astype(dtype), None, 2, model)
+        X = (np.arange(16).reshape(8, 2) % 5) * np.arange(1, 9)[:, None]
+        X = X.astype(dtype)
+        data = make_data(X, None, 2, model)
         initial_stats(data, 2, model, "kmeans", np.random.RandomState(0))
         # the last labelling of a k-means that stopped on its tolerance
         labels = np.empty(len(X), label_dtype(2))

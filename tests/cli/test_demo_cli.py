@@ -237,7 +237,7 @@ def test_demo_says_first_run_compiles_only_when_it_does(monkeypatch, cached):
     import fastgmm.cli.demo_image
 
     monkeypatch.setattr(fastgmm._jit, "is_cached", lambda kernel: cached)
-    monkeypatch.setattr(fastgmm._warmup, "compile_kernels", lambda status: 0)
+    monkeypatch.setattr(fastgmm._warmup, "compile_kernels", lambda status, **kw: 0)
     for name in ("_heights", "_iris", "_rfm"):
         monkeypatch.setattr(demo, name, lambda seed, say: {})
     monkeypatch.setattr(fastgmm.cli.demo_image, "run_pixels", lambda *a: {})
