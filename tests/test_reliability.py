@@ -427,7 +427,7 @@ def test_every_parallel_kernel_has_a_serial_twin():
         for obj in vars(module).values():
             if getattr(obj, "targetoptions", {}).get("parallel"):
                 parallel.append(obj)
-    assert len(parallel) >= 4  # mixture_pass, kmeans_pass, two pixel kernels
+    assert len(parallel) >= 4  # mixture_pass, the k-means kernels, two pixel kernels
     assert all(
         k.serial_options == {**k.targetoptions, "parallel": False} for k in parallel
     )
