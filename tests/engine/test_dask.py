@@ -333,11 +333,19 @@ def test_values_are_checked_on_the_first_pass_only(X, weights, monkeypatch):
     """(synchronous scheduler, so the tasks run here) the tasks of the first pass
     check every value of their block, those of the EM iterations do not: one
     finiteness check per block and per weight block for a whole fit."""
-    seen = []
+    import threading
+
+    seen, here = [], threading.get_ident()
     check = sources._all_finite
-    monkeypatch.setattr(
-        sources, "_all_finite", lambda a: seen.append(a.shape) or check(a)
-    )
+
+    def counted(a):
+        # only this thread's calls: a previous test's threaded-scheduler tasks can
+        # still be finishing after its ValueError (they failed this test 2 in 6 runs)
+        if threading.get_ident() == here:
+            seen.append(a.shape)
+        return check(a)
+
+    monkeypatch.setattr(sources, "_all_finite", counted)
     start = start_from(X, K, "diag", weights)
     dX = da.from_array(X, chunks=1500)
     with dask.config.set(scheduler="synchronous"):
