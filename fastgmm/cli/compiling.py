@@ -19,6 +19,8 @@ import sys
 import threading
 import time
 
+from .progress import is_terminal
+
 SPINNER = "|/-\\"
 
 
@@ -46,10 +48,8 @@ class CompileNotice:
 
     def __init__(self, stream=None, enabled=None, interval=0.25):
         self.stream = sys.stderr if stream is None else stream
-        if enabled is None:
-            isatty = getattr(self.stream, "isatty", None)
-            enabled = bool(isatty and isatty())
-        self.enabled, self.interval = enabled, interval
+        self.enabled = is_terminal(self.stream) if enabled is None else enabled
+        self.interval = interval
         self.label, self.compiled, self.seconds = "", [], 0.0
         self.show_summary = True
         self._status = self._kernel = None

@@ -21,6 +21,12 @@ def bar(done, total, width=20):
     return "[" + "#" * filled + "." * (width - filled) + "]"
 
 
+def is_terminal(stream):
+    """Whether ``stream`` is a terminal (a status line is drawn only there)."""
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
+
+
 class Progress:
     """A status line on ``stream``, redrawn at most every ``min_interval`` seconds.
 
@@ -36,10 +42,7 @@ class Progress:
 
     def __init__(self, stream=None, enabled=None, min_interval=0.1):
         self.stream = sys.stderr if stream is None else stream
-        if enabled is None:
-            isatty = getattr(self.stream, "isatty", None)
-            enabled = bool(isatty and isatty())
-        self.enabled = enabled
+        self.enabled = is_terminal(self.stream) if enabled is None else enabled
         self.min_interval = min_interval
         self._last, self._width, self._t0 = -1e300, 0, time.perf_counter()
 
