@@ -29,7 +29,7 @@ from .logdensity import (
     data_shape,
     load_block,
 )
-from .vecmath import exp_nonpos_inplace, log_pos
+from .vecmath import exp_shifted_sum, log_pos
 
 
 @kernel
@@ -38,7 +38,7 @@ def block_resp(lp, nb, wb, s, mx, scratch):
 
     After the call lp[k, b] = wb[b] * exp(lp[k, b] - lse_b) and s[b] = lse_b.
     Responsibilities below exp(-500) relative to the largest are set to 0 (see
-    _fastexp). ``scratch`` is a float64 buffer of shape (3, BLOCK). A point whose
+    vecmath.FLOOR). ``scratch`` is a float64 buffer of shape (3, BLOCK). A point whose
     log-probability is -inf under every component (too far from all of them for
     its density to be represented) gets lse_b = -inf and equal responsibilities
     wb[b] / K (see _far_points).
@@ -56,12 +56,7 @@ def block_resp(lp, nb, wb, s, mx, scratch):
     for b in range(nb):
         s[b] = 0.0
     for k in range(n_components):
-        row = lp[k]
-        for b in range(nb):
-            row[b] -= mx[b]
-        exp_nonpos_inplace(row, nb, bits)
-        for b in range(nb):
-            s[b] += row[b]
+        exp_shifted_sum(lp[k], mx, nb, s)
     for b in range(nb):
         scale[b] = wb[b] / s[b]
     log_pos(s, nb, logs, bits)  # s >= 1: the largest term is exp(0)

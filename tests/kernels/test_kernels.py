@@ -27,7 +27,7 @@ from fastgmm.kernels.kmeans import (
 )
 from fastgmm.kernels.logdensity import GEMM_MIN_D, TRMM_MIN_D
 from fastgmm.kernels.passes import PENDING, em_pass, score_pass
-from fastgmm.kernels.vecmath import FLOOR, exp_nonpos_inplace, log_pos
+from fastgmm.kernels.vecmath import FLOOR, exp_shifted_sum, log_pos
 from fastgmm.model import covariance as cov
 from fastgmm.model.params import Params, kernel_inputs
 
@@ -341,31 +341,44 @@ def test_fast_exp_within_one_ulp_of_libm(rng):
             -rng.uniform(0, 1, 3000),
             -rng.uniform(0, FLOOR, 5000),
             -np.logspace(-300, np.log10(FLOOR), 1000),
+            -np.linspace(0, FLOOR + 2, 200_003),  # dense: every reduction interval
+            # the reduction's edges: r = +-ln2/2 about each n
+            -(np.arange(0, 722) + 0.5) * np.log(2) * (1 + rng.uniform(-1e-12, 1e-12)),
             [
                 0.0,
                 -0.0,
                 -1e-300,
+                -5e-324,
                 -np.log(2),
                 -FLOOR + 1e-9,
                 -708.0,
                 -FLOOR - 1,
+                -745.0,
+                -746.0,
                 -1e300,
                 -np.inf,
             ],
         ]
     )
-    out = t.copy()
-    exp_nonpos_inplace(out, len(out), np.empty(len(out)))
+    # exp(row - mx) for the difference as computed (the edge cases exactly: mx = 0)
+    mx = np.where(np.isfinite(t) & (np.abs(t) > 1e-3), rng.uniform(-50, 50, len(t)), 0)
+    row = t + mx
+    t = row - mx
+    acc = rng.uniform(0, 2, len(t))
+    out, s = row.copy(), acc.copy()
+    exp_shifted_sum(out, mx, len(out), s)
     expected = np.exp(t)
     expected[t <= -FLOOR] = 0.0  # below the floor: exactly zero, -inf included
     ulp = np.spacing(expected)
-    assert np.all(np.abs(out - expected) <= np.maximum(ulp, 0.0))
-    assert out[t == 0.0].tolist() == [1.0, 1.0]
+    assert np.all(np.abs(out - expected) <= ulp)
+    assert out[t == 0.0].tolist() == [1.0] * int(np.sum(t == 0.0))
     assert np.all(out[t <= -FLOOR] == 0.0)
+    np.testing.assert_array_equal(s, acc + out)  # the sum the logsumexp needs
     # only the first nb entries are touched
-    part = t[:100].copy()
-    exp_nonpos_inplace(part, 40, np.empty(100))
-    np.testing.assert_array_equal(part[40:], t[40:100])
+    part, s_part = row[:100].copy(), acc[:100].copy()
+    exp_shifted_sum(part, mx[:100], 40, s_part)
+    np.testing.assert_array_equal(part[40:], row[40:100])
+    np.testing.assert_array_equal(s_part[40:], acc[40:100])
 
 
 def test_fast_log_within_one_ulp_of_libm(rng):
