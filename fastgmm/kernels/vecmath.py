@@ -1,10 +1,10 @@
-"""Vectorisable exp (non-positive arguments, <= 1 ulp, ~4x faster than libm) and log.
+"""Vectorisable exp (non-positive arguments, <= 1 ulp) and log.
 
 exp(x) = 2^n exp(r), n = round(x / ln 2) by the 1.5 * 2^52 shift trick, r = x - n ln 2
 (Cody-Waite split), exp(r) by a degree-11 minimax polynomial on |r| <= ln2/2 (relative
 error 5e-18, Horner form: its last step r * p + 1 is one FMA, so the result is within
 1 ulp), and 2^n made from the shifted float's bits (a bit cast, not a memory pass).
-libm's scalar exp call blocks SIMD; this loop runs 4 lanes wide on AVX2, and
+libm's scalar exp call blocks SIMD; this loop runs 4 lanes wide on AVX2, 8 on AVX-512, and
 :func:`exp_shifted_sum` fuses the subtraction of the block maximum and the sum the
 logsumexp needs into the same loop. Compiled strict: re-association would remove
 the rounding the shift trick relies on.
