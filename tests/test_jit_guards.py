@@ -438,13 +438,14 @@ BUDGET_PROBE = """
 #: compile once per dtype: five parallel entries and their serial helpers, two
 #: specialisations each (measured: 63 in all; folding them into float pairs as the
 #: mixture pass is left to do).
-#: 66: the log-densities of small and mid d have helpers of their own (logdensity.
+#: 67: small and mid d have helpers of their own: the log-densities (logdensity.
 #: _diag_log_prob: diag at d >= 4, eight features per pass, 1.3-1.9x at d=16;
 #: _diag_log_prob_small and _full_log_prob_small: d <= 3, every feature in one pass,
-#: 1.2-1.7x (diag) and 2.8-3.7x (full) at d=3; benchmarks/log_density_ab.py); a
-#: helper of this size compiled alone in 0.4 s, and the fused exp
-#: (vecmath.exp_shifted_sum) replaced exp_nonpos_inplace one for one.
-BUDGET_TOTAL = 66
+#: 1.2-1.7x (diag) and 2.8-3.7x (full) at d=3; benchmarks/log_density_ab.py) and the
+#: statistics (passes._stats_small: full and diag at d <= 3 in one pass, 2.6x full,
+#: 1.2x diag at d=3); a helper of this size compiled alone in 0.4 s, and the fused
+#: exp (vecmath.exp_shifted_sum) replaced exp_nonpos_inplace one for one.
+BUDGET_TOTAL = 67
 #: slot_buffers: per literal size and dtype its callers pass (the mixture pass 2,
 #: the k-means kernels 3)
 BUDGET_PER_KERNEL = {"passes._store": 4, "blocks.slot_buffers": 5}

@@ -117,7 +117,9 @@ def flush_pending(pend, fill, s2, args):
 def block_stats(nb, kind, ref, resp, nk, s1, s2, mats, pend, fill, args):
     """Add one block's weighted statistics (see module docstring) into nk, s1, s2.
 
-    The block is mats[0] (d, BLOCK); mats[1] and mats[3] are scratch. With non-empty
+    The block is mats[0] (d, BLOCK); mats[1] and mats[3] are scratch. FULL (loops)
+    and DIAG at d <= 3 take every statistic of a component in one pass
+    (_stats_small: 2.6x and 1.2x the passes per feature at d=3). With non-empty
     ``pend``/``fill`` (see pending_buffers) the FULL scatter goes through dsyrk: rows
     with a non-zero responsibility are queued as sqrt(r)(x - ref); rows with r = 0,
     most of them when components are well separated, add exactly nothing and are
@@ -126,6 +128,9 @@ def block_stats(nb, kind, ref, resp, nk, s1, s2, mats, pend, fill, args):
     xt, dk, rd = mats[0], mats[1], mats[3]
     d = xt.shape[0]
     loops_full = kind == FULL and fill.shape[0] == 0
+    if d <= 3 and (kind == DIAG or loops_full):
+        _stats_small(nb, kind, ref, resp, nk, s1, s2, xt)
+        return
     for k in range(resp.shape[0]):
         r = resp[k]
         acc = 0.0
@@ -169,6 +174,42 @@ def block_stats(nb, kind, ref, resp, nk, s1, s2, mats, pend, fill, args):
                     s2[k, i, j] += acc
         elif fill.shape[0] > 0:
             _queue_rows(nb, k, r, dk, pend, fill, s2, args)
+
+
+@kernel
+def _stats_small(nb, kind, ref, resp, nk, s1, s2, xt):
+    """block_stats for FULL and DIAG at d <= 3: every statistic of a component in one
+    pass over the block (features beyond d are computed on a repeated row and not
+    stored)."""
+    d = xt.shape[0]
+    x0, x1, x2 = xt[0], xt[min(1, d - 1)], xt[min(2, d - 1)]
+    for k in range(resp.shape[0]):
+        r = resp[k]
+        m0, m1, m2 = ref[k, 0], ref[k, min(1, d - 1)], ref[k, min(2, d - 1)]
+        n, a0, a1, a2 = 0.0, 0.0, 0.0, 0.0
+        q00, q10, q11, q20, q21, q22 = 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
+        for b in range(nb):
+            y0, y1, y2 = x0[b] - m0, x1[b] - m1, x2[b] - m2
+            u0, u1, u2 = r[b] * y0, r[b] * y1, r[b] * y2
+            n += r[b]
+            a0 += u0
+            a1 += u1
+            a2 += u2
+            q00 += u0 * y0
+            q10 += u1 * y0
+            q11 += u1 * y1
+            q20 += u2 * y0
+            q21 += u2 * y1
+            q22 += u2 * y2
+        nk[k] += n
+        a, q = (a0, a1, a2), ((q00, 0.0, 0.0), (q10, q11, 0.0), (q20, q21, q22))
+        for i in range(d):
+            s1[k, i] += a[i]
+            if kind == DIAG:
+                s2[k, 0, i] += q[i][i]
+            else:
+                for j in range(i + 1):
+                    s2[k, i, j] += q[i][j]
 
 
 @kernel
