@@ -46,7 +46,7 @@ from .blas import blas_args
 from .blocks import add_slots, n_slots_for, next_task, slot_buffers, task_queue
 from .logdensity import block_buffers, block_log_prob
 from .passes import block_resp, block_stats, pending_buffers
-from .vecmath import exp_nonpos_inplace, log_pos
+from .vecmath import exp_shifted_sum, log_pos
 
 #: this path serves diagonal models with at least this many components and features
 #: (benchmarks/large_k.py --sweep, loaded machine: float32 1.2-1.3x at d=40, K=64-128;
@@ -182,7 +182,10 @@ def sparse_resp_stats(X, b0, nb, m, ents, t, wb, mx, ref, nk, s1, s2, s, scratch
     sum_b wb[b] * lse_b; adds r_kb = wb[b] exp(t) / sum_k exp(t) into nk, s1, s2 per
     component in point order, as _sparse_stats. ``s``: (BLOCK,) scratch,
     ``scratch``: (2, m) or longer float64."""
-    exp_nonpos_inplace(t, m, scratch[0])  # same exp as block_resp
+    zero, unused = scratch[0], scratch[1]
+    for i in range(m):
+        zero[i], unused[i] = 0.0, 0.0
+    exp_shifted_sum(t, zero, m, unused)  # same exp as block_resp
     for b in range(nb):
         s[b] = 0.0
     for i in range(m):
