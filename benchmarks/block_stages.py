@@ -45,9 +45,7 @@ ROWS = 256_000
 
 def measure(case, rounds):
     """(load, log-density, responsibilities, statistics) ns per point, min over rounds."""
-    sys.path.insert(0, str(ROOT / "benchmarks"))
     from numba import njit
-    from peers import dataset
 
     from fastgmm import GaussianMixture
     from fastgmm._jit import BLOCK, float_pair, kernel_array
@@ -55,6 +53,10 @@ def measure(case, rounds):
     from fastgmm.kernels.logdensity import block_buffers, block_log_prob, load_block
     from fastgmm.kernels.passes import block_resp, block_stats, pending_buffers
     from fastgmm.model.params import from_fitted, kernel_inputs
+
+    # after fastgmm: peers.py puts this checkout first on sys.path (--roots)
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from peers import dataset
 
     kind_name, n, d, n_components, cov = CASES[case]
     X = dataset(kind_name, n, d, n_components)[:ROWS]
@@ -112,7 +114,9 @@ def main(argv=None):
     args = p.parse_args(argv)
     if args._child:
         stages, k = measure(args._child, args.rounds)
-        print(" ".join(f"{v:.4f}" for v in stages), k)
+        import fastgmm
+
+        print(" ".join(f"{v:.4f}" for v in stages), k, fastgmm.__file__)
         return
     roots = args.roots or [str(ROOT)]
     print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
@@ -130,7 +134,9 @@ def main(argv=None):
                 out = subprocess.run(cmd, env=env, capture_output=True, text=True)
                 if out.returncode:
                     raise SystemExit(out.stderr)
-                *vals, k = out.stdout.split()
+                *vals, k, where = out.stdout.split()
+                if not where.startswith(str(Path(root).resolve())):
+                    raise SystemExit(f"{root}: imported {where}")
                 runs[root].append([float(v) for v in vals])
         first = np.array([sum(r) for r in runs[roots[0]]])
         for root in roots:
