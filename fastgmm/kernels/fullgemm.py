@@ -50,6 +50,9 @@ GROUP = 8
 COLS = 256
 #: relative size below which a row's scatter term is skipped (module docstring)
 SCATTER_EPS = 2.0**-80
+#: a component whose fraction of non-zero responsibilities in a block is at most
+#: this takes its sums point by point over those, else SIMD over all points
+SPARSE_MAX = 0.25
 
 
 def use_gemm(n_features):
@@ -89,23 +92,24 @@ def gemm_inputs(loc, prec):
 
 
 @kernel
-def _copy_rows(X, b0, nb, centre, xr, xct):
+def _copy_rows(X, b0, nb, centre, xt, xct, xr):
     d = X.shape[1]
     for b in range(nb):
         for j in range(d):
             v = np.float64(X[b0 + b, j])
             xr[b, j] = v
+            xt[j, b] = v
             xct[j, b] = v - centre[j]
 
 
 @kernel
-def load_rows(X, b0, nb, centre, xr, xct):
-    """xr[:nb] := rows b0:b0+nb of the data pair X (float64), and the same rows
-    centred and transposed: xct[:, :nb] := (xr[:nb] - centre)'."""
+def load_rows(X, b0, nb, centre, xt, xct, xr):
+    """xr[:nb] := rows b0:b0+nb of the data pair X (float64), xt[:, :nb] := the same
+    transposed, and xct[:, :nb] := xt[:, :nb] - centre (per feature)."""
     if X[0].shape[0] > 0:
-        _copy_rows(X[0], b0, nb, centre, xr, xct)
+        _copy_rows(X[0], b0, nb, centre, xt, xct, xr)
     else:
-        _copy_rows(X[1], b0, nb, centre, xr, xct)
+        _copy_rows(X[1], b0, nb, centre, xt, xct, xr)
 
 
 @kernel
@@ -146,51 +150,88 @@ def block_log_prob(nb, const, ins, xct, yt, lp, args):
 
 
 @kernel
-def _queue(b, k, r, xr, ref, pend, fill, s2, args):
-    """Queue sqrt(r)(x_b - ref_k) as a row of pend[k]; add the Gram when full."""
+def _queue(n_rows, rows, k, r, xr, ref, pend, fill, s2, args):
+    """Queue sqrt(r_b)(x_b - ref_k) for b in rows[:n_rows] as rows of pend[k]
+    (xr (BLOCK, d): the points as rows); add their Gram whenever PENDING are queued."""
     d = xr.shape[1]
-    row = pend[k, fill[k]]
-    sr = np.sqrt(r)
+    for i in range(n_rows):
+        b = rows[i]
+        row = pend[k, fill[k]]
+        sr = np.sqrt(r[b])
+        for j in range(d):
+            row[j] = sr * (xr[b, j] - ref[k, j])
+        fill[k] += 1
+        if fill[k] == PENDING:
+            add_gram_lower(pend[k], fill[k], s2[k], args)
+            fill[k] = 0
+
+
+@kernel
+def _sums_dense(nb, k, r, xt, ref, s1, term):
+    """s1[k] += sum_b r_b (x_b - ref_k) and term[b] := r_b |x_b - ref_k|^2 (0 where
+    r_b = 0), every point, SIMD over points."""
+    d = xt.shape[0]
+    for b in range(nb):
+        term[b] = 0.0
     for j in range(d):
-        row[j] = sr * (xr[b, j] - ref[k, j])
-    fill[k] += 1
-    if fill[k] == PENDING:
-        flush_one(pend, fill, k, s2, args)
+        m = ref[k, j]
+        acc = 0.0
+        for b in range(nb):
+            t = xt[j, b] - m
+            acc += r[b] * t
+            term[b] += t * t
+        s1[k, j] += acc
+    for b in range(nb):
+        term[b] = r[b] * term[b] if r[b] != 0.0 else 0.0
 
 
 @kernel
-def flush_one(pend, fill, k, s2, args):
-    """Add component k's pending rows' Gram (lower triangle) to s2[k]; empty them."""
-    add_gram_lower(pend[k], fill[k], s2[k], args)
-    fill[k] = 0
+def _sums_sparse(nb, k, r, xt, ref, s1, term):
+    """_sums_dense over the points with r_b != 0 only, point by point."""
+    d = xt.shape[0]
+    for b in range(nb):
+        rb = r[b]
+        q = 0.0
+        if rb != 0.0:
+            for j in range(d):
+                t = xt[j, b] - ref[k, j]
+                s1[k, j] += rb * t
+                q += t * t
+            q *= rb
+        term[b] = q
 
 
 @kernel
-def block_stats(nb, ref, resp, xr, nk, s1, s2, pend, fill, term, args):
+def block_stats(nb, ref, resp, xs, nk, s1, s2, pend, fill, scratch, args):
     """Add one block's statistics about ``ref`` (see passes) into nk, s1 and (through
-    the pending rows, module docstring) s2; ``term`` (BLOCK,) is scratch."""
-    n_components, d = ref.shape
-    for k in range(n_components):
+    the pending rows, module docstring) s2. xs = (xt (d, BLOCK), xr (BLOCK, d)): the
+    points, transposed and as rows; scratch = (term (BLOCK,) float64, rows (BLOCK,)
+    int64). A component with at most SPARSE_MAX of the block's responsibilities
+    non-zero takes them point by point, else SIMD over points."""
+    xt, xr = xs
+    term, rows = scratch
+    for k in range(ref.shape[0]):
         r = resp[k]
-        total, top = 0.0, 0.0
+        total, count = 0.0, 0
         for b in range(nb):
             total += r[b]
+            count += r[b] != 0.0
         nk[k] += total
+        if count == 0:
+            continue
+        if count > SPARSE_MAX * nb:
+            _sums_dense(nb, k, r, xt, ref, s1, term)
+        else:
+            _sums_sparse(nb, k, r, xt, ref, s1, term)
+        top = 0.0
         for b in range(nb):
-            rb = r[b]
-            q = 0.0
-            if rb != 0.0:
-                for j in range(d):
-                    t = xr[b, j] - ref[k, j]
-                    s1[k, j] += rb * t
-                    q += t * t
-                q *= rb
-                top = max(top, q)
-            term[b] = q
+            top = max(top, term[b])
         cut = SCATTER_EPS * top if top < np.inf else 0.0
-        for b in range(nb):
-            if r[b] != 0.0 and term[b] >= cut:
-                _queue(b, k, r[b], xr, ref, pend, fill, s2, args)
+        n_rows = 0
+        for b in range(nb):  # branch-free: most rows are skipped
+            rows[n_rows] = b
+            n_rows += (r[b] != 0.0) & (term[b] >= cut)
+        _queue(n_rows, rows, k, r, xr, ref, pend, fill, s2, args)
 
 
 @kernel
@@ -198,25 +239,26 @@ def _chunk(X, sw, start, stop, ins, const, ref, nk, s1, s2):
     """E-step and statistics of rows start:stop; returns sum_i w_i log p(x_i)."""
     W, m, centre = ins
     n_components, d = m.shape
-    xr, xct = np.empty((BLOCK, d)), np.zeros((d, BLOCK))
+    xt, xct, xr = np.empty((d, BLOCK)), np.zeros((d, BLOCK)), np.empty((BLOCK, d))
     yt = np.empty((W.shape[2] * W.shape[3], BLOCK))
     lp = np.empty((n_components, BLOCK))
     vec = np.zeros((7, BLOCK))
     vec[0] = 1.0
-    wb, s, mx, ex, term = vec[0], vec[1], vec[2], vec[3:6], vec[6]
+    wb, s, mx, ex = vec[0], vec[1], vec[2], vec[3:6]
+    scratch = (vec[6], np.empty(BLOCK, np.int64))
     pend = np.empty((n_components, PENDING, d))
     fill = np.zeros(n_components, np.int64)
     args = blas_args()
     ll = 0.0
     for b0 in range(start, stop, BLOCK):
         nb = min(BLOCK, stop - b0)
-        load_rows(X, b0, nb, centre, xr, xct)
+        load_rows(X, b0, nb, centre, xt, xct, xr)
         if sw.shape[0] > 0:
             for b in range(nb):
                 wb[b] = sw[b0 + b]
         block_log_prob(nb, const, ins, xct, yt, lp, args)
         ll += block_resp(lp, nb, wb, s, mx, ex)
-        block_stats(nb, ref, lp, xr, nk, s1, s2, pend, fill, term, args)
+        block_stats(nb, ref, lp, (xt, xr), nk, s1, s2, pend, fill, scratch, args)
     flush_pending(pend, fill, s2, args)
     return ll
 

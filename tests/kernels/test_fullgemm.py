@@ -17,6 +17,7 @@ from fastgmm.kernels.blas import blas_args
 from fastgmm.kernels.fullgemm import (
     GEMM_MIN_D,
     SCATTER_EPS,
+    SPARSE_MAX,
     block_stats,
     full_em_pass,
     use_gemm,
@@ -161,23 +162,31 @@ def test_far_points_as_em_pass(rng, dtype):
         np.testing.assert_allclose(x, y, rtol=1e-12, atol=1e-12 * np.abs(y).max())
 
 
-def test_scatter_skips_negligible_rows(rng):
+@pytest.mark.parametrize("sparse", [True, False], ids=["point-by-point", "simd"])
+def test_scatter_skips_negligible_rows(rng, sparse):
     """block_stats queues, per component, only the rows whose r |x - ref|^2 is at
-    least SCATTER_EPS times the block's largest; nk and s1 take every row."""
-    d, K, nb = 16, 2, 6
-    xr = np.zeros((BLOCK, d))
-    xr[:nb] = rng.normal(size=(nb, d))
-    refs = np.zeros((K, d))
+    least SCATTER_EPS times the block's largest (a component whose responsibilities
+    are all tiny keeps its own largest); nk and s1 take every row. Both ways of
+    taking the sums (few non-zero responsibilities or many)."""
+    d, K = 16, 2
+    head = [1.0, 0.5, SCATTER_EPS * 1e-3, SCATTER_EPS * 1e-6, 0.0, 0.25]
+    nb = 4 * len(head) if sparse else len(head)
+    assert (np.count_nonzero(head) <= SPARSE_MAX * nb) == sparse
+    xt = np.zeros((d, BLOCK))
+    xt[:, :nb] = rng.normal(size=(d, nb))
+    refs = rng.normal(size=(K, d))
     resp = np.zeros((K, BLOCK))
-    resp[0, :nb] = [1.0, 0.5, SCATTER_EPS * 1e-3, SCATTER_EPS * 1e-6, 0.0, 0.25]
-    resp[1, :nb] = SCATTER_EPS * 1e-9  # all tiny: kept relative to their own largest
+    resp[0, : len(head)] = head
+    resp[1, :nb] = SCATTER_EPS * 1e-9 * rng.uniform(1.0, 2.0, nb)
     nk, s1, s2 = np.zeros(K), np.zeros((K, d)), np.zeros((K, d, d))
     pend, fill = np.empty((K, PENDING, d)), np.zeros(K, np.int64)
-    term = np.empty(BLOCK)
-    block_stats(nb, refs, resp, xr, nk, s1, s2, pend, fill, term, blas_args())
+    xs = (xt, np.ascontiguousarray(xt.T))
+    scratch = (np.empty(BLOCK), np.empty(BLOCK, np.int64))
+    block_stats(nb, refs, resp, xs, nk, s1, s2, pend, fill, scratch, blas_args())
     assert list(fill) == [3, nb]
     np.testing.assert_allclose(nk, resp.sum(axis=1), rtol=1e-15)
-    np.testing.assert_allclose(s1, resp @ xr, rtol=1e-14, atol=1e-300)
+    expected = [resp[k, :nb] @ (xt[:, :nb].T - refs[k]) for k in range(K)]
+    np.testing.assert_allclose(s1, expected, rtol=1e-13)
 
 
 def test_cut_off():
