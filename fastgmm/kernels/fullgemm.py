@@ -2,7 +2,7 @@
 tied or mclust's dense models when handed over as one factor per component).
 
 Two changes to :func:`fastgmm.kernels.passes.em_pass`, measured in
-``benchmarks/peers.py`` (cases mid-full, d64-full; see README, Performance):
+``benchmarks/full_gemm.py`` and ``benchmarks/peers.py`` (README, Performance):
 
 **The log-densities of all components in a few GEMMs per block.** With upper-
 triangular precision factors U_k, a centre c (the mean of the component means,
@@ -14,8 +14,9 @@ against cancellation far from the origin) and y = x - c,
 Column j of U_k has non-zeros in rows i <= j only, so the columns are taken in
 groups of ``GROUP``: group q needs only the first (q + 1) GROUP features of y. One
 product per group and batch of components (``COLS`` columns): a block's 128 rows
-times [U_1 ... U_K] restricted to the group, a GEMM with an inner size of 16 to d
-instead of K tiny (d x d) @ (d x 128) products. Whitened values that overflow give a
+times [U_1 ... U_K] restricted to the group, a GEMM with an inner size of 8 to d
+instead of K tiny (d x d) @ (d x 128) products (1.1x the triangle's work at d = 64,
+1.4x at d = 16; measured faster than groups of 4, 16 or 32 here). Whitened values that overflow give a
 log-density of -inf or NaN, which block_resp treats as em_pass's do (a point beyond
 every density).
 
@@ -26,8 +27,9 @@ the block (queued as sqrt(r)(x - ref) rows, one Gram product per ``PENDING`` row
 A skipped term is below 2^-80 of a kept one, hence of trace(S_k): far below the
 rounding of the sum, so S_k is the same to ~1e-16 relative while the off-cluster
 responsibilities (e^-50 to e^-500 between separated clusters, zero beyond) stop
-costing d^2 each. nk and s1 take every row. A block whose largest term overflows
-keeps every row with r > 0, as em_pass does.
+costing d^2 each. nk and s1 take every row (SIMD over points, or point by point over
+the non-zero responsibilities when at most ``SPARSE_MAX`` of them are). A block whose
+largest term overflows keeps every row with r > 0, as em_pass does.
 
 Statistics are about ``ref`` in float64, in a fixed order per chunk, and chunks add
 their slots in chunk order: bitwise identical results for any thread count.
@@ -46,7 +48,7 @@ from .passes import PENDING, block_resp, flush_pending
 GEMM_MIN_D = 16
 #: columns of one U_k per product (see module docstring)
 GROUP = 8
-#: columns of one product: components x GROUP (its (BLOCK, COLS) result stays in L1/L2)
+#: columns of one product: components x GROUP (its (COLS, BLOCK) result stays in L2)
 COLS = 256
 #: relative size below which a row's scatter term is skipped (module docstring)
 SCATTER_EPS = 2.0**-80
