@@ -42,10 +42,9 @@ import numpy as np
 from numba import prange
 
 from .._jit import BLOCK, kernel
-from .blas import blas_args
 from .blocks import add_slots, n_slots_for, next_task, slot_buffers, task_queue
 from .logdensity import block_buffers, block_log_prob
-from .passes import block_resp, block_stats, pending_buffers
+from .passes import block_resp, block_stats
 from .vecmath import exp_shifted_sum, log_pos
 
 #: this path serves diagonal models with at least this many components and features
@@ -245,8 +244,6 @@ def _chunk(X, sw, start, stop, kind, ins, const, loc, prec, ref, nk, s1, s2):
     n_components, d = loc.shape
     mats, lp, vec = block_buffers(d, n_components)
     wb, s, mx, ex = vec[0], vec[1], vec[2], vec[3:]
-    pend, fill = pending_buffers(kind, d, n_components)
-    args = blas_args()
     gemm = X.itemsize == 4
     yt = np.zeros((2 * d if gemm else 0, BLOCK), X.dtype)
     lpx = np.empty((n_components if gemm else 0, BLOCK), X.dtype)
@@ -272,12 +269,12 @@ def _chunk(X, sw, start, stop, kind, ins, const, loc, prec, ref, nk, s1, s2):
                 continue
             truncate(lp, nb, cut, mx)
         else:
-            block_log_prob(nb, kind, const, loc, prec, mats, lp, s, args)
+            block_log_prob(nb, kind, const, loc, prec, mats, lp, s)
         ll += block_resp(lp, nb, wb, s, mx, ex)
         if n_nonzero(lp, nb) <= SPARSE_MAX * n_components * nb:
             _sparse_stats(X, b0, nb, lp, ref, nk, s1, s2)
         else:
-            block_stats(nb, kind, ref, lp, nk, s1, s2, mats, pend, fill, args)
+            block_stats(nb, kind, ref, lp, nk, s1, s2, mats)
     return ll
 
 

@@ -22,7 +22,6 @@ import numpy as np
 
 from .._jit import BLOCK, kernel
 from . import DIAG, FULL, TIED
-from .blas import whiten_rows
 
 
 @kernel
@@ -208,13 +207,13 @@ def _full_log_prob_small(xt, nb, const, loc, prec, lp):
             lp[k, b] = c - 0.5 * (t0 * t0 + t1 * t1 + t2 * t2)
 
 
-#: from this dimension on, FULL and TIED whiten each block with BLAS (dtrmm; FULL also
-#: accumulates its scatter with dsyrk, see _estep) instead of the SIMD loops
-#: (measured: ~1.2-2x the loops at d >= 16; below, the call overhead loses)
+#: from this dimension on, FULL and TIED whiten each block with a GEMM (np.dot)
+#: instead of the SIMD loops (measured: ~1.2-2x the loops at d >= 16; below, the call
+#: overhead loses). The EM pass of FULL from d = 16 is kernels.fullgemm's; here FULL
+#: at d >= 16 serves scoring. No triangular dtrmm here (it beat the GEMM on the full
+#: square only from d = 32, by 16 against 20 us per 128 rows at d = 64): its code cost
+#: ~1 s of the compile of every pass kernel, which the d = 3 demo waits for.
 GEMM_MIN_D = 16
-#: ... and from this one the triangular dtrmm beats a GEMM on the full square
-#: (measured 128 rows: d=16 2.6 vs 1.7 us, d=32 equal, d=64 16 vs 20 us)
-TRMM_MIN_D = 32
 
 
 @kernel
@@ -227,24 +226,19 @@ def block_buffers(d, n_components):
 
 
 @kernel
-def block_log_prob(nb, kind, const, loc, prec, mats, lp, maha, args):
+def block_log_prob(nb, kind, const, loc, prec, mats, lp, maha):
     """Weighted log-probabilities of the block held in mats[0] (d, BLOCK).
 
     lp[k, b] = const[k] - 0.5 * maha_k(x_b), for b < nb, where
     const[k] = log w_k + log det U_k - d/2 log(2 pi). mats[1], mats[2] and
-    ``maha`` (BLOCK,) are scratch; ``args`` is the BLAS argument buffer (blas_args).
+    ``maha`` (BLOCK,) are scratch.
     """
     xt, dk, zt = mats[0], mats[1], mats[2]
     d = xt.shape[0]
     n_components = const.shape[0]
     gemm = d >= GEMM_MIN_D
     if kind == TIED:
-        if d >= TRMM_MIN_D:
-            for j in range(d):
-                for b in range(nb):
-                    zt[j, b] = xt[j, b]
-            whiten_rows(prec[0], zt, nb, args)
-        elif gemm:
+        if gemm:
             np.dot(prec[0].T, xt, zt)
         else:
             _whiten(xt, nb, prec[0], zt)
@@ -261,16 +255,11 @@ def block_log_prob(nb, kind, const, loc, prec, mats, lp, maha, args):
         if kind == FULL and not gemm:
             _maha_upper(xt, nb, loc[k], prec[k], dk[0], maha)
         elif kind == FULL:
-            trmm = d >= TRMM_MIN_D
-            dst = zt if trmm else dk
             for i in range(d):
                 m = loc[k, i]
                 for b in range(nb):
-                    dst[i, b] = xt[i, b] - m
-            if trmm:
-                whiten_rows(prec[k], zt, nb, args)
-            else:
-                np.dot(prec[k].T, dk, zt)
+                    dk[i, b] = xt[i, b] - m
+            np.dot(prec[k].T, dk, zt)
             for b in range(nb):
                 maha[b] = 0.0
             for j in range(d):

@@ -16,8 +16,9 @@ from fastgmm.engine.data import make_data
 from fastgmm.engine.em import MaximumLikelihood, em_step
 from fastgmm.engine.score import score
 from fastgmm.kernels import FULL
-from fastgmm.kernels.blas import SYRK_MIN_D, add_gram_lower, blas_args, whiten_rows
+from fastgmm.kernels.blas import SYRK_MIN_D, add_gram_lower, blas_args
 from fastgmm.kernels.blocks import n_slots_for, next_task, task_queue
+from fastgmm.kernels.fullgemm import PENDING, full_em_pass
 from fastgmm.kernels.kmeans import (
     assign,
     chunk_sums,
@@ -26,8 +27,8 @@ from fastgmm.kernels.kmeans import (
     potentials,
     update_min_dist,
 )
-from fastgmm.kernels.logdensity import GEMM_MIN_D, TRMM_MIN_D
-from fastgmm.kernels.passes import PENDING, em_pass, score_pass
+from fastgmm.kernels.logdensity import GEMM_MIN_D
+from fastgmm.kernels.passes import em_pass, score_pass
 from fastgmm.kernels.vecmath import FLOOR, exp_shifted_sum, log_pos
 from fastgmm.model import covariance as cov
 from fastgmm.model.params import Params, kernel_inputs
@@ -52,9 +53,8 @@ SHAPES = [
     # from GEMM_MIN_D features on, FULL and TIED use a BLAS GEMM per block
     pytest.param(300, GEMM_MIN_D, 3, 2 * BLOCK, id="n300-d16-K3-gemm"),
     pytest.param(333, GEMM_MIN_D + 5, 2, None, id="n333-d21-K2-gemm"),
-    # from TRMM_MIN_D whitening is a dtrmm, from SYRK_MIN_D the FULL scatter a dsyrk;
-    # K=2 and 4-block chunks queue more than PENDING rows per component: mid-chunk flush
-    pytest.param(600, TRMM_MIN_D, 3, 2 * BLOCK, id="n600-d32-K3-trmm"),
+    # larger d: the GEMM whitening (and, in fullgemm, the dsyrk scatter from SYRK_MIN_D)
+    pytest.param(600, 32, 3, 2 * BLOCK, id="n600-d32-K3"),
     pytest.param(700, SYRK_MIN_D, 2, 4 * BLOCK, id="n700-d48-K2-syrk"),
     pytest.param(ROUNDS_N, 64, 16, BLOCK, id="n5000-d64-K16-rounds"),
 ]
@@ -189,18 +189,6 @@ def test_em_pass_matches_oracle(
         assert_close(s2, s2_o, 1e-10)
 
 
-def test_blas_whiten_rows_matches_numpy(rng):
-    d, nb = 37, 101
-    upper = rng.normal(size=(d, d))  # only the upper triangle may be read
-    zt = rng.normal(size=(d, BLOCK))
-    before = zt.copy()
-    whiten_rows(upper, zt, nb, blas_args())
-    np.testing.assert_allclose(
-        zt[:, :nb], (before[:, :nb].T @ np.triu(upper)).T, rtol=1e-13, atol=1e-12
-    )
-    np.testing.assert_array_equal(zt[:, nb:], before[:, nb:])  # padding untouched
-
-
 @pytest.mark.parametrize("d", [SYRK_MIN_D - 1, SYRK_MIN_D], ids=["gemm", "syrk"])
 def test_blas_add_gram_lower_matches_numpy(rng, d):
     rows = rng.normal(size=(PENDING, d))
@@ -214,10 +202,12 @@ def test_blas_add_gram_lower_matches_numpy(rng, d):
     np.testing.assert_allclose(out[lower], expected[lower], rtol=1e-13, atol=1e-12)
 
 
-def test_em_pass_sparse_responsibilities_match_oracle(rng):
-    """Far-apart components: most responsibilities are exactly 0 (their rows are
-    skipped by the dsyrk scatter) and one component queues more than PENDING rows
-    in a chunk (a mid-chunk flush); the statistics still equal the oracle's."""
+@pytest.mark.parametrize("kernel", ["em_pass", "full_em_pass"])
+def test_em_pass_sparse_responsibilities_match_oracle(rng, kernel):
+    """Far-apart components: most responsibilities are exactly 0 (fullgemm skips
+    their rows in its dsyrk scatter, and one component queues more than PENDING rows
+    in a chunk: a mid-chunk flush); the statistics still equal the oracle's, through
+    the general pass and the FULL GEMM pass."""
     n, d, chunk = 700, SYRK_MIN_D, 4 * BLOCK
     w, means, covariances, prec_chol = ref.random_params(rng, 2, d, "full")
     means *= 4.0
@@ -227,7 +217,13 @@ def test_em_pass_sparse_responsibilities_match_oracle(rng):
     assert np.mean(resp == 0.0) > 0.2
     assert np.max(np.sum(resp[:chunk] > 0.0, axis=0)) > PENDING
     ref_point = np.ascontiguousarray(means + rng.normal(scale=0.3, size=means.shape))
-    ll, nk, s1, s2 = run_em_pass(X, None, params, "full", ref_point, chunk)
+    if kernel == "em_pass":
+        ll, nk, s1, s2 = run_em_pass(X, None, params, "full", ref_point, chunk)
+    else:
+        kind, const, loc, prec = kernel_args(params, "full")
+        ll, nk, s1, s2 = full_em_pass(
+            X, np.empty(0), kind, const, loc, prec, ref_point, chunk
+        )
     ll_o, nk_o, s1_o, s2_o = oracle_stats(X, None, params, "full", ref_point)
     np.testing.assert_allclose(ll, ll_o, rtol=1e-11)
     assert_close(nk, nk_o, 1e-11, scale=n)
@@ -640,7 +636,7 @@ def _all_kernels(X, sw, params, covariance_type, chunk):
 
 
 @pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 Numba threads")
-@pytest.mark.parametrize("d", [3, GEMM_MIN_D, TRMM_MIN_D, SYRK_MIN_D])
+@pytest.mark.parametrize("d", [3, GEMM_MIN_D, 32, SYRK_MIN_D])
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 @pytest.mark.parametrize("covariance_type", COV_TYPES)
 def test_one_thread_equals_two_threads_bitwise(rng, covariance_type, dtype, d):
