@@ -13,7 +13,8 @@ stdout on a pipe. It reports the wall time, the longest silence (no byte on eith
 stream), the longest gap between two report lines on stdout, and a timeline of
 every process the command starts: when it started and ended, when it first imported
 Numba, SciPy, scikit-learn, and each kernel compile (start, end, seconds, from the
-``fastgmm`` logger), by process. The timeline comes from a ``sitecustomize`` module
+``fastgmm`` logger), by process, with the CPU time the process had used by then (on a
+busy machine a steadier measure of work than the wall time). The timeline comes from a ``sitecustomize`` module
 the script puts first on ``PYTHONPATH`` (children inherit it): it only adds a
 logging handler and an import hook, so the command runs unchanged.
 
@@ -42,7 +43,8 @@ if _path:
     _fd = os.open(_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 
     def _note(text):
-        os.write(_fd, f"{time.time() - _t0:.3f}\t{os.getpid()}\t{text}\n".encode())
+        line = f"{time.time() - _t0:.3f}\t{os.getpid()}\t{time.process_time():.2f}"
+        os.write(_fd, f"{line}\t{text}\n".encode())
 
     _note("process start: " + " ".join(sys.argv)[:80])
     _seen = set()
@@ -142,13 +144,14 @@ def silences(chunks, wall):
 
 
 def timeline(trace):
-    """The trace as rows 'time  process  event', processes named main, child 1, ..."""
+    """The trace as rows 'time  process  CPU time  event', processes named main,
+    child 1, ..."""
     names, rows = {}, []
     for line in trace:
-        t, pid, text = line.split("\t", 2)
+        t, pid, cpu, text = line.split("\t", 3)
         if pid not in names:
             names[pid] = "main" if not names else f"child {len(names)}"
-        rows.append(f"  {float(t):7.2f} s  {names[pid]:8}  {text}")
+        rows.append(f"  {float(t):7.2f} s  {names[pid]:8} {float(cpu):6.2f} s  {text}")
     return rows
 
 
