@@ -182,14 +182,19 @@ def kmeans_kernels():
     return (kmeans.lloyd_step, kmeans.potentials, kmeans.label_stats)
 
 
-def compile_kernels(parallel=True, status=None, dtypes=("float64", "float32")):
+def compile_kernels(
+    parallel=True, status=None, dtypes=("float64", "float32"), core_free=None
+):
     """Compile (or load from the cache) the two kernels every fit uses: the mixture
     pass here and, at the same time, the k-means pass in a second process when both
     need compiling, the machine has two cores or more and the on-disk cache (which
     the processes share) is on. Each compiles once for every dtype and covariance
     model; the k-means kernels once per data dtype, for each of ``dtypes``.
 
-    ``status(text or None)`` hears about the second process. Returns the number of
+    ``status(text or None)`` hears about the second process. ``core_free``, a
+    ``threading.Event``, is set when a core is free for other work while this
+    compiles: at once without a second process, else when it has finished (the
+    mixture pass, the longest compile, usually outlasts it). Returns the number of
     kernels that were not in the cache (0, 1 or 2).
     """
     import os
@@ -215,6 +220,7 @@ def compile_kernels(parallel=True, status=None, dtypes=("float64", "float32")):
             )
             if status is not None:
                 status("compiling the k-means kernel in a second process")
+    _when_done(child, core_free)
     _compile_mixture()
     if child is not None:
         if status is not None:
@@ -224,3 +230,19 @@ def compile_kernels(parallel=True, status=None, dtypes=("float64", "float32")):
     if status is not None:
         status(None)
     return sum(todo)
+
+
+def _when_done(child, event):
+    """Set ``event`` (if any) when process ``child`` has ended; at once if None."""
+    if event is None:
+        return
+    if child is None:
+        event.set()
+        return
+    import threading
+
+    def wait():
+        child.wait()
+        event.set()
+
+    threading.Thread(target=wait, name="fastgmm-compile-wait", daemon=True).start()

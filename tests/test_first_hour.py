@@ -195,6 +195,37 @@ def test_cli_warmup_reports_what_it_did(capsys):
     assert "fastgmm: kernels ready in" in out.splitlines()[-1]
 
 
+def test_core_free_is_set_when_the_second_process_ends():
+    """compile_kernels' core_free: set at once without a second process, else only
+    when it has ended (the demo starts its other work then)."""
+    import threading
+
+    from fastgmm._warmup import _when_done
+
+    _when_done(None, None)  # nothing asked: nothing to do
+    at_once = threading.Event()
+    _when_done(None, at_once)
+    assert at_once.is_set()
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.5)"])
+    later = threading.Event()
+    _when_done(child, later)
+    assert not later.is_set()
+    assert later.wait(60) and child.poll() is not None
+
+
+def test_compile_kernels_sets_core_free_when_cached():
+    """With the kernels cached (or loaded) there is no second process: core_free
+    is set before compile_kernels returns."""
+    import threading
+
+    from fastgmm._warmup import compile_kernels
+
+    compile_kernels(dtypes=("float64",))  # compile or load, in this process
+    core_free = threading.Event()
+    assert compile_kernels(dtypes=("float64",), core_free=core_free) == 0
+    assert core_free.is_set()
+
+
 # ----------------------------------------------- a first run in a terminal (slow)
 PTY_RUN = """
 import os, pty, select, subprocess, sys, time, json

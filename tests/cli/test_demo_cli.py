@@ -240,8 +240,81 @@ def test_demo_says_first_run_compiles_only_when_it_does(monkeypatch, cached):
     monkeypatch.setattr(fastgmm._warmup, "compile_kernels", lambda status, **kw: 0)
     for name in ("_heights", "_iris", "_rfm"):
         monkeypatch.setattr(demo, name, lambda seed, say: {})
-    monkeypatch.setattr(fastgmm.cli.demo_image, "run_pixels", lambda *a: {})
+    monkeypatch.setattr(fastgmm.cli.demo_image, "run_pixels", lambda *a, **kw: {})
+    monkeypatch.setattr(fastgmm.cli.demo_image, "prepare", lambda *a, **kw: None)
     lines = []
     run_demo(out=lines.append, compare=False, picture=None)
     compiling = [line for line in lines if line.startswith("First run: compiling")]
     assert len(compiling) == (0 if cached else 1)
+
+
+def test_run_demo_paints_the_photograph_while_the_kernels_compile(monkeypatch):
+    """The photograph (and the imports) come from prepare(), started in a thread
+    before compile_kernels and waiting for the core it frees; run_pixels gets it."""
+    import threading
+
+    import fastgmm._warmup
+    import fastgmm.cli.demo as demo
+    import fastgmm.cli.demo_image
+
+    order, seen = [], {}
+
+    def prepare(seed, compare, start):
+        order.append("prepare waits")
+        assert start.wait(10)
+        order.append("prepare runs")
+        return ("image", seed)
+
+    def compile_kernels(status, dtypes, core_free):
+        assert isinstance(core_free, threading.Event) and not core_free.is_set()
+        order.append("compile")
+        core_free.set()
+        return 0
+
+    monkeypatch.setattr(fastgmm.cli.demo_image, "prepare", prepare)
+    monkeypatch.setattr(fastgmm._warmup, "compile_kernels", compile_kernels)
+    for name in ("_heights", "_iris", "_rfm"):
+        monkeypatch.setattr(demo, name, lambda seed, say: {})
+    monkeypatch.setattr(
+        fastgmm.cli.demo_image, "run_pixels", lambda *a, **kw: seen.update(kw) or {}
+    )
+    run_demo(out=[].append, compare=False, picture=None, seed=5)
+    assert seen["photo"] == ("image", 5)
+    assert order.index("prepare runs") > order.index("compile")
+
+
+def test_prepare_waits_for_a_free_core_then_paints():
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from fastgmm.cli.demo_image import make_photo, prepare
+
+    start = threading.Event()
+    with ThreadPoolExecutor(1) as pool:
+        future = pool.submit(prepare, 3, size=40, compare=False, start=start)
+        time.sleep(0.2)
+        assert not future.done()  # waiting for the event
+        start.set()
+        image, regions = future.result(timeout=60)
+    want, want_regions = make_photo(40, seed=3)
+    np.testing.assert_array_equal(image, want)
+    np.testing.assert_array_equal(regions, want_regions)
+
+
+def test_side_by_side_takes_scikit_learns_labels_from_its_timed_fit(monkeypatch):
+    """scikit-learn's fit is its fit_predict: the labels come with the timed fit,
+    no second pass of scikit-learn over the pixels (predict) afterwards."""
+    import sklearn.mixture
+
+    from fastgmm.cli.demo_image import _start, make_photo, side_by_side
+
+    def no_predict(self, X):
+        raise AssertionError("scikit-learn's predict called")
+
+    monkeypatch.setattr(sklearn.mixture.GaussianMixture, "predict", no_predict)
+    image, _ = make_photo(200, seed=0)
+    X = image.reshape(-1, 3) / 255.0
+    res = side_by_side(X, _start(X, 8, 0), 8, 0, lambda text: None)
+    assert res["agree"] == 1.0
+    assert res["lower_bound"] == pytest.approx(res["sk_lower_bound"], rel=1e-12)
