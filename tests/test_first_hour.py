@@ -195,35 +195,60 @@ def test_cli_warmup_reports_what_it_did(capsys):
     assert "fastgmm: kernels ready in" in out.splitlines()[-1]
 
 
-def test_core_free_is_set_when_the_second_process_ends():
-    """compile_kernels' core_free: set at once without a second process, else only
-    when it has ended (the demo starts its other work then)."""
-    import threading
+@pytest.mark.parametrize(
+    "dtypes, away", [(("float64",), "mixture"), (("float64", "float32"), "kmeans")]
+)
+def test_compile_kernels_sends_the_longer_compile_to_the_second_process(
+    monkeypatch, dtypes, away
+):
+    """One dtype: the mixture pass (the longer compile) in the second process, the
+    k-means kernels here; two dtypes: the other way round. Here: this process's
+    compile, then meanwhile(), then the wait, then the other kernels (loaded)."""
+    import fastgmm._jit
+    import fastgmm._warmup as warmup
 
-    from fastgmm._warmup import _when_done
+    events = []
 
-    _when_done(None, None)  # nothing asked: nothing to do
-    at_once = threading.Event()
-    _when_done(None, at_once)
-    assert at_once.is_set()
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.5)"])
-    later = threading.Event()
-    _when_done(child, later)
-    assert not later.is_set()
-    assert later.wait(60) and child.poll() is not None
+    class Child:
+        def __init__(self, argv, **kwargs):
+            events.append(("spawn", argv[-1]))
+
+        def wait(self):
+            events.append(("wait",))
+
+    monkeypatch.setattr(fastgmm._jit, "is_cached", lambda kernel: False)
+    monkeypatch.setattr(subprocess, "Popen", Child)
+    monkeypatch.setattr(warmup, "_compile_mixture", lambda: events.append("mixture"))
+    monkeypatch.setattr(
+        warmup, "_compile_kmeans", lambda d: events.append(("kmeans", d))
+    )
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    statuses = []
+    n = warmup.compile_kernels(
+        status=statuses.append,
+        dtypes=dtypes,
+        meanwhile=lambda: events.append("meanwhile"),
+    )
+    assert n == 2
+    mixture, kmeans = "mixture", ("kmeans", dtypes)
+    here, there = (kmeans, mixture) if away == "mixture" else (mixture, kmeans)
+    assert events[0][0] == "spawn"
+    expected_code = "_compile_mixture()" if away == "mixture" else "_compile_kmeans("
+    assert expected_code in events[0][1]
+    assert events[1:] == [here, "meanwhile", ("wait",), there]
+    assert statuses[0] == f"compiling {warmup.COMPILES[away]} in a second process"
+    assert statuses[-1] is None
 
 
-def test_compile_kernels_sets_core_free_when_cached():
-    """With the kernels cached (or loaded) there is no second process: core_free
-    is set before compile_kernels returns."""
-    import threading
-
+def test_compile_kernels_calls_meanwhile_when_cached():
+    """With the kernels cached (or loaded) there is no second process; meanwhile()
+    is still called once."""
     from fastgmm._warmup import compile_kernels
 
     compile_kernels(dtypes=("float64",))  # compile or load, in this process
-    core_free = threading.Event()
-    assert compile_kernels(dtypes=("float64",), core_free=core_free) == 0
-    assert core_free.is_set()
+    calls = []
+    assert compile_kernels(dtypes=("float64",), meanwhile=lambda: calls.append(1)) == 0
+    assert calls == [1]
 
 
 # ----------------------------------------------- a first run in a terminal (slow)

@@ -279,9 +279,6 @@ def run_demo(out=None, compare=True, seed=0, picture="fastgmm-demo.png", status=
         ``fast_times``, ``speedup``, ``sk_lower_bound``, ``agree``, and ``picture``
         (its path, or None when matplotlib is missing).
     """
-    import threading
-    from concurrent.futures import ThreadPoolExecutor
-
     from .demo_image import prepare, run_pixels
 
     if callable(out):
@@ -309,19 +306,15 @@ def run_demo(out=None, compare=True, seed=0, picture="fastgmm-demo.png", status=
             "First run: compiling fastgmm's kernels (a minute or more, longer on a "
             "busy machine; cached afterwards; `fastgmm warmup` does it ahead)."
         )
-    core_free = threading.Event()
-    with ThreadPoolExecutor(1, thread_name_prefix="fastgmm-demo") as pool:
-        # the imports and the photograph while the kernels compile (or load), on
-        # the core the k-means compile frees; done before the first timed fit
-        prepared = pool.submit(prepare, seed, compare=compare, start=core_free)
-        try:  # two processes at once on a first run; the demo's data are float64
-            compile_kernels(status=status, dtypes=("float64",), core_free=core_free)
-        finally:
-            core_free.set()
-        if not prepared.done():
-            status("importing scikit-learn, painting a photograph")
-        photo = prepared.result()
-        status(None)
+    prepared = []
+
+    def meanwhile():  # while the second process compiles, on a first run
+        status("importing scikit-learn, painting a photograph")
+        prepared.append(prepare(seed, compare=compare))
+
+    # two processes at once on a first run; the demo's data are all float64
+    compile_kernels(status=status, dtypes=("float64",), meanwhile=meanwhile)
+    photo = prepared[0]
     results = {}
     for name, example in (("heights", _heights), ("iris", _iris), ("rfm", _rfm)):
         say()

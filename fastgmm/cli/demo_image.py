@@ -79,17 +79,13 @@ def make_photo(size=1000, seed=0, noise=0.035):
     return image, regions
 
 
-def prepare(seed=0, size=1000, compare=True, start=None):
+def prepare(seed=0, size=1000, compare=True):
     """Import the scikit-learn and SciPy modules the demo uses and paint the
     photograph (:func:`make_photo`); return ``(image, regions)``.
 
-    None of it needs fastgmm's kernels: the demo runs it in a thread while the
-    kernels compile on a first run (Numba's LLVM work releases the GIL), once a
-    core is free (``start``, a ``threading.Event``, is set), and waits for it
-    before the first timed fit.
+    None of it needs fastgmm's kernels: on a first run the demo does it while the
+    second process still compiles (see ``fastgmm._warmup.compile_kernels``).
     """
-    if start is not None:
-        start.wait()
     import scipy.optimize  # noqa: F401  (the examples' label matching)
     import sklearn.datasets  # noqa: F401
     import sklearn.metrics  # noqa: F401

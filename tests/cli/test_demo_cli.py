@@ -237,7 +237,12 @@ def test_demo_says_first_run_compiles_only_when_it_does(monkeypatch, cached):
     import fastgmm.cli.demo_image
 
     monkeypatch.setattr(fastgmm._jit, "is_cached", lambda kernel: cached)
-    monkeypatch.setattr(fastgmm._warmup, "compile_kernels", lambda status, **kw: 0)
+
+    def compile_kernels(status, dtypes, meanwhile):
+        meanwhile()
+        return 0
+
+    monkeypatch.setattr(fastgmm._warmup, "compile_kernels", compile_kernels)
     for name in ("_heights", "_iris", "_rfm"):
         monkeypatch.setattr(demo, name, lambda seed, say: {})
     monkeypatch.setattr(fastgmm.cli.demo_image, "run_pixels", lambda *a, **kw: {})
@@ -248,28 +253,26 @@ def test_demo_says_first_run_compiles_only_when_it_does(monkeypatch, cached):
     assert len(compiling) == (0 if cached else 1)
 
 
-def test_run_demo_paints_the_photograph_while_the_kernels_compile(monkeypatch):
-    """The photograph (and the imports) come from prepare(), started in a thread
-    before compile_kernels and waiting for the core it frees; run_pixels gets it."""
-    import threading
-
+def test_run_demo_prepares_while_the_second_process_compiles(monkeypatch):
+    """The imports and the photograph come from prepare(), run by compile_kernels
+    between this process's compiles and waiting for the second process; run_pixels
+    gets the photograph."""
     import fastgmm._warmup
     import fastgmm.cli.demo as demo
     import fastgmm.cli.demo_image
 
     order, seen = [], {}
 
-    def prepare(seed, compare, start):
-        order.append("prepare waits")
-        assert start.wait(10)
-        order.append("prepare runs")
+    def prepare(seed, compare):
+        order.append("prepare")
         return ("image", seed)
 
-    def compile_kernels(status, dtypes, core_free):
-        assert isinstance(core_free, threading.Event) and not core_free.is_set()
-        order.append("compile")
-        core_free.set()
-        return 0
+    def compile_kernels(status, dtypes, meanwhile):
+        assert dtypes == ("float64",)
+        order.append("compile here")
+        meanwhile()
+        order.append("wait for the second process")
+        return 2
 
     monkeypatch.setattr(fastgmm.cli.demo_image, "prepare", prepare)
     monkeypatch.setattr(fastgmm._warmup, "compile_kernels", compile_kernels)
@@ -280,23 +283,13 @@ def test_run_demo_paints_the_photograph_while_the_kernels_compile(monkeypatch):
     )
     run_demo(out=[].append, compare=False, picture=None, seed=5)
     assert seen["photo"] == ("image", 5)
-    assert order.index("prepare runs") > order.index("compile")
+    assert order == ["compile here", "prepare", "wait for the second process"]
 
 
-def test_prepare_waits_for_a_free_core_then_paints():
-    import threading
-    import time
-    from concurrent.futures import ThreadPoolExecutor
-
+def test_prepare_paints_the_photograph():
     from fastgmm.cli.demo_image import make_photo, prepare
 
-    start = threading.Event()
-    with ThreadPoolExecutor(1) as pool:
-        future = pool.submit(prepare, 3, size=40, compare=False, start=start)
-        time.sleep(0.2)
-        assert not future.done()  # waiting for the event
-        start.set()
-        image, regions = future.result(timeout=60)
+    image, regions = prepare(3, size=40, compare=False)
     want, want_regions = make_photo(40, seed=3)
     np.testing.assert_array_equal(image, want)
     np.testing.assert_array_equal(regions, want_regions)
