@@ -27,6 +27,11 @@ Peers:
   see benchmarks/README.md). The worker times its own calls; data and starting
   parameters reach it through .npy files.
 
+- Armadillo's ``gmm_diag`` / ``gmm_full`` (C++, OpenMP; full and diagonal), when g++
+  and Armadillo's headers are installed (Debian: ``apt-get install
+  libarmadillo-dev``): ``benchmarks/peers_src/armadillo_em.cpp`` is compiled into the
+  run's temporary folder and run as a worker process that times its own calls.
+
 pomegranate, torchgmm and gmmx (torch / JAX) and mlpack are not run by this script:
 they have no way to start from given parameters and run a fixed number of iterations
 without their own initialisation, or they need a GPU stack this machine lacks;
@@ -189,6 +194,75 @@ class Daal:
         self.proc.wait(timeout=60)
 
 
+class Armadillo:
+    """Armadillo's gmm_diag / gmm_full (C++, OpenMP): benchmarks/peers_src/
+    armadillo_em.cpp, compiled here with g++ when Armadillo's headers are installed
+    (Debian: ``apt-get install libarmadillo-dev``), run as a worker process that
+    times its own ``learn`` calls (no k-means, ``var_floor`` 0)."""
+
+    name = "Armadillo"
+    SOURCE = ROOT / "benchmarks" / "peers_src" / "armadillo_em.cpp"
+
+    @classmethod
+    def build(cls, tmp):
+        """Path of the compiled worker, or None (with the reason said)."""
+        exe = os.path.join(tmp, "armadillo_em")
+        cmd = ["g++", "-O3", "-march=native", "-fopenmp", "-std=c++17",
+               str(cls.SOURCE), "-o", exe, "-larmadillo"]  # fmt: skip
+        try:
+            done = subprocess.run(cmd, capture_output=True, text=True)
+        except FileNotFoundError:
+            say("g++ not found: Armadillo left out")
+            return None
+        if done.returncode != 0:
+            say("Armadillo not built (libarmadillo-dev installed?): left out")
+            return None
+        return exe
+
+    def __init__(self, exe, n_threads, tmp):
+        self.exe, self.n_threads, self.proc = exe, n_threads, None
+        self.tmp = os.path.join(tmp, "arma")
+        os.makedirs(self.tmp, exist_ok=True)
+
+    def prepare(self, X, cov, start):
+        self.close()
+        self.dtype, self.shape, self.cov = X.dtype, X.shape, cov
+        K = len(start["weights_init"])
+        covs = covariances_of(start["precisions_init"], cov)
+        for key, value in (
+            ("X", X), ("w", start["weights_init"]), ("mu", start["means_init"]),
+            ("cov", covs),
+        ):  # fmt: skip
+            np.ascontiguousarray(value, X.dtype).tofile(
+                os.path.join(self.tmp, key + ".bin")
+            )
+        fp = "float" if X.dtype == np.float32 else "double"
+        env = dict(os.environ, OMP_NUM_THREADS=str(self.n_threads))
+        args = [self.exe, self.tmp, fp, cov, *map(str, (*X.shape, K))]
+        self.proc = subprocess.Popen(
+            args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
+        )
+        self.K = K
+
+    def run(self, m):
+        self.proc.stdin.write(f"{m}\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError("the Armadillo worker died")
+        n, d = self.shape
+        read = lambda k: np.fromfile(os.path.join(self.tmp, f"out-{k}.bin"), self.dtype)  # noqa: E731
+        w, mu = read("w"), read("mu").reshape(self.K, d)
+        cov = read("cov").reshape((self.K, d, d) if self.cov == "full" else (self.K, d))
+        return float(line), w, mu, cov
+
+    def close(self):
+        if self.proc is not None:
+            self.proc.stdin.close()
+            self.proc.wait(timeout=60)
+            self.proc = None
+
+
 def covariances_of(precisions, cov):
     return np.linalg.inv(precisions) if cov == "full" else 1.0 / precisions
 
@@ -296,6 +370,7 @@ def parse_args(argv):
     p.add_argument("--threads", type=int, default=2, help="threads of every system")
     p.add_argument("--no-sklearn", action="store_true", help="leave scikit-learn out")
     p.add_argument("--daal-python", help="a Python with daal4py (default: this one)")
+    p.add_argument("--no-armadillo", action="store_true", help="leave Armadillo out")
     p.add_argument("--out", help="also write the markdown (and .json) here")
     return p.parse_args(argv)
 
@@ -316,6 +391,9 @@ def make_systems(args, tmp):
         systems.append(Daal(python, args.threads, tmp))
     else:
         say("daal4py not found (pass --daal-python): oneDAL left out")
+    exe = None if args.no_armadillo else Armadillo.build(tmp)
+    if exe is not None:
+        systems.append(Armadillo(exe, args.threads, tmp))
     return systems
 
 

@@ -284,6 +284,20 @@ def read_inputs(args):
     return X, (X if scaler is None else scaler.transform(X)), table.names, scaler
 
 
+def em_options(args):
+    """The EM options of the command line as estimator keywords (scikit-learn's
+    names: ``--seed`` is random_state)."""
+    return dict(
+        n_init=args.n_init,
+        init_params=args.init_params,
+        random_state=args.seed,
+        tol=args.tol,
+        reg_covar=args.reg_covar,
+        max_iter=args.max_iter,
+        n_jobs=args.n_jobs,
+    )
+
+
 def fit_candidates(Z, ks, cov_types, criterion, args, label, progress):
     """:func:`fastgmm.selection.select` with the EM options, progress and warnings."""
     from fastgmm.cli.progress import CLIMonitor
@@ -296,13 +310,7 @@ def fit_candidates(Z, ks, cov_types, criterion, args, label, progress):
             ks,
             cov_types,
             criterion,
-            n_init=args.n_init,
-            init_params=args.init_params,
-            random_state=args.seed,
-            tol=args.tol,
-            reg_covar=args.reg_covar,
-            max_iter=args.max_iter,
-            n_jobs=args.n_jobs,
+            **em_options(args),
             monitor=monitor,
         )
 

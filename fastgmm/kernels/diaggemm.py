@@ -13,7 +13,19 @@ component means, against cancellation),
 
 so a block's log-densities are one sgemm W (K, 2d) @ [y^2; y] (2d, BLOCK). Rows whose
 product is not finite (points so far away that y^2 overflows) are recomputed term by
-term, so far outliers behave as in em_pass. Float64 data keeps em_pass's term-by-term
+term, so far outliers behave as in em_pass.
+
+**float32 data: truncated posteriors.** A point's terms more than
+``TRUNCATE_LOG + log K`` below its largest (relative weight < 2^-24 / K each) are
+dropped, i.e. get a responsibility of exactly 0, as Kaldi, yael and VLFeat do: all of
+them together are below 2^-24 of the point's density, float32's resolution, so the
+log-likelihood moves by less than one float32 rounding and the kept responsibilities
+by less than 2^-24 relative. With many components nearly all of them are dropped
+(0.6 % kept on the UBM case of ``benchmarks/large_k.py``): a block's kept terms are
+listed component by component (kept_terms), and only those go through exp, the
+logsumexp and the statistics (sparse_resp_stats); a block with more than SPARSE_MAX
+of its terms kept, or a point beyond every density, goes the dense way (truncate,
+then as float64). float64 data keeps every term down to exp(-500). Float64 data keeps em_pass's term-by-term
 loop: on this machine (two FMA and two add pipes) it runs at the dgemm rate (2 FMAs
 per point, component and feature either way) without the GEMM's extra passes.
 
@@ -34,6 +46,7 @@ from .blas import blas_args
 from .blocks import add_slots, n_slots_for, next_task, slot_buffers, task_queue
 from .logdensity import block_buffers, block_log_prob
 from .passes import block_resp, block_stats, pending_buffers
+from .vecmath import exp_nonpos_inplace, log_pos
 
 #: this path serves diagonal models with at least this many components and features
 #: (benchmarks/large_k.py --sweep, loaded machine: float32 1.2-1.3x at d=40, K=64-128;
@@ -43,6 +56,9 @@ GEMM_MIN_D = 32
 #: a block whose fraction of non-zero responsibilities is at most this adds its
 #: statistics point by point over the non-zero ones, else as em_pass does
 SPARSE_MAX = 0.25
+#: float32 data: terms below max - TRUNCATE_LOG - log K of a point are dropped
+#: (module docstring); log(2^24)
+TRUNCATE_LOG = 24.0 * np.log(2.0)
 
 
 def use_gemm(n_features, n_components):
@@ -103,23 +119,92 @@ def _direct(X, i, b, const, loc, prec, lp):
 
 
 @kernel
-def _gemm_log_prob(X, b0, nb, ins, const, loc, prec, yt, lpx, lp, check):
+def _gemm_log_prob(X, b0, nb, ins, const, loc, prec, yt, lpx, lp, mx, check):
     """Weighted log-densities of the loaded block into lp (K, BLOCK) float64 by one
-    product in X's dtype; rows with a non-finite product term by term (``check``:
-    (BLOCK,) float64 scratch)."""
+    product in X's dtype, and mx[b] = max_k lp[k, b]; rows with a non-finite product
+    term by term (``check``: (BLOCK,) float64 scratch)."""
     W, c, _ = ins
     np.dot(W, yt, lpx)
     for b in range(nb):
         check[b] = 0.0
+        mx[b] = -np.inf
     for k in range(lp.shape[0]):
         ck = c[k]
         for b in range(nb):
             t = np.float64(lpx[k, b])
-            lp[k, b] = ck + t
+            v = ck + t
+            lp[k, b] = v
+            mx[b] = max(mx[b], v)
             check[b] += t * 0.0  # NaN unless finite
     for b in range(nb):
         if check[b] != 0.0:
             _direct(X, b0 + b, b, const, loc, prec, lp)
+            mx[b] = lp[0, b]
+            for k in range(1, lp.shape[0]):
+                mx[b] = max(mx[b], lp[k, b])
+
+
+@kernel
+def truncate(lp, nb, cut, mx):
+    """lp[k, b] := -inf where lp[k, b] < mx[b] - cut, for b < nb, where mx[b] is the
+    largest lp[:, b] (-inf: the point is left as it is)."""
+    for k in range(lp.shape[0]):
+        row = lp[k]
+        for b in range(nb):
+            if row[b] < mx[b] - cut:
+                row[b] = -np.inf
+
+
+@kernel
+def kept_terms(lp, nb, cut, mx, ents, t, cap):
+    """The terms of lp[:, :nb] at least mx[b] - cut, component by component:
+    ents[0, i] = k, ents[1, i] = b, t[i] = lp[k, b] - mx[b]. Returns their number, or
+    -1 if there are more than ``cap`` or a point has every term -inf."""
+    m = 0
+    for b in range(nb):
+        if mx[b] == -np.inf:
+            return -1
+    for k in range(lp.shape[0]):
+        row = lp[k]
+        for b in range(nb):
+            v = row[b] - mx[b]
+            if v >= -cut:
+                if m == cap:
+                    return -1
+                ents[0, m], ents[1, m], t[m] = k, b, v
+                m += 1
+    return m
+
+
+@kernel
+def sparse_resp_stats(X, b0, nb, m, ents, t, wb, mx, ref, nk, s1, s2, s, scratch):
+    """E-step and statistics of a block from its m kept terms (kept_terms): returns
+    sum_b wb[b] * lse_b; adds r_kb = wb[b] exp(t) / sum_k exp(t) into nk, s1, s2 per
+    component in point order, as _sparse_stats. ``s``: (BLOCK,) scratch,
+    ``scratch``: (2, m) or longer float64."""
+    exp_nonpos_inplace(t, m, scratch[0])  # same exp as block_resp
+    for b in range(nb):
+        s[b] = 0.0
+    for i in range(m):
+        s[ents[1, i]] += t[i]
+    logs = scratch[1]
+    log_pos(s, nb, logs, scratch[0])
+    ll = 0.0
+    for b in range(nb):
+        if wb[b] != 0.0:
+            ll += wb[b] * (mx[b] + logs[b])
+    d = ref.shape[1]
+    for i in range(m):
+        k, b = ents[0, i], ents[1, i]
+        r = t[i] * (wb[b] / s[b])
+        if r != 0.0:
+            nk[k] += r
+            for j in range(d):
+                u = X[b0 + b, j] - ref[k, j]
+                v = r * u
+                s1[k, j] += v
+                s2[k, 0, j] += v * u
+    return ll
 
 
 @kernel
@@ -134,11 +219,13 @@ def n_nonzero(resp, nb):
 
 @kernel
 def _sparse_stats(X, b0, nb, resp, ref, nk, s1, s2):
-    """block_stats (DIAG) over the non-zero responsibilities only, point by point."""
+    """block_stats (DIAG) over the non-zero responsibilities only, component by
+    component (each component's sums in point order, as block_stats adds them)."""
     n_components, d = ref.shape
-    for b in range(nb):
-        for k in range(n_components):
-            r = resp[k, b]
+    for k in range(n_components):
+        r_k = resp[k]
+        for b in range(nb):
+            r = r_k[b]
             if r != 0.0:
                 nk[k] += r
                 for j in range(d):
@@ -160,6 +247,10 @@ def _chunk(X, sw, start, stop, kind, ins, const, loc, prec, ref, nk, s1, s2):
     gemm = X.itemsize == 4
     yt = np.zeros((2 * d if gemm else 0, BLOCK), X.dtype)
     lpx = np.empty((n_components if gemm else 0, BLOCK), X.dtype)
+    cut = TRUNCATE_LOG + np.log(n_components)
+    cap = int(SPARSE_MAX * n_components * BLOCK) if gemm else 0
+    ents = np.empty((2, cap), np.int64)
+    terms = np.empty((3, max(cap, BLOCK)))
     ll = 0.0
     for b0 in range(start, stop, BLOCK):
         nb = min(BLOCK, stop - b0)
@@ -168,7 +259,15 @@ def _chunk(X, sw, start, stop, kind, ins, const, loc, prec, ref, nk, s1, s2):
             for b in range(nb):
                 wb[b] = sw[b0 + b]
         if gemm:
-            _gemm_log_prob(X, b0, nb, ins, const, loc, prec, yt, lpx, lp, mx)
+            _gemm_log_prob(X, b0, nb, ins, const, loc, prec, yt, lpx, lp, mx, ex[0])
+            m = kept_terms(lp, nb, cut, mx, ents, terms[0], cap)
+            if m >= 0:
+                ll += sparse_resp_stats(
+                    X, b0, nb, m, ents, terms[0], wb, mx, ref, nk, s1, s2, s,
+                    terms[1:],
+                )  # fmt: skip
+                continue
+            truncate(lp, nb, cut, mx)
         else:
             block_log_prob(nb, kind, const, loc, prec, mats, lp, s, args)
         ll += block_resp(lp, nb, wb, s, mx, ex)

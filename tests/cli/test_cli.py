@@ -554,3 +554,34 @@ def test_bench_finds_the_checkout_compare_script():
     if not expected.is_file():
         pytest.skip("not a source checkout")
     assert _bench.compare_script() == expected
+
+
+@pytest.mark.parametrize("bayesian", [False, True], ids=["gmm", "bayesian"])
+def test_em_options_reach_the_estimator(files, tmp_path, bayesian):
+    """Every EM option of ``fit`` arrives under scikit-learn's name (``--seed`` as
+    random_state; ``--tol`` as tol_per_sample for a Bayesian mixture)."""
+    d, _, _ = files
+    out = tmp_path / "m.fgmm"
+    options = ["--seed", "7", "--max-iter", "55", "--n-init", "2", "--tol", "1e-5"]
+    options += ["--reg-covar", "1e-4", "--init-params", "random", "--n-jobs", "1"]
+    extra = ["--bayesian"] if bayesian else []
+    assert (
+        main(
+            [
+                "fit",
+                str(d / "data.npy"),
+                "-k",
+                "2",
+                "-o",
+                str(out),
+                "--quiet",
+                *options,
+                *extra,
+            ]
+        )
+        == 0
+    )
+    model = fastgmm.load(out)
+    assert (model.random_state, model.max_iter, model.n_init) == (7, 55, 2)
+    assert (model.reg_covar, model.init_params, model.n_jobs) == (1e-4, "random", 1)
+    assert (model.tol_per_sample if bayesian else model.tol) == 1e-5

@@ -17,6 +17,7 @@ from fastgmm.kernels.diaggemm import (
     GEMM_MIN_D,
     GEMM_MIN_K,
     SPARSE_MAX,
+    TRUNCATE_LOG,
     diag_em_pass,
     use_gemm,
 )
@@ -216,3 +217,36 @@ def test_point_beyond_every_density_as_term_by_term(rng):
     assert a[0] == b[0] == -np.inf
     np.testing.assert_allclose(b[1], a[1], rtol=1e-12)
     assert np.all(b[1] >= 1.0 / GEMM_MIN_K)  # the far point's equal shares
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+def test_float32_drops_terms_below_its_resolution(rng, dtype):
+    """Truncated posteriors (float32 only): a component whose weight relative to the
+    largest term is e^-1 below 2^-24 / K at every point gets exactly nothing, one
+    e^-1 above it keeps its share; float64 keeps both (fails without truncation)."""
+    K, d = GEMM_MIN_K, 8
+    X = rng.normal(size=(5 * BLOCK + 3, d)).astype(dtype)
+    cut = TRUNCATE_LOG + np.log(K)
+    weights = np.ones(K)
+    weights[1], weights[2] = np.exp(-cut - 1.0), np.exp(-cut + 1.0)
+    model = cov.get("diag")
+    means, prec_chol = np.zeros((K, d)), np.ones((K, d))  # identical components
+    params = Params(
+        model,
+        weights / weights.sum(),
+        means,
+        model.covariances_from_prec_chol(prec_chol),
+        prec_chol,
+    )
+    ll, nk, s1, _ = run(X, None, params, chunk=2 * BLOCK)
+    share = weights / weights.sum() * len(X)
+    if dtype == np.float32:
+        assert nk[1] == 0.0 and np.all(s1[1] == 0.0)
+    else:
+        np.testing.assert_allclose(nk[1], share[1], rtol=1e-12)
+    np.testing.assert_allclose(nk[2], share[2], rtol=1e-6)
+    np.testing.assert_allclose(nk[[0, 3]], share[[0, 3]], rtol=1e-6)
+    # the dropped mass (~2^-24 / K e^-1 of each point's density) moves the
+    # log-likelihood by less than float32's resolution
+    expected, _ = oracle(X, None, params, "diag")
+    np.testing.assert_allclose(ll, expected[0], rtol=1e-7)

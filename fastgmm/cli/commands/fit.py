@@ -114,21 +114,17 @@ def run(args):
 def _fit_bayesian(Z, args, progress):
     """A BayesianGaussianMixture with the EM options (``--tol`` per sample)."""
     from fastgmm import BayesianGaussianMixture
-    from fastgmm.cli.args import one_line_warnings
+    from fastgmm.cli.args import em_options, one_line_warnings
 
+    options = em_options(args)
     if args.prune is not None and not 0.0 < args.prune < 1.0:
         raise ValueError(f"--prune must be between 0 and 1, got {args.prune}")
     model = BayesianGaussianMixture(
         n_components=args.k,
         covariance_type=args.covariance_type,
         weight_concentration_prior_type=args.bayesian,
-        tol_per_sample=args.tol,
-        reg_covar=args.reg_covar,
-        max_iter=args.max_iter,
-        n_init=args.n_init,
-        init_params=args.init_params,
-        random_state=args.seed,
-        n_jobs=args.n_jobs,
+        tol_per_sample=options.pop("tol"),
+        **options,
         prune_threshold=args.prune,
         verbose=2 if args.verbose else 0,
     )
