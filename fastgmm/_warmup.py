@@ -237,11 +237,17 @@ def compile_kernels(
             )
             if status is not None:
                 status(f"compiling {COMPILES[away]} in a second process")
-    for name in ("mixture", "kmeans"):
-        if child is None or name != away:
-            compiles[name]()
-    if meanwhile is not None:
-        meanwhile()
+    try:
+        for name in ("mixture", "kmeans"):
+            if child is None or name != away:
+                compiles[name]()
+        if meanwhile is not None:
+            meanwhile()
+    except BaseException:  # an error or Ctrl-C here: leave no compiling process behind
+        if child is not None:
+            child.kill()
+            child.wait()
+        raise
     if child is not None:
         if status is not None:
             status(f"waiting for {COMPILES[away]} (second process)")

@@ -240,6 +240,24 @@ def test_compile_kernels_sends_the_longer_compile_to_the_second_process(
     assert statuses[-1] is None
 
 
+def test_compile_kernels_stops_the_second_process_when_meanwhile_fails(monkeypatch):
+    import fastgmm._jit
+    import fastgmm._warmup as warmup
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    monkeypatch.setattr(fastgmm._jit, "is_cached", lambda kernel: False)
+    monkeypatch.setattr(subprocess, "Popen", lambda argv, **kwargs: child)
+    monkeypatch.setattr(warmup, "_compile_kmeans", lambda dtypes: None)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+
+    def meanwhile():
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        warmup.compile_kernels(dtypes=("float64",), meanwhile=meanwhile)
+    assert child.poll() is not None  # killed and reaped, not left compiling
+
+
 def test_compile_kernels_calls_meanwhile_when_cached():
     """With the kernels cached (or loaded) there is no second process; meanwhile()
     is still called once."""
