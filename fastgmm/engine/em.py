@@ -26,8 +26,10 @@ import numpy as np
 
 from .._jit import kernel_array
 from ..exceptions import DegenerateComponentWarning
-from ..kernels import DIAG
+from ..kernels import DIAG, FULL
 from ..kernels.diaggemm import diag_em_pass, use_gemm
+from ..kernels.fullgemm import full_em_pass
+from ..kernels.fullgemm import use_gemm as use_full_gemm
 from ..kernels.passes import em_pass
 from ..model import covariance, prior
 from ..model.noise import Noise
@@ -188,9 +190,12 @@ def _prec_chol(model, cov):
 
 def block_em(X, sw, kind, const, loc, prec, ref, chunk):
     """(loglik sum, nk, s1, s2) of one block: the fused kernel (picklable wrapper);
-    diagonal models with many components take the GEMM form (kernels.diaggemm)."""
+    diagonal models with many components and dense ones with many features take
+    the GEMM forms (kernels.diaggemm, kernels.fullgemm)."""
     if kind == DIAG and use_gemm(X.shape[1], const.shape[0]):
         return diag_em_pass(X, sw, kind, const, loc, prec, ref, chunk)
+    if kind == FULL and use_full_gemm(X.shape[1]):
+        return full_em_pass(X, sw, kind, const, loc, prec, ref, chunk)
     return em_pass(X, sw, kind, const, loc, prec, ref, chunk)
 
 

@@ -36,18 +36,20 @@ def _register(name, n_args):
 
 _dtrmm = _register("dtrmm", 11)
 _dsyrk = _register("dsyrk", 10)
+_dgemm = _register("dgemm", 13)
 
 _R, _L, _T, _N, _U = 82, 76, 84, 78, 85  # ord("R"), ord("L"), ...
 
 
 #: float64 slots of an argument buffer: bytes 0-3 hold characters (uint8), bytes
-#: 16-31 four int32, bytes 32-47 two float64 (alpha, beta)
+#: 8-31 up to six int32, bytes 32-47 two float64 (alpha, beta)
 ARGS_SIZE = 8
 
 
 @kernel
 def blas_args():
-    """An argument buffer for whiten_rows and add_gram_lower: (ARGS_SIZE,) float64.
+    """An argument buffer for whiten_rows, add_gram_lower and gemm_points: (ARGS_SIZE,)
+    float64.
 
     One per task, allocated by the caller next to its other per-chunk scratch.
     """
@@ -109,4 +111,30 @@ def add_gram_lower(rows, n_rows, out, args):
     # is the lower triangle of out
     _dsyrk(
         c, c + 1, i, i + 4, s, rows.ctypes.data, i + 8, s + 8, out.ctypes.data, i + 12,
+    )  # fmt: skip
+
+
+@kernel
+def gemm_points(xt, nb, n_inner, w, n_out, yt, args):
+    """yt[c, b] := sum_{i < n_inner} w[c, i] * xt[i, b] for b < nb, c < n_out.
+
+    Points along the last axis (xt (>= n_inner, ldx), yt (>= n_out, ldy)), w
+    (>= n_out, ldw); each C-contiguous, w possibly with its rows split over several
+    axes (..., ldw). Only their leading parts are read or written, in place (no copy
+    of a slice, which np.dot would make).
+    ``args`` is the caller's argument buffer (blas_args).
+    """
+    if nb == 0 or n_out == 0:
+        return
+    chars, ints = args.view(np.uint8), args.view(np.int32)
+    chars[0], chars[1] = _N, _N  # transa, transb
+    ints[2], ints[3], ints[4] = nb, n_out, n_inner  # m, n, k
+    ints[5], ints[6], ints[7] = xt.shape[-1], w.shape[-1], yt.shape[-1]  # lda, ldb, ldc
+    args[4], args[5] = 1.0, 0.0  # alpha, beta
+    c = args.ctypes.data
+    i, s = c + 8, c + 32
+    # column-major, yt is (ldy, n_out) := xt (ldx, n_inner) @ w' (n_inner, n_out)
+    _dgemm(
+        c, c + 1, i, i + 4, i + 8, s, xt.ctypes.data, i + 12,
+        w.ctypes.data, i + 16, s + 8, yt.ctypes.data, i + 20,
     )  # fmt: skip

@@ -1,0 +1,298 @@
+"""Kernels: the fused E-step and statistics of the FULL kind at d >= 16 (full, and
+tied or mclust's dense models when handed over as one factor per component).
+
+Two changes to :func:`fastgmm.kernels.passes.em_pass`, measured in
+``benchmarks/full_gemm.py`` and ``benchmarks/peers.py`` (README, Performance):
+
+**The log-densities of all components in a few GEMMs per block.** With upper-
+triangular precision factors U_k, a centre c (the mean of the component means,
+against cancellation far from the origin) and y = x - c,
+
+    maha_k(x) = || y U_k - m_k ||^2,   m_k = (mu_k - c) U_k            (scikit-learn's
+                                                                         formula, centred)
+
+Column j of U_k has non-zeros in rows i <= j only, so the columns are taken in
+groups of ``GROUP``: group q needs only the first (q + 1) GROUP features of y. One
+product per group and batch of components (``COLS`` columns): a block's 128 rows
+times [U_1 ... U_K] restricted to the group, a GEMM with an inner size of 8 to d
+instead of K tiny (d x d) @ (d x 128) products (1.1x the triangle's work at d = 64,
+1.4x at d = 16; measured faster than groups of 4, 16 or 32 here). Whitened values that overflow give a
+log-density of -inf or NaN, which block_resp treats as em_pass's do (a point beyond
+every density).
+
+**The scatter over the rows that count.** The weighted scatter
+S_k = sum_b r_bk (x_b - ref_k)(x_b - ref_k)' adds, per block and component, only the
+rows whose term r |x - ref|^2 is at least ``SCATTER_EPS`` times the largest one of
+the block (queued as sqrt(r)(x - ref) rows, one Gram product per ``PENDING`` rows).
+A skipped term is below 2^-80 of a kept one, hence of trace(S_k): far below the
+rounding of the sum, so S_k is the same to ~1e-16 relative while the off-cluster
+responsibilities (e^-50 to e^-500 between separated clusters, zero beyond) stop
+costing d^2 each. nk and s1 take every row (SIMD over points, or point by point over
+the non-zero responsibilities when at most ``SPARSE_MAX`` of them are). A block whose
+largest term overflows keeps every row with r > 0, as em_pass does.
+
+Statistics are about ``ref`` in float64, in a fixed order per chunk, and chunks add
+their slots in chunk order: bitwise identical results for any thread count.
+"""
+
+import numpy as np
+from numba import prange
+
+from .._jit import BLOCK, kernel
+from .blas import add_gram_lower, blas_args, gemm_points
+from .blocks import add_slots, n_slots_for, next_task, slot_buffers, task_queue
+from .logdensity import data_shape
+from .passes import PENDING, block_resp, flush_pending
+
+#: FULL models with at least this many features take this path (engine/em.py)
+GEMM_MIN_D = 16
+#: columns of one U_k per product (see module docstring)
+GROUP = 8
+#: columns of one product: components x GROUP (its (COLS, BLOCK) result stays in L2)
+COLS = 256
+#: relative size below which a row's scatter term is skipped (module docstring)
+SCATTER_EPS = 2.0**-80
+#: a component whose fraction of non-zero responsibilities in a block is at most
+#: this takes its sums point by point over those, else SIMD over all points
+SPARSE_MAX = 0.25
+
+
+def use_gemm(n_features):
+    """Whether the FULL kind takes this module's path for ``n_features`` features
+    (a function of the shape only: results do not depend on the thread count)."""
+    return n_features >= GEMM_MIN_D
+
+
+@kernel
+def gemm_inputs(loc, prec):
+    """(W, m, centre) of the module docstring for means ``loc`` (K, d) and factors
+    ``prec`` (K, d, d): W (groups, batches, per batch, g, d) holds in W[q, t, kk, jj]
+    column q g + jj of U_k, k the kk-th component of batch t (zero below the
+    triangle), g = min(d, GROUP); m (K, d)."""
+    n_components, d = loc.shape
+    g = min(d, GROUP)
+    n_groups = (d + g - 1) // g
+    per_batch = max(1, min(n_components, COLS // g))
+    n_batches = (n_components + per_batch - 1) // per_batch
+    centre = np.zeros(d)
+    for k in range(n_components):
+        centre += loc[k]
+    centre /= n_components
+    W = np.zeros((n_groups, n_batches, per_batch, g, d))
+    m = np.zeros((n_components, d))
+    for k in range(n_components):
+        t, kk = k // per_batch, k % per_batch
+        for j in range(d):
+            q, jj = j // g, j % g
+            acc = 0.0
+            for i in range(j + 1):
+                u = prec[k, i, j]
+                W[q, t, kk, jj, i] = u
+                acc += (loc[k, i] - centre[i]) * u
+            m[k, j] = acc
+    return W, m, centre
+
+
+@kernel
+def _copy_rows(X, b0, nb, centre, xt, xct, xr):
+    d = X.shape[1]
+    for b in range(nb):
+        for j in range(d):
+            v = np.float64(X[b0 + b, j])
+            xr[b, j] = v
+            xt[j, b] = v
+            xct[j, b] = v - centre[j]
+
+
+@kernel
+def load_rows(X, b0, nb, centre, xt, xct, xr):
+    """xr[:nb] := rows b0:b0+nb of the data pair X (float64), xt[:, :nb] := the same
+    transposed, and xct[:, :nb] := xt[:, :nb] - centre (per feature)."""
+    if X[0].shape[0] > 0:
+        _copy_rows(X[0], b0, nb, centre, xt, xct, xr)
+    else:
+        _copy_rows(X[1], b0, nb, centre, xt, xct, xr)
+
+
+@kernel
+def _add_group(nb, k0, n_comp, j0, width, g, yt, m, lp):
+    """lp[k0 + kk, b] += sum_{jj < width} (yt[kk g + jj, b] - m[k0 + kk, j0 + jj])^2."""
+    for kk in range(n_comp):
+        acc = lp[k0 + kk]
+        for jj in range(width):
+            row = yt[kk * g + jj]
+            mj = m[k0 + kk, j0 + jj]
+            for b in range(nb):
+                t = row[b] - mj
+                acc[b] += t * t
+
+
+@kernel
+def block_log_prob(nb, const, ins, xct, yt, lp, args):
+    """lp[k, b] = const[k] - 0.5 maha_k(x_b) for b < nb (module docstring); xct
+    (d, BLOCK) holds the centred points, yt (COLS', BLOCK) is scratch."""
+    W, m, _ = ins
+    n_components, d = m.shape
+    n_groups, n_batches, per_batch, g = W.shape[:4]
+    for k in range(n_components):
+        for b in range(nb):
+            lp[k, b] = 0.0
+    for q in range(n_groups):
+        rows = min(d, (q + 1) * g)
+        width = min(g, d - q * g)
+        for t in range(n_batches):
+            k0 = t * per_batch
+            n_comp = min(per_batch, n_components - k0)
+            gemm_points(xct, nb, rows, W[q, t], n_comp * g, yt, args)
+            _add_group(nb, k0, n_comp, q * g, width, g, yt, m, lp)
+    for k in range(n_components):
+        c = const[k]
+        for b in range(nb):
+            lp[k, b] = c - 0.5 * lp[k, b]
+
+
+@kernel
+def _queue(n_rows, rows, k, r, xr, ref, pend, fill, s2, args):
+    """Queue sqrt(r_b)(x_b - ref_k) for b in rows[:n_rows] as rows of pend[k]
+    (xr (BLOCK, d): the points as rows); add their Gram whenever PENDING are queued."""
+    d = xr.shape[1]
+    for i in range(n_rows):
+        b = rows[i]
+        row = pend[k, fill[k]]
+        sr = np.sqrt(r[b])
+        for j in range(d):
+            row[j] = sr * (xr[b, j] - ref[k, j])
+        fill[k] += 1
+        if fill[k] == PENDING:
+            add_gram_lower(pend[k], fill[k], s2[k], args)
+            fill[k] = 0
+
+
+@kernel
+def _sums_dense(nb, k, r, xt, ref, s1, term):
+    """s1[k] += sum_b r_b (x_b - ref_k) and term[b] := r_b |x_b - ref_k|^2 (0 where
+    r_b = 0), every point, SIMD over points."""
+    d = xt.shape[0]
+    for b in range(nb):
+        term[b] = 0.0
+    for j in range(d):
+        m = ref[k, j]
+        acc = 0.0
+        for b in range(nb):
+            t = xt[j, b] - m
+            acc += r[b] * t
+            term[b] += t * t
+        s1[k, j] += acc
+    for b in range(nb):
+        term[b] = r[b] * term[b] if r[b] != 0.0 else 0.0
+
+
+@kernel
+def _sums_sparse(nb, k, r, xt, ref, s1, term):
+    """_sums_dense over the points with r_b != 0 only, point by point."""
+    d = xt.shape[0]
+    for b in range(nb):
+        rb = r[b]
+        q = 0.0
+        if rb != 0.0:
+            for j in range(d):
+                t = xt[j, b] - ref[k, j]
+                s1[k, j] += rb * t
+                q += t * t
+            q *= rb
+        term[b] = q
+
+
+@kernel
+def block_stats(nb, ref, resp, xs, nk, s1, s2, pend, fill, scratch, args):
+    """Add one block's statistics about ``ref`` (see passes) into nk, s1 and (through
+    the pending rows, module docstring) s2. xs = (xt (d, BLOCK), xr (BLOCK, d)): the
+    points, transposed and as rows; scratch = (term (BLOCK,) float64, rows (BLOCK,)
+    int64). A component with at most SPARSE_MAX of the block's responsibilities
+    non-zero takes them point by point, else SIMD over points."""
+    xt, xr = xs
+    term, rows = scratch
+    for k in range(ref.shape[0]):
+        r = resp[k]
+        total, count = 0.0, 0
+        for b in range(nb):
+            total += r[b]
+            count += r[b] != 0.0
+        nk[k] += total
+        if count == 0:
+            continue
+        if count > SPARSE_MAX * nb:
+            _sums_dense(nb, k, r, xt, ref, s1, term)
+        else:
+            _sums_sparse(nb, k, r, xt, ref, s1, term)
+        top = 0.0
+        for b in range(nb):
+            top = max(top, term[b])
+        cut = SCATTER_EPS * top if top < np.inf else 0.0
+        n_rows = 0
+        for b in range(nb):  # branch-free: most rows are skipped
+            rows[n_rows] = b
+            n_rows += (r[b] != 0.0) & (term[b] >= cut)
+        _queue(n_rows, rows, k, r, xr, ref, pend, fill, s2, args)
+
+
+@kernel
+def _chunk(X, sw, start, stop, ins, const, ref, nk, s1, s2):
+    """E-step and statistics of rows start:stop; returns sum_i w_i log p(x_i)."""
+    W, m, centre = ins
+    n_components, d = m.shape
+    xt, xct, xr = np.empty((d, BLOCK)), np.zeros((d, BLOCK)), np.empty((BLOCK, d))
+    yt = np.empty((W.shape[2] * W.shape[3], BLOCK))
+    lp = np.empty((n_components, BLOCK))
+    vec = np.zeros((7, BLOCK))
+    vec[0] = 1.0
+    wb, s, mx, ex = vec[0], vec[1], vec[2], vec[3:6]
+    scratch = (vec[6], np.empty(BLOCK, np.int64))
+    pend = np.empty((n_components, PENDING, d))
+    fill = np.zeros(n_components, np.int64)
+    args = blas_args()
+    ll = 0.0
+    for b0 in range(start, stop, BLOCK):
+        nb = min(BLOCK, stop - b0)
+        load_rows(X, b0, nb, centre, xt, xct, xr)
+        if sw.shape[0] > 0:
+            for b in range(nb):
+                wb[b] = sw[b0 + b]
+        block_log_prob(nb, const, ins, xct, yt, lp, args)
+        ll += block_resp(lp, nb, wb, s, mx, ex)
+        block_stats(nb, ref, lp, (xt, xr), nk, s1, s2, pend, fill, scratch, args)
+    flush_pending(pend, fill, s2, args)
+    return ll
+
+
+@kernel(parallel=True, inputs="X sw const loc prec ref", floats="X")
+def full_em_pass(X, sw, kind, const, loc, prec, ref, chunk):
+    """:func:`fastgmm.kernels.passes.em_pass` for the FULL kind at d >= GEMM_MIN_D
+    (module docstring); same arguments and results.
+
+    X (n, d) float32 or float64, sw (n,) or (0,), kind FULL, prec (K, d, d) upper
+    triangular. Returns (loglik_sum, nk (K,), s1 (K, d), s2 (K, d, d)) about ``ref``
+    (K, d), s2's lower triangle filled.
+    """
+    n, d = data_shape(X)
+    n_components = const.shape[0]
+    ins = gemm_inputs(loc, prec)
+    n_chunks = (n + chunk - 1) // chunk
+    n_slots = n_slots_for(n_chunks, n_components, d, d)
+    pll, pnk, ps1, ps2 = slot_buffers(n_slots, n_components, d, d)
+    _, nk, s1, s2 = slot_buffers(1, n_components, d, d)
+    ll = 0.0
+    for g0 in range(0, n_chunks, n_slots):
+        n_tasks = min(n_slots, n_chunks - g0)
+        queue, n_workers = task_queue(n_tasks)
+        for _ in prange(n_workers):
+            c = next_task(queue)
+            while c < n_tasks:
+                start = (g0 + c) * chunk
+                stop = min(n, start + chunk)
+                pll[c] = _chunk(
+                    X, sw, start, stop, ins, const, ref, pnk[c], ps1[c], ps2[c]
+                )
+                c = next_task(queue)
+        ll += add_slots(n_tasks, pll, pnk, ps1, ps2, nk[0], s1[0], s2[0])
+    return ll, nk[0], s1[0], s2[0]

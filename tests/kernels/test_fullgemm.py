@@ -1,0 +1,270 @@
+"""The FULL path at d >= 16 (kernels.fullgemm) against the NumPy oracle, em_pass and
+scikit-learn; thread-count determinism; far points; weights; the scatter's skipped
+rows; and that the estimator takes it for its shapes (and every dense model)."""
+
+import warnings
+
+import numba
+import numpy as np
+import pytest
+from sklearn.mixture import GaussianMixture as SkGMM
+
+from fastgmm import GaussianMixture
+from fastgmm._jit import BLOCK
+from fastgmm._runtime import threads
+from fastgmm.kernels import FULL
+from fastgmm.kernels.blas import blas_args
+from fastgmm.kernels.fullgemm import (
+    GEMM_MIN_D,
+    SCATTER_EPS,
+    SPARSE_MAX,
+    block_stats,
+    full_em_pass,
+    use_gemm,
+)
+from fastgmm.kernels.passes import PENDING, em_pass
+from fastgmm.model import covariance as cov
+from fastgmm.model.params import Params, kernel_inputs
+
+from .. import reference as ref
+
+DTYPES = [np.float32, np.float64]
+LOWER = np.tril
+
+
+def problem(rng, n, d, K, spread, dtype, offset=50.0):
+    """(X, Params): blobs with random full covariances around centres of scale
+    ``spread``, ``offset`` from the origin; the parameters are the truth, perturbed
+    (spread 0.3: responsibilities above 2^-80; 3: mostly in (0, 2^-80))."""
+    centres = offset + rng.normal(scale=spread, size=(K, d))
+    labels = rng.integers(0, K, n)
+    A = rng.normal(scale=0.3 / np.sqrt(d), size=(K, d, d)) + np.eye(d)
+    X = centres[labels] + np.einsum("nij,nj->ni", A[labels], rng.normal(size=(n, d)))
+    X = X.astype(dtype)
+    weights = rng.dirichlet(np.full(K, 5.0))
+    means = centres + 0.1 * rng.normal(size=(K, d))
+    covs = 1.2 * np.einsum("kij,klj->kil", A, A)
+    model = cov.get("full")
+    return X, Params(model, weights, means, covs, model.prec_chol(covs))
+
+
+def inputs(params):
+    kind, const, loc, prec = kernel_inputs(params).astuple()
+    return kind, const, loc, prec, np.ascontiguousarray(params.means)
+
+
+def run(X, sw, params, chunk=4 * BLOCK):
+    kind, const, loc, prec, ref_point = inputs(params)
+    sw = np.empty(0) if sw is None else np.asarray(sw, np.float64)
+    return full_em_pass(X, sw, kind, const, loc, prec, ref_point, chunk)
+
+
+def oracle(X, sw, params):
+    log_norm, resp = ref.e_step(
+        X, params.weights, params.means, params.prec_chol, "full"
+    )
+    w = np.ones(len(X)) if sw is None else sw
+    stats = ref.sufficient_stats(X, resp, sw, params.means, "full")
+    return (float(w @ log_norm), *stats), resp
+
+
+def assert_stats_close(got, expected, rtol):
+    np.testing.assert_allclose(got[0], expected[0], rtol=rtol)
+    for a, b in zip(got[1:], expected[1:]):
+        if a.ndim == 3:
+            a, b = LOWER(a), LOWER(b)
+        scale = np.max(np.abs(b))
+        np.testing.assert_allclose(a, b, rtol=rtol * 100, atol=rtol * 100 * scale)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("d", [16, 21, 40])
+@pytest.mark.parametrize("spread", [0.3, 3.0], ids=["dense-resp", "sparse-resp"])
+def test_matches_oracle(rng, dtype, d, spread):
+    """Log-likelihood and statistics as the oracle's (float64 throughout) with sample
+    weights (some zero), data 50 from the origin, a partial last block and chunk;
+    d = 21 and 40 leave a partial column group."""
+    n, K = 3 * 4 * BLOCK + 77, 5
+    X, params = problem(rng, n, d, K, spread, dtype)
+    sw = rng.uniform(0.0, 3.0, n)
+    sw[rng.random(n) < 0.1] = 0.0
+    expected, resp = oracle(X, sw, params)
+    tiny = np.mean((resp > 0) & (resp < 2.0**-80))
+    assert (tiny > 0.5) == (spread == 3.0)  # rows the scatter skips, or none
+    got = run(X, sw, params)
+    assert_stats_close(got, expected, 1e-12)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+def test_same_as_em_pass(rng, dtype):
+    """The GEMM form gives em_pass's results (to ~1e-13), components in two batches."""
+    X, params = problem(rng, 2000, 16, 40, 3.0, dtype)
+    kind, const, loc, prec, ref_point = inputs(params)
+    a = em_pass(X, np.empty(0), kind, const, loc, prec, ref_point, 4 * BLOCK)
+    b = full_em_pass(X, np.empty(0), kind, const, loc, prec, ref_point, 4 * BLOCK)
+    assert_stats_close(b, a, 1e-13)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("spread", [0.3, 3.0], ids=["dense-resp", "sparse-resp"])
+def test_bitwise_identical_for_any_thread_count(rng, dtype, spread, no_serial_cutoff):
+    X, params = problem(rng, 9 * BLOCK + 5, 17, 6, spread, dtype)
+    sw = rng.uniform(0.5, 2.0, len(X))
+    outs = []
+    for n_jobs in (1, 2, 1):
+        with threads(n_jobs):
+            assert numba.get_num_threads() == min(
+                n_jobs, numba.config.NUMBA_NUM_THREADS
+            )
+            outs.append(run(X, sw, params, chunk=BLOCK))
+    for other in outs[1:]:
+        for a, b in zip(outs[0], other):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_one_specialisation_for_both_dtypes(rng):
+    """float32 and float64 data reach the kernel as one float pair type."""
+    for dtype in DTYPES:
+        X, params = problem(rng, 300, 16, 3, 1.0, dtype)
+        run(X, None, params)
+    assert len(full_em_pass.signatures) == 1
+
+
+def test_integer_weights_equal_repeated_rows(rng):
+    X, params = problem(rng, 700, 16, 4, 1.0, np.float64)
+    counts = rng.integers(0, 4, len(X))
+    a = run(X, counts.astype(np.float64), params)
+    b = run(np.repeat(X, counts, axis=0), None, params)
+    assert_stats_close(a, b, 1e-12)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+def test_far_points_as_em_pass(rng, dtype):
+    """Points ~1e12 away and, in float64, beyond every density (1e200: squares
+    overflow; +-1.7e308: the product itself overflows, inf - inf): the same
+    log-likelihood and statistics as em_pass, -inf log-density and equal
+    responsibilities for the last two."""
+    X, params = problem(rng, 600, 16, 8, 1.0, dtype)
+    X[:2] = np.array([1e12, -3e12])[:, None].astype(dtype)
+    if dtype == np.float64:
+        X[2] = 1e200
+        X[3] = 1.7e308 * np.where(np.arange(16) % 2, 1.0, -1.0)  # products overflow
+    kind, const, loc, prec, ref_point = inputs(params)
+    a = em_pass(X, np.empty(0), kind, const, loc, prec, ref_point, BLOCK)
+    b = full_em_pass(X, np.empty(0), kind, const, loc, prec, ref_point, BLOCK)
+    if dtype == np.float64:
+        assert a[0] == b[0] == -np.inf
+        assert np.all(b[1] >= 2.0 / 8)  # the far points' equal shares
+    else:
+        np.testing.assert_allclose(b[0], a[0], rtol=1e-12)
+    for x, y in zip(b[1:], a[1:]):
+        x, y = (LOWER(x), LOWER(y)) if x.ndim == 3 else (x, y)
+        np.testing.assert_allclose(x, y, rtol=1e-12, atol=1e-12 * np.abs(y).max())
+
+
+@pytest.mark.parametrize("sparse", [True, False], ids=["point-by-point", "simd"])
+def test_scatter_skips_negligible_rows(rng, sparse):
+    """block_stats queues, per component, only the rows whose r |x - ref|^2 is at
+    least SCATTER_EPS times the block's largest (a component whose responsibilities
+    are all tiny keeps its own largest); nk and s1 take every row. Both ways of
+    taking the sums (few non-zero responsibilities or many)."""
+    d, K = 16, 2
+    head = [1.0, 0.5, SCATTER_EPS * 1e-3, SCATTER_EPS * 1e-6, 0.0, 0.25]
+    nb = 4 * len(head) if sparse else len(head)
+    assert (np.count_nonzero(head) <= SPARSE_MAX * nb) == sparse
+    xt = np.zeros((d, BLOCK))
+    xt[:, :nb] = rng.normal(size=(d, nb))
+    refs = rng.normal(size=(K, d))
+    resp = np.zeros((K, BLOCK))
+    resp[0, : len(head)] = head
+    resp[1, :nb] = SCATTER_EPS * 1e-9 * rng.uniform(1.0, 2.0, nb)
+    nk, s1, s2 = np.zeros(K), np.zeros((K, d)), np.zeros((K, d, d))
+    pend, fill = np.empty((K, PENDING, d)), np.zeros(K, np.int64)
+    xs = (xt, np.ascontiguousarray(xt.T))
+    scratch = (np.empty(BLOCK), np.empty(BLOCK, np.int64))
+    block_stats(nb, refs, resp, xs, nk, s1, s2, pend, fill, scratch, blas_args())
+    assert list(fill) == [3, nb]
+    np.testing.assert_allclose(nk, resp.sum(axis=1), rtol=1e-15)
+    expected = [resp[k, :nb] @ (xt[:, :nb].T - refs[k]) for k in range(K)]
+    np.testing.assert_allclose(s1, expected, rtol=1e-13)
+
+
+def test_cut_off():
+    assert use_gemm(GEMM_MIN_D)
+    assert not use_gemm(GEMM_MIN_D - 1)
+
+
+def sk_start(params):
+    return dict(
+        weights_init=params.weights,
+        means_init=params.means,
+        precisions_init=np.linalg.inv(params.covariances),
+    )
+
+
+@pytest.fixture
+def spy(monkeypatch):
+    import fastgmm.engine.em as em
+
+    calls = []
+
+    def spied(*args):
+        calls.append(args[0].dtype)
+        return full_em_pass(*args)
+
+    monkeypatch.setattr(em, "full_em_pass", spied)
+    return calls
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("offset", [0.0, 1e4], ids=["origin", "far"])
+def test_estimator_takes_the_path_and_matches_sklearn(rng, spy, dtype, offset):
+    """From the same start, scikit-learn's EM path: lower bound to 1e-10 (float64),
+    parameters close, also for data 1e4 from the origin; and the fit went through
+    full_em_pass (fails without the hook)."""
+    X, params = problem(rng, 3000, GEMM_MIN_D, 5, 3.0, dtype, offset=offset)
+    kw = dict(covariance_type="full", tol=0.0, max_iter=4, **sk_start(params))
+    ours = GaussianMixture(5, **kw).fit(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        theirs = SkGMM(5, **kw).fit(X)
+    assert spy and set(spy) == {np.dtype(dtype)}
+    rtol = 1e-10 if dtype == np.float64 else 1e-5
+    np.testing.assert_allclose(ours.lower_bounds_, theirs.lower_bounds_, rtol=rtol)
+    np.testing.assert_allclose(ours.weights_, theirs.weights_, rtol=1e3 * rtol)
+    np.testing.assert_allclose(
+        ours.means_, theirs.means_, rtol=1e3 * rtol, atol=1e3 * rtol
+    )
+    np.testing.assert_allclose(
+        ours.covariances_, theirs.covariances_, rtol=1e4 * rtol, atol=1e4 * rtol
+    )
+
+
+@pytest.mark.parametrize("covariance_type", ["VEV", "EVV", "tied"])
+def test_dense_models_take_the_path_as_em_pass(rng, spy, monkeypatch, covariance_type):
+    """mclust's dense per-component models (FULL kernels) and tied with a noise
+    component (one FULL factor per component) fit through full_em_pass to the same
+    result as through em_pass."""
+    import fastgmm.engine.em as em
+
+    X, params = problem(rng, 1500, GEMM_MIN_D, 3, 4.0, np.float64)
+    kw = dict(covariance_type=covariance_type, max_iter=5, tol=0.0, random_state=0)
+    if covariance_type == "tied":
+        kw["noise"] = 0.05
+    ours = GaussianMixture(3, **kw).fit(X)
+    assert len(spy) >= ours.n_iter_
+    monkeypatch.setattr(em, "use_full_gemm", lambda d: False)
+    theirs = GaussianMixture(3, **kw).fit(X)
+    np.testing.assert_allclose(ours.lower_bound_, theirs.lower_bound_, rtol=1e-11)
+    np.testing.assert_allclose(
+        ours.covariances_, theirs.covariances_, rtol=1e-8, atol=1e-10
+    )
+
+
+def test_low_d_keeps_em_pass(rng, monkeypatch):
+    import fastgmm.engine.em as em
+
+    monkeypatch.setattr(em, "full_em_pass", None)  # would raise if called
+    X, params = problem(rng, 500, GEMM_MIN_D - 1, 3, 3.0, np.float64)
+    GaussianMixture(3, covariance_type="full", max_iter=2, **sk_start(params)).fit(X)
+    assert kernel_inputs(params).kind == FULL
