@@ -182,12 +182,29 @@ def kmeans_kernels():
     return (kmeans.lloyd_step, kmeans.potentials, kmeans.label_stats)
 
 
-def compile_kernels(parallel=True, status=None, dtypes=("float64", "float32")):
+#: what each of the two compiles is called in status lines
+COMPILES = {"mixture": "the mixture pass", "kmeans": "the k-means kernels"}
+
+
+def compile_kernels(
+    parallel=True, status=None, dtypes=("float64", "float32"), meanwhile=None
+):
     """Compile (or load from the cache) the two kernels every fit uses: the mixture
-    pass here and, at the same time, the k-means pass in a second process when both
-    need compiling, the machine has two cores or more and the on-disk cache (which
-    the processes share) is on. Each compiles once for every dtype and covariance
-    model; the k-means kernels once per data dtype, for each of ``dtypes``.
+    pass (once for every dtype and covariance model) and the k-means kernels (once
+    per data dtype, for each of ``dtypes``), in two processes at once when both need
+    compiling, the machine has two cores or more and the on-disk cache (which the
+    processes share) is on.
+
+    The longer compile goes to the second process, so that this process's shorter
+    one and then ``meanwhile()`` overlap it: the k-means kernels take about two
+    thirds of the mixture pass's compile time per dtype (10 s and 14-15 s of CPU
+    here), so the second process compiles the mixture pass for one dtype and the
+    k-means kernels for two. ``meanwhile()``, if given, is called once after this
+    process's compiles and before waiting for the second process: the caller's
+    other work, run there rather than in a thread, where it would hold up the
+    compile (Numba returns to Python between thousands of LLVM calls, each time
+    waiting for the GIL while another thread holds it; measured: a thread importing
+    scikit-learn beside the mixture pass's compile made it 1.6-5.8 s slower).
 
     ``status(text or None)`` hears about the second process. Returns the number of
     kernels that were not in the cache (0, 1 or 2).
@@ -200,27 +217,42 @@ def compile_kernels(parallel=True, status=None, dtypes=("float64", "float32")):
     from .kernels.passes import mixture_pass
 
     todo = [not is_cached(mixture_pass), not all(map(is_cached, kmeans_kernels()))]
+    compiles = {
+        "mixture": _compile_mixture,
+        "kmeans": lambda: _compile_kmeans(dtypes),
+    }
+    away = "mixture" if len(dtypes) < 2 else "kmeans"
+    code = {
+        "mixture": "w._compile_mixture()",
+        "kmeans": f"w._compile_kmeans({tuple(dtypes)!r})",
+    }[away]
     child = None
     if parallel and all(todo) and (os.cpu_count() or 1) > 1:
         if CACHE and cache_dir() is not None:
             child = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-c",
-                    f"import fastgmm._warmup as w; w._compile_kmeans({tuple(dtypes)!r})",
-                ],
+                [sys.executable, "-c", "import fastgmm._warmup as w; " + code],
                 env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)),
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
             if status is not None:
-                status("compiling the k-means kernel in a second process")
-    _compile_mixture()
+                status(f"compiling {COMPILES[away]} in a second process")
+    try:
+        for name in ("mixture", "kmeans"):
+            if child is None or name != away:
+                compiles[name]()
+        if meanwhile is not None:
+            meanwhile()
+    except BaseException:  # an error or Ctrl-C here: leave no compiling process behind
+        if child is not None:
+            child.kill()
+            child.wait()
+        raise
     if child is not None:
         if status is not None:
-            status("waiting for the k-means kernel (second process)")
-        child.wait()  # if it failed, the k-means kernel compiles here, below
-    _compile_kmeans(dtypes)
+            status(f"waiting for {COMPILES[away]} (second process)")
+        child.wait()
+        compiles[away]()  # load it from the cache (compiled here if the child failed)
     if status is not None:
         status(None)
     return sum(todo)

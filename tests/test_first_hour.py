@@ -195,6 +195,80 @@ def test_cli_warmup_reports_what_it_did(capsys):
     assert "fastgmm: kernels ready in" in out.splitlines()[-1]
 
 
+@pytest.mark.parametrize(
+    "dtypes, away", [(("float64",), "mixture"), (("float64", "float32"), "kmeans")]
+)
+def test_compile_kernels_sends_the_longer_compile_to_the_second_process(
+    monkeypatch, dtypes, away
+):
+    """One dtype: the mixture pass (the longer compile) in the second process, the
+    k-means kernels here; two dtypes: the other way round. Here: this process's
+    compile, then meanwhile(), then the wait, then the other kernels (loaded)."""
+    import fastgmm._jit
+    import fastgmm._warmup as warmup
+
+    events = []
+
+    class Child:
+        def __init__(self, argv, **kwargs):
+            events.append(("spawn", argv[-1]))
+
+        def wait(self):
+            events.append(("wait",))
+
+    monkeypatch.setattr(fastgmm._jit, "is_cached", lambda kernel: False)
+    monkeypatch.setattr(subprocess, "Popen", Child)
+    monkeypatch.setattr(warmup, "_compile_mixture", lambda: events.append("mixture"))
+    monkeypatch.setattr(
+        warmup, "_compile_kmeans", lambda d: events.append(("kmeans", d))
+    )
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    statuses = []
+    n = warmup.compile_kernels(
+        status=statuses.append,
+        dtypes=dtypes,
+        meanwhile=lambda: events.append("meanwhile"),
+    )
+    assert n == 2
+    mixture, kmeans = "mixture", ("kmeans", dtypes)
+    here, there = (kmeans, mixture) if away == "mixture" else (mixture, kmeans)
+    assert events[0][0] == "spawn"
+    expected_code = "_compile_mixture()" if away == "mixture" else "_compile_kmeans("
+    assert expected_code in events[0][1]
+    assert events[1:] == [here, "meanwhile", ("wait",), there]
+    assert statuses[0] == f"compiling {warmup.COMPILES[away]} in a second process"
+    assert statuses[-1] is None
+
+
+def test_compile_kernels_stops_the_second_process_when_meanwhile_fails(monkeypatch):
+    import fastgmm._jit
+    import fastgmm._warmup as warmup
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    monkeypatch.setattr(fastgmm._jit, "is_cached", lambda kernel: False)
+    monkeypatch.setattr(subprocess, "Popen", lambda argv, **kwargs: child)
+    monkeypatch.setattr(warmup, "_compile_kmeans", lambda dtypes: None)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+
+    def meanwhile():
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        warmup.compile_kernels(dtypes=("float64",), meanwhile=meanwhile)
+    assert child.poll() is not None  # killed and reaped, not left compiling
+
+
+def test_compile_kernels_calls_meanwhile_when_cached():
+    """With the kernels cached (or loaded) there is no second process; meanwhile()
+    is still called once."""
+    from fastgmm._warmup import compile_kernels
+
+    compile_kernels(dtypes=("float64",))  # compile or load, in this process
+    calls = []
+    assert compile_kernels(dtypes=("float64",), meanwhile=lambda: calls.append(1)) == 0
+    assert calls == [1]
+
+
 # ----------------------------------------------- a first run in a terminal (slow)
 PTY_RUN = """
 import os, pty, select, subprocess, sys, time, json

@@ -279,7 +279,7 @@ def run_demo(out=None, compare=True, seed=0, picture="fastgmm-demo.png", status=
         ``fast_times``, ``speedup``, ``sk_lower_bound``, ``agree``, and ``picture``
         (its path, or None when matplotlib is missing).
     """
-    from .demo_image import run_pixels
+    from .demo_image import prepare, run_pixels
 
     if callable(out):
 
@@ -306,8 +306,15 @@ def run_demo(out=None, compare=True, seed=0, picture="fastgmm-demo.png", status=
             "First run: compiling fastgmm's kernels (a minute or more, longer on a "
             "busy machine; cached afterwards; `fastgmm warmup` does it ahead)."
         )
+    prepared = []
+
+    def meanwhile():  # while the second process compiles, on a first run
+        status("importing scikit-learn, painting a photograph")
+        prepared.append(prepare(seed, compare=compare))
+
     # two processes at once on a first run; the demo's data are all float64
-    compile_kernels(status=status, dtypes=("float64",))
+    compile_kernels(status=status, dtypes=("float64",), meanwhile=meanwhile)
+    photo = prepared[0]
     results = {}
     for name, example in (("heights", _heights), ("iris", _iris), ("rfm", _rfm)):
         say()
@@ -315,5 +322,5 @@ def run_demo(out=None, compare=True, seed=0, picture="fastgmm-demo.png", status=
         results[name] = example(seed, say)
         status(None)
     say()
-    results["pixels"] = run_pixels(say, status, compare, seed, picture)
+    results["pixels"] = run_pixels(say, status, compare, seed, picture, photo=photo)
     return results

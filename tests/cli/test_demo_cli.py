@@ -237,11 +237,77 @@ def test_demo_says_first_run_compiles_only_when_it_does(monkeypatch, cached):
     import fastgmm.cli.demo_image
 
     monkeypatch.setattr(fastgmm._jit, "is_cached", lambda kernel: cached)
-    monkeypatch.setattr(fastgmm._warmup, "compile_kernels", lambda status, **kw: 0)
+
+    def compile_kernels(status, dtypes, meanwhile):
+        meanwhile()
+        return 0
+
+    monkeypatch.setattr(fastgmm._warmup, "compile_kernels", compile_kernels)
     for name in ("_heights", "_iris", "_rfm"):
         monkeypatch.setattr(demo, name, lambda seed, say: {})
-    monkeypatch.setattr(fastgmm.cli.demo_image, "run_pixels", lambda *a: {})
+    monkeypatch.setattr(fastgmm.cli.demo_image, "run_pixels", lambda *a, **kw: {})
+    monkeypatch.setattr(fastgmm.cli.demo_image, "prepare", lambda *a, **kw: None)
     lines = []
     run_demo(out=lines.append, compare=False, picture=None)
     compiling = [line for line in lines if line.startswith("First run: compiling")]
     assert len(compiling) == (0 if cached else 1)
+
+
+def test_run_demo_prepares_while_the_second_process_compiles(monkeypatch):
+    """The imports and the photograph come from prepare(), run by compile_kernels
+    between this process's compiles and waiting for the second process; run_pixels
+    gets the photograph."""
+    import fastgmm._warmup
+    import fastgmm.cli.demo as demo
+    import fastgmm.cli.demo_image
+
+    order, seen = [], {}
+
+    def prepare(seed, compare):
+        order.append("prepare")
+        return ("image", seed)
+
+    def compile_kernels(status, dtypes, meanwhile):
+        assert dtypes == ("float64",)
+        order.append("compile here")
+        meanwhile()
+        order.append("wait for the second process")
+        return 2
+
+    monkeypatch.setattr(fastgmm.cli.demo_image, "prepare", prepare)
+    monkeypatch.setattr(fastgmm._warmup, "compile_kernels", compile_kernels)
+    for name in ("_heights", "_iris", "_rfm"):
+        monkeypatch.setattr(demo, name, lambda seed, say: {})
+    monkeypatch.setattr(
+        fastgmm.cli.demo_image, "run_pixels", lambda *a, **kw: seen.update(kw) or {}
+    )
+    run_demo(out=[].append, compare=False, picture=None, seed=5)
+    assert seen["photo"] == ("image", 5)
+    assert order == ["compile here", "prepare", "wait for the second process"]
+
+
+def test_prepare_paints_the_photograph():
+    from fastgmm.cli.demo_image import make_photo, prepare
+
+    image, regions = prepare(3, size=40, compare=False)
+    want, want_regions = make_photo(40, seed=3)
+    np.testing.assert_array_equal(image, want)
+    np.testing.assert_array_equal(regions, want_regions)
+
+
+def test_side_by_side_takes_scikit_learns_labels_from_its_timed_fit(monkeypatch):
+    """scikit-learn's fit is its fit_predict: the labels come with the timed fit,
+    no second pass of scikit-learn over the pixels (predict) afterwards."""
+    import sklearn.mixture
+
+    from fastgmm.cli.demo_image import _start, make_photo, side_by_side
+
+    def no_predict(self, X):
+        raise AssertionError("scikit-learn's predict called")
+
+    monkeypatch.setattr(sklearn.mixture.GaussianMixture, "predict", no_predict)
+    image, _ = make_photo(200, seed=0)
+    X = image.reshape(-1, 3) / 255.0
+    res = side_by_side(X, _start(X, 8, 0), 8, 0, lambda text: None)
+    assert res["agree"] == 1.0
+    assert res["lower_bound"] == pytest.approx(res["sk_lower_bound"], rel=1e-12)
