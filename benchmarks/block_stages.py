@@ -49,9 +49,10 @@ def measure(case, rounds):
 
     from fastgmm import GaussianMixture
     from fastgmm._jit import BLOCK, float_pair, kernel_array
+    from fastgmm.kernels import passes
     from fastgmm.kernels.blas import blas_args
     from fastgmm.kernels.logdensity import block_buffers, block_log_prob, load_block
-    from fastgmm.kernels.passes import block_resp, block_stats, pending_buffers
+    from fastgmm.kernels.passes import block_resp, block_stats
     from fastgmm.model.params import from_fitted, kernel_inputs
 
     # after fastgmm: peers.py puts this checkout first on sys.path (--roots)
@@ -68,7 +69,13 @@ def measure(case, rounds):
     ref = kernel_array(gm.means_)
     pair = float_pair(kernel_array(X))
     mats, lp, vec = block_buffers(d, n_components)
-    pend, fill = pending_buffers(inputs.kind, d, n_components)
+    # checkouts before the BLAS branches left mixture_pass take a dsyrk queue and
+    # the BLAS argument buffer (--roots may compare one with the other)
+    old_api = hasattr(passes, "pending_buffers")
+    if old_api:
+        pend, fill = passes.pending_buffers(inputs.kind, d, n_components)
+    else:
+        pend, fill = np.empty((0, 0, d)), np.zeros(0, np.int64)
     p = d if cov == "full" else 1
     sums = np.zeros(n_components), np.zeros((n_components, d))
     s2 = np.zeros((n_components, p, d))
@@ -82,11 +89,21 @@ def measure(case, rounds):
         for i in range(n_blocks):
             load_block(pair, i * BLOCK, BLOCK, mats[0])
             if stage >= 1:
-                block_log_prob(BLOCK, kind, const, loc, prec, mats, lp, vec[1], args)
+                if old_api:
+                    block_log_prob(
+                        BLOCK, kind, const, loc, prec, mats, lp, vec[1], args
+                    )
+                else:
+                    block_log_prob(BLOCK, kind, const, loc, prec, mats, lp, vec[1])
             if stage >= 2:
                 ll += block_resp(lp, BLOCK, vec[0], vec[1], vec[2], vec[3:])
             if stage >= 3:
-                block_stats(BLOCK, kind, ref, lp, nk, s1, s2, mats, pend, fill, args)
+                if old_api:
+                    block_stats(
+                        BLOCK, kind, ref, lp, nk, s1, s2, mats, pend, fill, args
+                    )
+                else:
+                    block_stats(BLOCK, kind, ref, lp, nk, s1, s2, mats)
         return ll
 
     bufs = (mats, lp, vec, pend, fill)
