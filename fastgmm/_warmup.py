@@ -46,9 +46,9 @@ def _every_model(rng, dtype):
 
 def _blas_branches(rng):
     from .kernels.blas import SYRK_MIN_D
-    from .kernels.logdensity import GEMM_MIN_D, TRMM_MIN_D
+    from .kernels.logdensity import GEMM_MIN_D
 
-    for d in (GEMM_MIN_D, TRMM_MIN_D, SYRK_MIN_D):
+    for d in (GEMM_MIN_D, SYRK_MIN_D):
         X = _rows(rng, 2 * d + 300, d, "float64")
         for cov_type in ("full", "tied"):
             _fit_and_score(X, cov_type)

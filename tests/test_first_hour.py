@@ -142,7 +142,7 @@ def _a_default_session():
 
     rng = np.random.default_rng(7)
     for dtype in (np.float64, np.float32):
-        for d in (2, 20, 60):  # small d, a GEMM per block, dtrmm and dsyrk
+        for d in (2, 20, 60):  # small d, a GEMM per block, dsyrk
             X = (rng.normal(size=(700, d)) + (np.arange(700) % 3)[:, None] * 3).astype(
                 dtype
             )

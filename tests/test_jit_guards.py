@@ -51,37 +51,38 @@ NRT_PASS = """
     from numba.core.runtime import rtsys
     from fastgmm.kernels import FULL, TIED
     from fastgmm.kernels.blas import SYRK_MIN_D
-    from fastgmm.kernels.logdensity import TRMM_MIN_D
+    from fastgmm.kernels.fullgemm import full_em_pass
     from fastgmm.kernels.passes import em_pass
 
     rtsys.initialize(cpu_target.target_context)  # stats count from here on
     before = rtsys.get_allocation_stats()
     rng = np.random.default_rng(0)
     results = []
-    # FULL at SYRK_MIN_D: dtrmm whitening and dsyrk scatter; TIED: dtrmm whitening
-    # (unit precision factors: loc = means for both)
-    for d, kind, n_prec in ((SYRK_MIN_D, FULL, 2), (TRMM_MIN_D, TIED, 1)):
+    # FULL at SYRK_MIN_D (fullgemm): dgemm log-densities and dsyrk scatter; TIED:
+    # np.dot whitening (unit precision factors: loc = means for both)
+    for d, kind, n_prec in ((SYRK_MIN_D, FULL, 2), (32, TIED, 1)):
         n, k = 700, 2
         X = rng.normal(size=(n, d))
         means = X[:k].copy()
         prec = np.tile(np.eye(d), (n_prec, 1, 1))
-        out = em_pass(X, np.empty(0), kind, np.zeros(k), means, prec, means, 4 * 128)
+        fn = full_em_pass if kind == FULL else em_pass
+        out = fn(X, np.empty(0), kind, np.zeros(k), means, prec, means, 4 * 128)
         results.append(float(out[0]))
         del out
     after = rtsys.get_allocation_stats()
     # the BLAS wrappers themselves allocate nothing: their scratch is the caller's
     import numba
-    from fastgmm.kernels.blas import add_gram_lower, blas_args, whiten_rows
+    from fastgmm.kernels.blas import add_gram_lower, blas_args, gemm_points
 
     @numba.njit
-    def calls(upper, zt, rows, out, args, repeat):
+    def calls(upper, zt, rows, out, args, yt, repeat):
         for _ in range(repeat):
-            whiten_rows(upper, zt, 100, args)
+            gemm_points(zt, 100, upper.shape[0], upper, upper.shape[0], yt, args)
             add_gram_lower(rows, 100, out, args)
 
     d = SYRK_MIN_D
     blas = (np.eye(d), rng.normal(size=(d, 128)), rng.normal(size=(128, d)),
-            np.zeros((d, d)), blas_args())
+            np.zeros((d, d)), blas_args(), np.zeros((d, 128)))
     calls(*blas, 1)  # compile
     counts = []
     for repeat in (1, 11):
@@ -438,7 +439,14 @@ BUDGET_PROBE = """
 #: compile once per dtype: five parallel entries and their serial helpers, two
 #: specialisations each (measured: 63 in all; folding them into float pairs as the
 #: mixture pass is left to do).
-BUDGET_TOTAL = 63
+#: 67: small and mid d have helpers of their own: the log-densities (logdensity.
+#: _diag_log_prob: diag at d >= 4, eight features per pass, 1.3-1.9x at d=16;
+#: _diag_log_prob_small and _full_log_prob_small: d <= 3, every feature in one pass,
+#: 1.2-1.7x (diag) and 2.8-3.7x (full) at d=3; benchmarks/log_density_ab.py) and the
+#: statistics (passes._stats_small: full and diag at d <= 3 in one pass, 2.6x full,
+#: 1.2x diag at d=3); a helper of this size compiled alone in 0.4 s, and the fused
+#: exp (vecmath.exp_shifted_sum) replaced exp_nonpos_inplace one for one.
+BUDGET_TOTAL = 67
 #: slot_buffers: per literal size and dtype its callers pass (the mixture pass 2,
 #: the k-means kernels 3)
 BUDGET_PER_KERNEL = {"passes._store": 4, "blocks.slot_buffers": 5}

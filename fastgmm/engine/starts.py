@@ -32,6 +32,10 @@ from .hc import cut_tree, hc_tree, sample_rows
 #: EM iterations of each short run, and the change of the lower bound that ends one
 SHORT_ITER = 10
 SHORT_TOL = 1e-6
+#: short runs whose lower bounds differ by less than this (relative) tie, and the first
+#: wins: starts that differ only in their labels' order reach the same optimum with
+#: bounds a rounding apart, and rounding (the kernels' summation order) must not pick
+TIE_RTOL = 1e-12
 #: k-means starts and random-rows starts among the short-EM candidates
 N_KMEANS = 3
 N_RANDOM = 4
@@ -106,10 +110,17 @@ def random_rows_partition(data, k, random_state, name="random_from_data"):
     return Partition(name, labels, k)
 
 
+def _better(bound, best):
+    """Whether lower bound ``bound`` beats ``best`` by more than a tie (TIE_RTOL)."""
+    if not np.isfinite(best):
+        return bound > best
+    return bound > best + TIE_RTOL * abs(best)
+
+
 def short_em(data, family, partitions, n_iter=SHORT_ITER, tol=SHORT_TOL):
     """(Params after the best short run, its partition's name): ``n_iter`` EM
     iterations from each partition's start, the highest lower bound wins (the first
-    of ties). Short runs never repair a covariance: a collapsing start is dropped;
+    of ties, bounds within TIE_RTOL). Short runs never repair a covariance: a collapsing start is dropped;
     when all collapse, the first partition's start is returned as it is."""
     strict = replace(family, recover=False) if hasattr(family, "recover") else family
     best, first = None, None
@@ -120,7 +131,7 @@ def short_em(data, family, partitions, n_iter=SHORT_ITER, tol=SHORT_TOL):
             result = run_em(data, part.params(strict, data), strict, tol, n_iter)
         except covariance.IllDefinedCovariance:
             continue
-        if best is None or result.lower_bound > best[0].lower_bound:
+        if best is None or _better(result.lower_bound, best[0].lower_bound):
             best = (result, part.name)
     if best is None:
         return first.params(family, data), first.name

@@ -1,8 +1,8 @@
 """BLAS level-3 routines that Numba does not expose, callable from cached kernels.
 
-``np.dot`` is the only BLAS call Numba offers, and a GEMM does twice the useful work
-on triangular (whitening, ``z = (x - mu) U``) and symmetric (scatter, ``sum r d d'``)
-products. Here ``dtrmm`` and ``dsyrk`` from SciPy's ``cython_blas`` (the same BLAS
+``np.dot`` is the only BLAS call Numba offers: it does twice the useful work on
+symmetric products (scatter, ``sum r d d'``) and copies a sliced operand on every
+call. Here ``dsyrk`` and ``dgemm`` from SciPy's ``cython_blas`` (the same BLAS
 Numba's ``np.dot`` uses) are registered with LLVM under fixed symbol names, so the
 kernels that call them link by name and stay cacheable on disk: importing this
 module (done by every module that uses it) registers the symbols before any cached
@@ -34,7 +34,6 @@ def _register(name, n_args):
     return types.ExternalFunction(symbol, types.void(*([types.intp] * n_args)))
 
 
-_dtrmm = _register("dtrmm", 11)
 _dsyrk = _register("dsyrk", 10)
 _dgemm = _register("dgemm", 13)
 
@@ -48,36 +47,11 @@ ARGS_SIZE = 8
 
 @kernel
 def blas_args():
-    """An argument buffer for whiten_rows, add_gram_lower and gemm_points: (ARGS_SIZE,)
-    float64.
+    """An argument buffer for add_gram_lower and gemm_points: (ARGS_SIZE,) float64.
 
     One per task, allocated by the caller next to its other per-chunk scratch.
     """
     return np.empty(ARGS_SIZE)
-
-
-@kernel(inputs="upper")
-def whiten_rows(upper, zt, nb, args):
-    """In place: zt[:, :nb] := ((zt[:, :nb])' U)' for an upper-triangular U (d, d).
-
-    zt is (d, ld) C-contiguous, i.e. column-major (ld, d): the block's points are its
-    first nb rows. Only the upper triangle of ``upper`` is read. ``args`` is the
-    caller's argument buffer (blas_args).
-    """
-    if nb == 0:
-        return
-    d = upper.shape[0]
-    chars, ints = args.view(np.uint8), args.view(np.int32)
-    chars[0], chars[1], chars[2], chars[3] = _R, _L, _T, _N  # side, uplo, transa, diag
-    ints[4], ints[5], ints[6], ints[7] = nb, d, d, zt.shape[1]  # m, n, lda, ldb
-    args[4] = 1.0  # alpha
-    c = args.ctypes.data
-    i, s = c + 16, c + 32
-    # column-major, ``upper`` is U' (lower): B := B * (U')' = B U
-    _dtrmm(
-        c, c + 1, c + 2, c + 3, i, i + 4,
-        s, upper.ctypes.data, i + 8, zt.ctypes.data, i + 12,
-    )  # fmt: skip
 
 
 #: from this dimension on dsyrk beats a GEMM (which computes both triangles) here;

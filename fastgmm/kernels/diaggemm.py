@@ -42,11 +42,10 @@ import numpy as np
 from numba import prange
 
 from .._jit import BLOCK, kernel
-from .blas import blas_args
 from .blocks import add_slots, n_slots_for, next_task, slot_buffers, task_queue
 from .logdensity import block_buffers, block_log_prob
-from .passes import block_resp, block_stats, pending_buffers
-from .vecmath import exp_nonpos_inplace, log_pos
+from .passes import block_resp, block_stats
+from .vecmath import exp_shifted_sum, log_pos
 
 #: this path serves diagonal models with at least this many components and features
 #: (benchmarks/large_k.py --sweep, loaded machine: float32 1.2-1.3x at d=40, K=64-128;
@@ -182,7 +181,10 @@ def sparse_resp_stats(X, b0, nb, m, ents, t, wb, mx, ref, nk, s1, s2, s, scratch
     sum_b wb[b] * lse_b; adds r_kb = wb[b] exp(t) / sum_k exp(t) into nk, s1, s2 per
     component in point order, as _sparse_stats. ``s``: (BLOCK,) scratch,
     ``scratch``: (2, m) or longer float64."""
-    exp_nonpos_inplace(t, m, scratch[0])  # same exp as block_resp
+    zero, unused = scratch[0], scratch[1]
+    for i in range(m):
+        zero[i], unused[i] = 0.0, 0.0
+    exp_shifted_sum(t, zero, m, unused)  # same exp as block_resp
     for b in range(nb):
         s[b] = 0.0
     for i in range(m):
@@ -242,8 +244,6 @@ def _chunk(X, sw, start, stop, kind, ins, const, loc, prec, ref, nk, s1, s2):
     n_components, d = loc.shape
     mats, lp, vec = block_buffers(d, n_components)
     wb, s, mx, ex = vec[0], vec[1], vec[2], vec[3:]
-    pend, fill = pending_buffers(kind, d, n_components)
-    args = blas_args()
     gemm = X.itemsize == 4
     yt = np.zeros((2 * d if gemm else 0, BLOCK), X.dtype)
     lpx = np.empty((n_components if gemm else 0, BLOCK), X.dtype)
@@ -269,12 +269,12 @@ def _chunk(X, sw, start, stop, kind, ins, const, loc, prec, ref, nk, s1, s2):
                 continue
             truncate(lp, nb, cut, mx)
         else:
-            block_log_prob(nb, kind, const, loc, prec, mats, lp, s, args)
+            block_log_prob(nb, kind, const, loc, prec, mats, lp, s)
         ll += block_resp(lp, nb, wb, s, mx, ex)
         if n_nonzero(lp, nb) <= SPARSE_MAX * n_components * nb:
             _sparse_stats(X, b0, nb, lp, ref, nk, s1, s2)
         else:
-            block_stats(nb, kind, ref, lp, nk, s1, s2, mats, pend, fill, args)
+            block_stats(nb, kind, ref, lp, nk, s1, s2, mats)
     return ll
 
 

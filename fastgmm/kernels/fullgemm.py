@@ -42,7 +42,20 @@ from .._jit import BLOCK, kernel
 from .blas import add_gram_lower, blas_args, gemm_points
 from .blocks import add_slots, n_slots_for, next_task, slot_buffers, task_queue
 from .logdensity import data_shape
-from .passes import PENDING, block_resp, flush_pending
+from .passes import block_resp
+
+#: rows gathered per component before one Gram product adds their scatter
+PENDING = 256
+
+
+@kernel
+def flush_pending(pend, fill, s2, args):
+    """Add the pending rows' scatter (lower triangle) to s2 and empty the buffers
+    (``args``: the BLAS argument buffer, see blas_args)."""
+    for k in range(fill.shape[0]):
+        add_gram_lower(pend[k], fill[k], s2[k], args)
+        fill[k] = 0
+
 
 #: FULL models with at least this many features take this path (engine/em.py)
 GEMM_MIN_D = 16

@@ -3,6 +3,7 @@ Ward), its SVD transform and sampling, short-EM's choice, and the estimator's
 init_params "hc" / "short-em" (deterministic, closing the high-dimensional gap)."""
 
 import warnings
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -117,6 +118,33 @@ def test_short_em_keeps_the_best_short_run(rng):
     for order in ([bad, good], [good, bad]):
         _, name = starts.short_em(data, _family(), order, n_iter=1)
         assert name == "truth"
+
+
+def test_short_em_ties_within_rounding_keep_the_first(rng, monkeypatch):
+    """The same partition with its labels swapped reaches the same optimum; bounds a
+    rounding apart (here: the second nudged up by one ulp) tie and the first start
+    wins, whatever the kernels' summation order makes of the last bit."""
+    X = np.vstack([rng.normal(size=(150, 2)), rng.normal(size=(150, 2)) + 5])
+    data = make_data(X, None, 2, "full")
+    truth = np.repeat([0, 1], 150).astype(np.int8)
+    first = starts.Partition("first", truth, 2)
+    swapped = starts.Partition("swapped", 1 - truth, 2)
+    calls = []
+    original = starts.run_em
+
+    def nudged(*args, **kwargs):
+        result = original(*args, **kwargs)
+        calls.append(result.lower_bound)
+        if len(calls) % 2 == 0:  # every second run: one ulp better
+            bound = np.nextafter(result.lower_bound, np.inf)
+            result = replace(result, lower_bound=bound)
+        return result
+
+    monkeypatch.setattr(starts, "run_em", nudged)
+    for order in ([first, swapped], [swapped, first]):
+        _, name = starts.short_em(data, _family(), order, n_iter=3)
+        assert name == order[0].name
+    assert abs(calls[0] - calls[1]) <= 1e-12 * abs(calls[0])  # the same optimum
 
 
 def test_short_em_drops_a_collapsing_start(rng):

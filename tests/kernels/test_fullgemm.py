@@ -16,13 +16,14 @@ from fastgmm.kernels import FULL
 from fastgmm.kernels.blas import blas_args
 from fastgmm.kernels.fullgemm import (
     GEMM_MIN_D,
+    PENDING,
     SCATTER_EPS,
     SPARSE_MAX,
     block_stats,
     full_em_pass,
     use_gemm,
 )
-from fastgmm.kernels.passes import PENDING, em_pass
+from fastgmm.kernels.passes import em_pass
 from fastgmm.model import covariance as cov
 from fastgmm.model.params import Params, kernel_inputs
 
@@ -159,7 +160,13 @@ def test_far_points_as_em_pass(rng, dtype):
         np.testing.assert_allclose(b[0], a[0], rtol=1e-12)
     for x, y in zip(b[1:], a[1:]):
         x, y = (LOWER(x), LOWER(y)) if x.ndim == 3 else (x, y)
-        np.testing.assert_allclose(x, y, rtol=1e-12, atol=1e-12 * np.abs(y).max())
+        # the overflowing points' scatter is not finite either way (inf through
+        # dsyrk, inf or nan through em_pass's loops, where inf * 0 meets)
+        finite = np.isfinite(y)
+        np.testing.assert_array_equal(np.isfinite(x), finite)
+        np.testing.assert_allclose(
+            x[finite], y[finite], rtol=1e-12, atol=1e-12 * np.abs(y[finite]).max()
+        )
 
 
 @pytest.mark.parametrize("sparse", [True, False], ids=["point-by-point", "simd"])

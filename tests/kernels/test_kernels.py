@@ -2,6 +2,7 @@
 invariants: responsibilities sum to one, scatter is symmetric PSD, diag-as-full,
 component permutation, far points, thread-count and run-to-run reproducibility."""
 
+import re
 from dataclasses import replace
 
 import numba
@@ -15,8 +16,9 @@ from fastgmm.engine.data import make_data
 from fastgmm.engine.em import MaximumLikelihood, em_step
 from fastgmm.engine.score import score
 from fastgmm.kernels import FULL
-from fastgmm.kernels.blas import SYRK_MIN_D, add_gram_lower, blas_args, whiten_rows
+from fastgmm.kernels.blas import SYRK_MIN_D, add_gram_lower, blas_args
 from fastgmm.kernels.blocks import n_slots_for, next_task, task_queue
+from fastgmm.kernels.fullgemm import PENDING, full_em_pass
 from fastgmm.kernels.kmeans import (
     assign,
     chunk_sums,
@@ -25,9 +27,9 @@ from fastgmm.kernels.kmeans import (
     potentials,
     update_min_dist,
 )
-from fastgmm.kernels.logdensity import GEMM_MIN_D, TRMM_MIN_D
-from fastgmm.kernels.passes import PENDING, em_pass, score_pass
-from fastgmm.kernels.vecmath import FLOOR, exp_nonpos_inplace, log_pos
+from fastgmm.kernels.logdensity import GEMM_MIN_D
+from fastgmm.kernels.passes import em_pass, score_pass
+from fastgmm.kernels.vecmath import FLOOR, exp_shifted_sum, log_pos
 from fastgmm.model import covariance as cov
 from fastgmm.model.params import Params, kernel_inputs
 
@@ -51,9 +53,8 @@ SHAPES = [
     # from GEMM_MIN_D features on, FULL and TIED use a BLAS GEMM per block
     pytest.param(300, GEMM_MIN_D, 3, 2 * BLOCK, id="n300-d16-K3-gemm"),
     pytest.param(333, GEMM_MIN_D + 5, 2, None, id="n333-d21-K2-gemm"),
-    # from TRMM_MIN_D whitening is a dtrmm, from SYRK_MIN_D the FULL scatter a dsyrk;
-    # K=2 and 4-block chunks queue more than PENDING rows per component: mid-chunk flush
-    pytest.param(600, TRMM_MIN_D, 3, 2 * BLOCK, id="n600-d32-K3-trmm"),
+    # larger d: the GEMM whitening (and, in fullgemm, the dsyrk scatter from SYRK_MIN_D)
+    pytest.param(600, 32, 3, 2 * BLOCK, id="n600-d32-K3"),
     pytest.param(700, SYRK_MIN_D, 2, 4 * BLOCK, id="n700-d48-K2-syrk"),
     pytest.param(ROUNDS_N, 64, 16, BLOCK, id="n5000-d64-K16-rounds"),
 ]
@@ -188,18 +189,6 @@ def test_em_pass_matches_oracle(
         assert_close(s2, s2_o, 1e-10)
 
 
-def test_blas_whiten_rows_matches_numpy(rng):
-    d, nb = 37, 101
-    upper = rng.normal(size=(d, d))  # only the upper triangle may be read
-    zt = rng.normal(size=(d, BLOCK))
-    before = zt.copy()
-    whiten_rows(upper, zt, nb, blas_args())
-    np.testing.assert_allclose(
-        zt[:, :nb], (before[:, :nb].T @ np.triu(upper)).T, rtol=1e-13, atol=1e-12
-    )
-    np.testing.assert_array_equal(zt[:, nb:], before[:, nb:])  # padding untouched
-
-
 @pytest.mark.parametrize("d", [SYRK_MIN_D - 1, SYRK_MIN_D], ids=["gemm", "syrk"])
 def test_blas_add_gram_lower_matches_numpy(rng, d):
     rows = rng.normal(size=(PENDING, d))
@@ -213,10 +202,12 @@ def test_blas_add_gram_lower_matches_numpy(rng, d):
     np.testing.assert_allclose(out[lower], expected[lower], rtol=1e-13, atol=1e-12)
 
 
-def test_em_pass_sparse_responsibilities_match_oracle(rng):
-    """Far-apart components: most responsibilities are exactly 0 (their rows are
-    skipped by the dsyrk scatter) and one component queues more than PENDING rows
-    in a chunk (a mid-chunk flush); the statistics still equal the oracle's."""
+@pytest.mark.parametrize("kernel", ["em_pass", "full_em_pass"])
+def test_em_pass_sparse_responsibilities_match_oracle(rng, kernel):
+    """Far-apart components: most responsibilities are exactly 0 (fullgemm skips
+    their rows in its dsyrk scatter, and one component queues more than PENDING rows
+    in a chunk: a mid-chunk flush); the statistics still equal the oracle's, through
+    the general pass and the FULL GEMM pass."""
     n, d, chunk = 700, SYRK_MIN_D, 4 * BLOCK
     w, means, covariances, prec_chol = ref.random_params(rng, 2, d, "full")
     means *= 4.0
@@ -226,7 +217,13 @@ def test_em_pass_sparse_responsibilities_match_oracle(rng):
     assert np.mean(resp == 0.0) > 0.2
     assert np.max(np.sum(resp[:chunk] > 0.0, axis=0)) > PENDING
     ref_point = np.ascontiguousarray(means + rng.normal(scale=0.3, size=means.shape))
-    ll, nk, s1, s2 = run_em_pass(X, None, params, "full", ref_point, chunk)
+    if kernel == "em_pass":
+        ll, nk, s1, s2 = run_em_pass(X, None, params, "full", ref_point, chunk)
+    else:
+        kind, const, loc, prec = kernel_args(params, "full")
+        ll, nk, s1, s2 = full_em_pass(
+            X, np.empty(0), kind, const, loc, prec, ref_point, chunk
+        )
     ll_o, nk_o, s1_o, s2_o = oracle_stats(X, None, params, "full", ref_point)
     np.testing.assert_allclose(ll, ll_o, rtol=1e-11)
     assert_close(nk, nk_o, 1e-11, scale=n)
@@ -341,31 +338,64 @@ def test_fast_exp_within_one_ulp_of_libm(rng):
             -rng.uniform(0, 1, 3000),
             -rng.uniform(0, FLOOR, 5000),
             -np.logspace(-300, np.log10(FLOOR), 1000),
+            -np.linspace(0, FLOOR + 2, 200_003),  # dense: every reduction interval
+            # the reduction's edges: r = +-ln2/2 about each n
+            -(np.arange(0, 722) + 0.5) * np.log(2) * (1 + rng.uniform(-1e-12, 1e-12)),
             [
                 0.0,
                 -0.0,
                 -1e-300,
+                -5e-324,
                 -np.log(2),
                 -FLOOR + 1e-9,
                 -708.0,
                 -FLOOR - 1,
+                -745.0,
+                -746.0,
                 -1e300,
                 -np.inf,
             ],
         ]
     )
-    out = t.copy()
-    exp_nonpos_inplace(out, len(out), np.empty(len(out)))
+    # exp(row - mx) for the difference as computed (the edge cases exactly: mx = 0)
+    mx = np.where(np.isfinite(t) & (np.abs(t) > 1e-3), rng.uniform(-50, 50, len(t)), 0)
+    row = t + mx
+    t = row - mx
+    acc = rng.uniform(0, 2, len(t))
+    out, s = row.copy(), acc.copy()
+    exp_shifted_sum(out, mx, len(out), s)
     expected = np.exp(t)
     expected[t <= -FLOOR] = 0.0  # below the floor: exactly zero, -inf included
     ulp = np.spacing(expected)
-    assert np.all(np.abs(out - expected) <= np.maximum(ulp, 0.0))
-    assert out[t == 0.0].tolist() == [1.0, 1.0]
+    assert np.all(np.abs(out - expected) <= ulp)
+    assert out[t == 0.0].tolist() == [1.0] * int(np.sum(t == 0.0))
     assert np.all(out[t <= -FLOOR] == 0.0)
+    np.testing.assert_array_equal(s, acc + out)  # the sum the logsumexp needs
     # only the first nb entries are touched
-    part = t[:100].copy()
-    exp_nonpos_inplace(part, 40, np.empty(100))
-    np.testing.assert_array_equal(part[40:], t[40:100])
+    part, s_part = row[:100].copy(), acc[:100].copy()
+    exp_shifted_sum(part, mx[:100], 40, s_part)
+    np.testing.assert_array_equal(part[40:], row[40:100])
+    np.testing.assert_array_equal(s_part[40:], acc[40:100])
+
+
+def test_fast_exp_loop_is_simd_code_without_calls():
+    """The fused exp loop compiles to vector instructions with 2^n by a bit cast,
+    and calls nothing (a libm call or a non-inlined helper would block SIMD)."""
+    import numba
+
+    from fastgmm._jit import STRICT_FASTMATH
+
+    fresh = numba.njit(fastmath=STRICT_FASTMATH)(exp_shifted_sum.py_func)
+    row, mx, s = np.zeros(BLOCK), np.zeros(BLOCK), np.zeros(BLOCK)
+    fresh(row, mx, BLOCK, s)
+    (ir,) = fresh.inspect_llvm().values()
+    body = re.search(r"^define [^\n]*@_ZN7fastgmm[^\n]*\n(.*?)\n}\n", ir, re.S | re.M)
+    body = body.group(1)
+    assert re.search(r"fmul[^<\n]*<(4|8) x double>", body)
+    assert re.search(r"shl[^<\n]*<(4|8) x i64>", body)  # 2^n: bits, not memory
+    called = re.findall(r"call [^@\n]*@([\w.$]+)", body)
+    # only LLVM intrinsics that become instructions (min/max, fma), no libm
+    assert all(n.startswith("llvm.") and "exp" not in n for n in called), called
 
 
 def test_fast_log_within_one_ulp_of_libm(rng):
@@ -606,7 +636,7 @@ def _all_kernels(X, sw, params, covariance_type, chunk):
 
 
 @pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 Numba threads")
-@pytest.mark.parametrize("d", [3, GEMM_MIN_D, TRMM_MIN_D, SYRK_MIN_D])
+@pytest.mark.parametrize("d", [3, GEMM_MIN_D, 32, SYRK_MIN_D])
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 @pytest.mark.parametrize("covariance_type", COV_TYPES)
 def test_one_thread_equals_two_threads_bitwise(rng, covariance_type, dtype, d):
