@@ -195,18 +195,23 @@ def sparse_resp_stats(X, b0, nb, m, ents, t, wb, mx, ref, nk, s1, s2, s, scratch
     for b in range(nb):
         if wb[b] != 0.0:
             ll += wb[b] * (mx[b] + logs[b])
-    d = ref.shape[1]
     for i in range(m):
         k, b = ents[0, i], ents[1, i]
         r = t[i] * (wb[b] / s[b])
         if r != 0.0:
-            nk[k] += r
-            for j in range(d):
-                u = X[b0 + b, j] - ref[k, j]
-                v = r * u
-                s1[k, j] += v
-                s2[k, 0, j] += v * u
+            _add_point(X, b0 + b, k, r, ref, nk, s1, s2)
     return ll
+
+
+@kernel
+def _add_point(X, i, k, r, ref, nk, s1, s2):
+    """Add row i with responsibility r to component k's DIAG statistics about ref."""
+    nk[k] += r
+    for j in range(ref.shape[1]):
+        u = X[i, j] - ref[k, j]
+        v = r * u
+        s1[k, j] += v
+        s2[k, 0, j] += v * u
 
 
 @kernel
@@ -223,18 +228,11 @@ def n_nonzero(resp, nb):
 def _sparse_stats(X, b0, nb, resp, ref, nk, s1, s2):
     """block_stats (DIAG) over the non-zero responsibilities only, component by
     component (each component's sums in point order, as block_stats adds them)."""
-    n_components, d = ref.shape
-    for k in range(n_components):
+    for k in range(ref.shape[0]):
         r_k = resp[k]
         for b in range(nb):
-            r = r_k[b]
-            if r != 0.0:
-                nk[k] += r
-                for j in range(d):
-                    t = X[b0 + b, j] - ref[k, j]
-                    u = r * t
-                    s1[k, j] += u
-                    s2[k, 0, j] += u * t
+            if r_k[b] != 0.0:
+                _add_point(X, b0 + b, k, r_k[b], ref, nk, s1, s2)
 
 
 @kernel
