@@ -20,16 +20,17 @@ Both kernels run on every thread (``threads(-1)``: BLAS pinned to one thread).
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import pass_ab  # noqa: E402
 
 from fastgmm._jit import chunk_rows, kernel_array  # noqa: E402
-from fastgmm._runtime import threads  # noqa: E402
 from fastgmm.kernels import DIAG  # noqa: E402
 from fastgmm.kernels.diaggemm import diag_em_pass  # noqa: E402
 from fastgmm.kernels.passes import em_pass  # noqa: E402
@@ -55,29 +56,7 @@ def run_case(name, X, const, loc, prec, repeats):
     sw = np.empty(0)
     old = lambda: em_pass(X, sw, DIAG, const, loc, prec, loc, chunk)  # noqa: E731
     new = lambda: diag_em_pass(X, sw, DIAG, const, loc, prec, loc, chunk)  # noqa: E731
-    with threads(-1):
-        first = []
-        for fn in (old, new):
-            t0 = time.perf_counter()
-            out = fn()
-            first.append(time.perf_counter() - t0)
-        a, b = old(), new()
-        rel = abs(a[0] - b[0]) / abs(a[0])
-        t_old, t_new = [], []
-        for _ in range(repeats):
-            for fn, ts in ((old, t_old), (new, t_new)):
-                t0 = time.perf_counter()
-                fn()
-                ts.append(time.perf_counter() - t0)
-    del out
-    t_old, t_new = np.array(t_old), np.array(t_new)
-    ratio = np.median(t_old / t_new)
-    row = (
-        f"| {name} | {np.median(t_old) * 1e3:.0f} | {np.median(t_new) * 1e3:.0f} "
-        f"| {ratio:.2f} | {first[0]:.1f} / {first[1]:.1f} | {rel:.1e} |"
-    )
-    print(row, flush=True)
-    return row
+    return pass_ab.row(name, old, new, repeats)
 
 
 def main():
@@ -92,7 +71,7 @@ def main():
         f"n={args.n}, {args.repeats} alternating pairs, load average at start "
         f"{load[0]:.1f} (2 cores)",
         "",
-        "| case | em_pass ms | diaggemm ms | ratio (median of pairs) "
+        "| case | em_pass ms | diaggemm ms | ratio (median, min-max of pairs) "
         "| first call s (old / new) | rel. diff of loglik |",
         "|---|---|---|---|---|---|",
     ]

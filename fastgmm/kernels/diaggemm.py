@@ -1,7 +1,7 @@
 """Kernels: the fused E-step and statistics of the diagonal kinds (diag, spherical)
 for many components (speaker-recognition UBMs, Fisher vectors: d ~ 40, K ~ 256-512).
 
-Two changes to :func:`fastgmm.kernels.passes.em_pass`, measured in
+Three changes to :func:`fastgmm.kernels.passes.em_pass`, measured in
 ``benchmarks/large_k.py`` (see docs/scaling.md):
 
 **float32 data: the log-densities in GEMM form, in float32.** For a diagonal
@@ -13,7 +13,9 @@ component means, against cancellation),
 
 so a block's log-densities are one sgemm W (K, 2d) @ [y^2; y] (2d, BLOCK). Rows whose
 product is not finite (points so far away that y^2 overflows) are recomputed term by
-term, so far outliers behave as in em_pass.
+term, so far outliers behave as in em_pass. Float64 data keeps em_pass's term-by-term
+loop: on this machine (two FMA and two add pipes) it runs at the dgemm rate (2 FMAs
+per point, component and feature either way) without the GEMM's extra passes.
 
 **float32 data: truncated posteriors.** A point's terms more than
 ``TRUNCATE_LOG + log K`` below its largest (relative weight < 2^-24 / K each) are
@@ -25,9 +27,7 @@ by less than 2^-24 relative. With many components nearly all of them are dropped
 listed component by component (kept_terms), and only those go through exp, the
 logsumexp and the statistics (sparse_resp_stats); a block with more than SPARSE_MAX
 of its terms kept, or a point beyond every density, goes the dense way (truncate,
-then as float64). float64 data keeps every term down to exp(-500). Float64 data keeps em_pass's term-by-term
-loop: on this machine (two FMA and two add pipes) it runs at the dgemm rate (2 FMAs
-per point, component and feature either way) without the GEMM's extra passes.
+then as float64). float64 data keeps every term down to exp(-500).
 
 **Statistics over the non-zero responsibilities only.** Responsibilities below
 exp(-500) relative to the largest are exactly zero (``passes.block_resp``); a block
