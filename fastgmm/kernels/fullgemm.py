@@ -16,14 +16,18 @@ groups of ``GROUP``: group q needs only the first (q + 1) GROUP features of y. O
 product per group and batch of components (``COLS`` columns): a block's 128 rows
 times [U_1 ... U_K] restricted to the group, a GEMM with an inner size of 8 to d
 instead of K tiny (d x d) @ (d x 128) products (1.1x the triangle's work at d = 64,
-1.4x at d = 16; measured faster than groups of 4, 16 or 32 here). Whitened values that overflow give a
-log-density of -inf or NaN, which block_resp treats as em_pass's do (a point beyond
-every density).
+1.4x at d = 16; measured faster than groups of 4, 16 or 32 here). Whitened values
+that overflow give a log-density of -inf or NaN, which block_resp treats as em_pass's
+do (a point beyond every density). Up to d = ``fullquad.QUAD_MAX_D`` a block takes
+instead :mod:`fastgmm.kernels.fullquad`'s single GEMM of the expanded quadratic form
+(the triangle's work at an inner size of d(d+1)/2 + d + 1) when its bound on the
+cancellation allows, which it does but for tight components far from the centre.
 
 **The scatter over the rows that count.** The weighted scatter
 S_k = sum_b r_bk (x_b - ref_k)(x_b - ref_k)' adds, per block and component, only the
 rows whose term r |x - ref|^2 is at least ``SCATTER_EPS`` times the largest one of
-the block (queued as sqrt(r)(x - ref) rows, one Gram product per ``PENDING`` rows).
+the block (queued as sqrt(r)(x - ref) columns, one Gram product per ``PENDING`` of
+them: :func:`add_gram`, SIMD over the queued points).
 A skipped term is below 2^-80 of a kept one, hence of trace(S_k): far below the
 rounding of the sum, so S_k is the same to ~1e-16 relative while the off-cluster
 responsibilities (e^-50 to e^-500 between separated clusters, zero beyond) stop
@@ -39,8 +43,16 @@ import numpy as np
 from numba import prange
 
 from .._jit import BLOCK, kernel
-from .blas import add_gram_lower, blas_args, gemm_points
+from .blas import blas_args, gemm_points
 from .blocks import add_slots, n_slots_for, next_task, slot_buffers, task_queue
+from .fullquad import (
+    QUAD_MAX,
+    QUAD_MAX_D,
+    n_quad_features,
+    quad_features,
+    quad_inputs,
+    quad_log_prob,
+)
 from .logdensity import data_shape
 from .passes import block_resp
 
@@ -49,11 +61,43 @@ PENDING = 256
 
 
 @kernel
-def flush_pending(pend, fill, s2, args):
-    """Add the pending rows' scatter (lower triangle) to s2 and empty the buffers
-    (``args``: the BLAS argument buffer, see blas_args)."""
+def add_gram(rows, n_rows, out):
+    """out[i, j] += sum_{b < n_rows} rows[i, b] rows[j, b] for j <= i: the lower
+    triangle of a Gram product of points along the last axis (rows (d, >= n_rows)),
+    SIMD over points in 2 x 2 tiles of (i, j) (a fixed order: the same result for
+    any thread count). Measured 4x faster than np.dot (which allocates its result
+    and adds both triangles) at d = 16 and 2.5x faster than dsyrk at d = 64."""
+    d = rows.shape[0]
+    for i0 in range(0, d - 1, 2):
+        xi0, xi1 = rows[i0], rows[i0 + 1]
+        for j0 in range(0, i0 + 1, 2):
+            xj0, xj1 = rows[j0], rows[j0 + 1]
+            a00, a01, a10, a11 = 0.0, 0.0, 0.0, 0.0
+            for b in range(n_rows):
+                u0, u1, v0, v1 = xi0[b], xi1[b], xj0[b], xj1[b]
+                a00 += u0 * v0
+                a01 += u0 * v1
+                a10 += u1 * v0
+                a11 += u1 * v1
+            out[i0, j0] += a00
+            out[i0 + 1, j0] += a10
+            out[i0 + 1, j0 + 1] += a11
+            if j0 < i0:
+                out[i0, j0 + 1] += a01
+    if d % 2 == 1:
+        xi = rows[d - 1]
+        for j in range(d):
+            acc = 0.0
+            for b in range(n_rows):
+                acc += xi[b] * rows[j, b]
+            out[d - 1, j] += acc
+
+
+@kernel
+def flush_pending(pend, fill, s2):
+    """Add the pending points' scatter (lower triangle) to s2 and empty the buffers."""
     for k in range(fill.shape[0]):
-        add_gram_lower(pend[k], fill[k], s2[k], args)
+        add_gram(pend[k], fill[k], s2[k])
         fill[k] = 0
 
 
@@ -107,24 +151,23 @@ def gemm_inputs(loc, prec):
 
 
 @kernel
-def _copy_rows(X, b0, nb, centre, xt, xct, xr):
+def _copy_rows(X, b0, nb, centre, xt, xct):
     d = X.shape[1]
     for b in range(nb):
         for j in range(d):
             v = np.float64(X[b0 + b, j])
-            xr[b, j] = v
             xt[j, b] = v
             xct[j, b] = v - centre[j]
 
 
 @kernel
-def load_rows(X, b0, nb, centre, xt, xct, xr):
-    """xr[:nb] := rows b0:b0+nb of the data pair X (float64), xt[:, :nb] := the same
-    transposed, and xct[:, :nb] := xt[:, :nb] - centre (per feature)."""
+def load_rows(X, b0, nb, centre, xt, xct):
+    """xt[:, :nb] := rows b0:b0+nb of the data pair X (float64), transposed, and
+    xct[:, :nb] := xt[:, :nb] - centre (per feature)."""
     if X[0].shape[0] > 0:
-        _copy_rows(X[0], b0, nb, centre, xt, xct, xr)
+        _copy_rows(X[0], b0, nb, centre, xt, xct)
     else:
-        _copy_rows(X[1], b0, nb, centre, xt, xct, xr)
+        _copy_rows(X[1], b0, nb, centre, xt, xct)
 
 
 @kernel
@@ -165,26 +208,27 @@ def block_log_prob(nb, const, ins, xct, yt, lp, args):
 
 
 @kernel
-def _queue(n_rows, rows, k, r, xr, ref, pend, fill, s2, args):
-    """Queue sqrt(r_b)(x_b - ref_k) for b in rows[:n_rows] as rows of pend[k]
-    (xr (BLOCK, d): the points as rows); add their Gram whenever PENDING are queued."""
-    d = xr.shape[1]
+def _queue(n_rows, rows, k, r, xt, ref, pend, fill, s2):
+    """Queue sqrt(r_b)(x_b - ref_k) for b in rows[:n_rows] as columns of pend[k]
+    (d, PENDING); add their Gram whenever PENDING are queued."""
+    d = xt.shape[0]
+    queued = pend[k]
     for i in range(n_rows):
         b = rows[i]
-        row = pend[k, fill[k]]
         sr = np.sqrt(r[b])
+        at = fill[k]
         for j in range(d):
-            row[j] = sr * (xr[b, j] - ref[k, j])
-        fill[k] += 1
-        if fill[k] == PENDING:
-            add_gram_lower(pend[k], fill[k], s2[k], args)
+            queued[j, at] = sr * (xt[j, b] - ref[k, j])
+        fill[k] = at + 1
+        if at + 1 == PENDING:
+            add_gram(queued, PENDING, s2[k])
             fill[k] = 0
 
 
 @kernel
 def _sums_dense(nb, k, r, xt, ref, s1, term):
     """s1[k] += sum_b r_b (x_b - ref_k) and term[b] := r_b |x_b - ref_k|^2 (0 where
-    r_b = 0), every point, SIMD over points."""
+    r_b = 0), every point, SIMD over points; returns max_b term[b]."""
     d = xt.shape[0]
     for b in range(nb):
         term[b] = 0.0
@@ -196,14 +240,19 @@ def _sums_dense(nb, k, r, xt, ref, s1, term):
             acc += r[b] * t
             term[b] += t * t
         s1[k, j] += acc
+    top = 0.0
     for b in range(nb):
-        term[b] = r[b] * term[b] if r[b] != 0.0 else 0.0
+        t = r[b] * term[b] if r[b] != 0.0 else 0.0
+        term[b] = t
+        top = max(top, t)
+    return top
 
 
 @kernel
 def _sums_sparse(nb, k, r, xt, ref, s1, term):
     """_sums_dense over the points with r_b != 0 only, point by point."""
     d = xt.shape[0]
+    top = 0.0
     for b in range(nb):
         rb = r[b]
         q = 0.0
@@ -214,16 +263,17 @@ def _sums_sparse(nb, k, r, xt, ref, s1, term):
                 q += t * t
             q *= rb
         term[b] = q
+        top = max(top, q)
+    return top
 
 
 @kernel
-def block_stats(nb, ref, resp, xs, nk, s1, s2, pend, fill, scratch, args):
+def block_stats(nb, ref, resp, xt, nk, s1, s2, pend, fill, scratch):
     """Add one block's statistics about ``ref`` (see passes) into nk, s1 and (through
-    the pending rows, module docstring) s2. xs = (xt (d, BLOCK), xr (BLOCK, d)): the
-    points, transposed and as rows; scratch = (term (BLOCK,) float64, rows (BLOCK,)
-    int64). A component with at most SPARSE_MAX of the block's responsibilities
-    non-zero takes them point by point, else SIMD over points."""
-    xt, xr = xs
+    the pending points, module docstring) s2. xt (d, BLOCK): the points, transposed;
+    pend (K, d, PENDING), fill (K,): the queued points; scratch = (term (BLOCK,)
+    float64, rows (BLOCK,) int64). A component with at most SPARSE_MAX of the block's
+    responsibilities non-zero takes them point by point, else SIMD over points."""
     term, rows = scratch
     for k in range(ref.shape[0]):
         r = resp[k]
@@ -235,46 +285,57 @@ def block_stats(nb, ref, resp, xs, nk, s1, s2, pend, fill, scratch, args):
         if count == 0:
             continue
         if count > SPARSE_MAX * nb:
-            _sums_dense(nb, k, r, xt, ref, s1, term)
+            top = _sums_dense(nb, k, r, xt, ref, s1, term)
         else:
-            _sums_sparse(nb, k, r, xt, ref, s1, term)
-        top = 0.0
-        for b in range(nb):
-            top = max(top, term[b])
+            top = _sums_sparse(nb, k, r, xt, ref, s1, term)
         cut = SCATTER_EPS * top if top < np.inf else 0.0
         n_rows = 0
         for b in range(nb):  # branch-free: most rows are skipped
             rows[n_rows] = b
             n_rows += (r[b] != 0.0) & (term[b] >= cut)
-        _queue(n_rows, rows, k, r, xr, ref, pend, fill, s2, args)
+        _queue(n_rows, rows, k, r, xt, ref, pend, fill, s2)
+
+
+@kernel
+def _log_prob(nb, const, ins, quad, xct, bufs, lp, args):
+    """lp := the block's log-densities: fullquad's one GEMM where its bound allows
+    (``quad`` = (C, [max ||P_k||_inf]), C empty: never), else block_log_prob."""
+    C, p_norm = quad
+    yt, ft = bufs
+    if C.shape[0] > 0:
+        if quad_features(xct, nb, ft) * p_norm[0] <= QUAD_MAX:
+            quad_log_prob(nb, C, ft, lp, args)
+            return
+    block_log_prob(nb, const, ins, xct, yt, lp, args)
 
 
 @kernel
 def _chunk(X, sw, start, stop, ins, const, ref, nk, s1, s2):
     """E-step and statistics of rows start:stop; returns sum_i w_i log p(x_i)."""
-    W, m, centre = ins
+    W, m, centre, C, p_norm = ins
     n_components, d = m.shape
-    xt, xct, xr = np.empty((d, BLOCK)), np.zeros((d, BLOCK)), np.empty((BLOCK, d))
+    ft = np.empty((C.shape[1] if C.shape[0] > 0 else 0, BLOCK))
+    xt, xct = np.empty((d, BLOCK)), np.zeros((d, BLOCK))
     yt = np.empty((W.shape[2] * W.shape[3], BLOCK))
     lp = np.empty((n_components, BLOCK))
     vec = np.zeros((7, BLOCK))
     vec[0] = 1.0
     wb, s, mx, ex = vec[0], vec[1], vec[2], vec[3:6]
     scratch = (vec[6], np.empty(BLOCK, np.int64))
-    pend = np.empty((n_components, PENDING, d))
+    pend = np.empty((n_components, d, PENDING))
     fill = np.zeros(n_components, np.int64)
     args = blas_args()
     ll = 0.0
     for b0 in range(start, stop, BLOCK):
         nb = min(BLOCK, stop - b0)
-        load_rows(X, b0, nb, centre, xt, xct, xr)
+        load_rows(X, b0, nb, centre, xt, xct)
         if sw.shape[0] > 0:
             for b in range(nb):
                 wb[b] = sw[b0 + b]
-        block_log_prob(nb, const, ins, xct, yt, lp, args)
+        _log_prob(nb, const, (W, m, centre), (C, p_norm), xct, (yt, ft), lp, args)
         ll += block_resp(lp, nb, wb, s, mx, ex)
-        block_stats(nb, ref, lp, (xt, xr), nk, s1, s2, pend, fill, scratch, args)
-    flush_pending(pend, fill, s2, args)
+        block_stats(nb, ref, lp, xt, nk, s1, s2, pend, fill, scratch)
+    flush_pending(pend, fill, s2)
     return ll
 
 
@@ -290,6 +351,11 @@ def full_em_pass(X, sw, kind, const, loc, prec, ref, chunk):
     n, d = data_shape(X)
     n_components = const.shape[0]
     ins = gemm_inputs(loc, prec)
+    if d <= QUAD_MAX_D:
+        quad = quad_inputs(const, loc, prec, ins[2])
+    else:
+        quad = np.empty((0, n_quad_features(d))), np.full(1, np.inf)
+    ins = (*ins, *quad)
     n_chunks = (n + chunk - 1) // chunk
     n_slots = n_slots_for(n_chunks, n_components, d, d)
     pll, pnk, ps1, ps2 = slot_buffers(n_slots, n_components, d, d)

@@ -19,9 +19,21 @@ from fastgmm.kernels.fullgemm import (
     PENDING,
     SCATTER_EPS,
     SPARSE_MAX,
+    _log_prob,
+    add_gram,
+    block_log_prob,
     block_stats,
     full_em_pass,
+    gemm_inputs,
+    load_rows,
     use_gemm,
+)
+from fastgmm.kernels.fullquad import (
+    QUAD_MAX,
+    QUAD_MAX_D,
+    quad_features,
+    quad_inputs,
+    quad_log_prob,
 )
 from fastgmm.kernels.passes import em_pass
 from fastgmm.model import covariance as cov
@@ -186,14 +198,106 @@ def test_scatter_skips_negligible_rows(rng, sparse):
     resp[0, : len(head)] = head
     resp[1, :nb] = SCATTER_EPS * 1e-9 * rng.uniform(1.0, 2.0, nb)
     nk, s1, s2 = np.zeros(K), np.zeros((K, d)), np.zeros((K, d, d))
-    pend, fill = np.empty((K, PENDING, d)), np.zeros(K, np.int64)
-    xs = (xt, np.ascontiguousarray(xt.T))
+    pend, fill = np.empty((K, d, PENDING)), np.zeros(K, np.int64)
     scratch = (np.empty(BLOCK), np.empty(BLOCK, np.int64))
-    block_stats(nb, refs, resp, xs, nk, s1, s2, pend, fill, scratch, blas_args())
+    block_stats(nb, refs, resp, xt, nk, s1, s2, pend, fill, scratch)
     assert list(fill) == [3, nb]
     np.testing.assert_allclose(nk, resp.sum(axis=1), rtol=1e-15)
     expected = [resp[k, :nb] @ (xt[:, :nb].T - refs[k]) for k in range(K)]
     np.testing.assert_allclose(s1, expected, rtol=1e-13)
+
+
+@pytest.mark.parametrize("d", [16, 17, 64])
+def test_add_gram_matches_numpy(rng, d):
+    """The lower triangle of a Gram product over points along the last axis (odd d:
+    the last row alone); the upper triangle untouched; no rows: nothing added."""
+    rows = rng.normal(size=(d, PENDING))
+    out = rng.normal(size=(d, d))
+    before = out.copy()
+    add_gram(rows, 77, out)
+    lower = np.tril(np.ones((d, d), bool))
+    expected = before + rows[:, :77] @ rows[:, :77].T
+    np.testing.assert_allclose(out[lower], expected[lower], rtol=1e-13, atol=1e-13)
+    np.testing.assert_array_equal(out[~lower], before[~lower])
+    add_gram(rows, 0, out)
+    np.testing.assert_allclose(out[lower], expected[lower], rtol=1e-13, atol=1e-13)
+
+
+def block_of(X, params):
+    """(const, gemm inputs, quad inputs, centred points xct (d, BLOCK)) of X's first
+    BLOCK rows (float64)."""
+    kind, const, loc, prec, _ = inputs(params)
+    ins = gemm_inputs(loc, prec)
+    xt, xct = np.empty((X.shape[1], BLOCK)), np.zeros((X.shape[1], BLOCK))
+    load_rows((X, np.empty((0, X.shape[1]), np.float32)), 0, BLOCK, ins[2], xt, xct)
+    return const, ins, quad_inputs(const, loc, prec, ins[2]), xct
+
+
+def log_probs(X, params):
+    """(the expanded form's, the column groups', _log_prob's) log-densities of the
+    first BLOCK rows, (K, BLOCK), and max_b |y_b|^2 max_k ||P_k||_inf."""
+    const, ins, quad, xct = block_of(X, params)
+    K, d = params.means.shape
+    args = blas_args()
+    ft = np.empty((quad[0].shape[1], BLOCK))
+    yt = np.empty((ins[0].shape[2] * ins[0].shape[3], BLOCK))
+    out = [np.empty((K, BLOCK)) for _ in range(3)]
+    bound = quad_features(xct, BLOCK, ft) * quad[1][0]
+    quad_log_prob(BLOCK, quad[0], ft, out[0], args)
+    block_log_prob(BLOCK, const, ins, xct, yt, out[1], args)
+    _log_prob(BLOCK, const, ins, quad, xct, (yt, ft), out[2], args)
+    return out, bound
+
+
+@pytest.mark.parametrize("d", [16, QUAD_MAX_D])
+def test_expanded_form_gives_the_log_density(rng, d):
+    """One GEMM of the features [y_i y_j, y, 1] against each component's precision
+    entries gives log w_k + log N(x | mu_k, Sigma_k) (the NumPy oracle's, to 1e-12),
+    and a block within the bound takes it (_log_prob's result is the form's)."""
+    X, params = problem(rng, BLOCK, d, 7, 1.0, np.float64)
+    (quad, groups, taken), bound = log_probs(X, params)
+    assert bound <= QUAD_MAX
+    expected = ref.weighted_log_prob(
+        X, params.weights, params.means, params.prec_chol, "full"
+    ).T
+    np.testing.assert_allclose(quad, expected, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(groups, expected, rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(taken, quad)
+
+
+def tight_far_problem(rng, dtype=np.float64):
+    """Blobs with one tight component (sd 1e-4) 1e3 from the others: |y|^2 ||P|| of
+    the points near it is ~1e14, far beyond QUAD_MAX."""
+    X, params = problem(rng, 4 * BLOCK + 9, 16, 4, 1.0, np.float64)
+    covs = params.covariances.copy()
+    means = params.means.copy()
+    means[0] += 1e3
+    covs[0] = 1e-8 * np.eye(16)
+    X[::4] = means[0] + 1e-4 * rng.normal(size=(len(X[::4]), 16))
+    model = cov.get("full")
+    params = Params(model, params.weights, means, covs, model.prec_chol(covs))
+    return X.astype(dtype), params
+
+
+def test_tight_far_component_takes_the_column_groups(rng):
+    """Near a tight component far from the centre the expanded form cancels (its
+    error here is far above the 1e-10 asked for): such a block takes the column
+    groups (_log_prob's result is theirs, bitwise), and the pass still matches the
+    oracle to 1e-10."""
+    X, params = tight_far_problem(rng)
+    (quad, groups, taken), bound = log_probs(X, params)
+    assert bound > QUAD_MAX
+    expected = ref.weighted_log_prob(
+        X[:BLOCK], params.weights, params.means, params.prec_chol, "full"
+    ).T
+    near = slice(0, BLOCK, 4)
+    assert np.max(np.abs(quad[0, near] - expected[0, near])) > 1e-6
+    # the groups' own cancellation (y U_k - m_k, both ~1e7) costs ~1e-11 here
+    np.testing.assert_allclose(groups, expected, rtol=1e-10)
+    np.testing.assert_array_equal(taken, groups)
+    got = run(X, None, params)
+    want, _ = oracle(X, None, params)
+    assert_stats_close(got, want, 1e-10)
 
 
 def test_cut_off():
