@@ -10,7 +10,8 @@ import numpy as np
 
 from .._jit import chunk_rows, kernel_input
 from .._runtime import pass_work, threads
-from ..kernels import DIAG
+from ..kernels import DIAG, FULL
+from ..kernels.fullgemm import full_score_pass, use_gemm
 from ..kernels.passes import score_pass
 
 #: rows scored at a time by :func:`score_chunks` (bounds a K-wide buffer)
@@ -24,7 +25,11 @@ def _score(X, inputs, lse, resp, labels):
     out_resp = np.empty((n if resp else 0, k), dtype=X.dtype)
     out_label = np.empty(n if labels else 0, dtype=np.int64)
     chunk = chunk_rows(d, k)
-    score_pass(X, *inputs.astuple(), chunk, out_lse, out_resp, out_label)
+    # dense models from d = 16: every component's log-densities in one or a few
+    # GEMMs per block (kernels.fullgemm), as their EM passes
+    dense = inputs.kind == FULL and use_gemm(d)
+    kernel = full_score_pass if dense else score_pass
+    kernel(X, *inputs.astuple(), chunk, out_lse, out_resp, out_label)
     wanted = (out_lse, lse), (out_resp, resp), (out_label, labels)
     return tuple(a for a, w in wanted if w)
 

@@ -54,7 +54,7 @@ from .fullquad import (
     quad_log_prob,
 )
 from .logdensity import data_shape
-from .passes import block_resp
+from .passes import _argmax, _store_pair, block_resp
 
 #: rows gathered per component before one Gram product adds their scatter
 PENDING = 256
@@ -310,6 +310,19 @@ def _log_prob(nb, const, ins, quad, xct, bufs, lp, args):
 
 
 @kernel
+def pass_inputs(const, loc, prec):
+    """(W, m, centre, C, [max ||P_k||_inf]): gemm_inputs and, up to d = QUAD_MAX_D,
+    fullquad.quad_inputs (else C is empty and no block takes the expanded form)."""
+    d = loc.shape[1]
+    W, m, centre = gemm_inputs(loc, prec)
+    if d <= QUAD_MAX_D:
+        C, p_norm = quad_inputs(const, loc, prec, centre)
+    else:
+        C, p_norm = np.empty((0, n_quad_features(d))), np.full(1, np.inf)
+    return W, m, centre, C, p_norm
+
+
+@kernel
 def _chunk(X, sw, start, stop, ins, const, ref, nk, s1, s2):
     """E-step and statistics of rows start:stop; returns sum_i w_i log p(x_i)."""
     W, m, centre, C, p_norm = ins
@@ -350,12 +363,7 @@ def full_em_pass(X, sw, kind, const, loc, prec, ref, chunk):
     """
     n, d = data_shape(X)
     n_components = const.shape[0]
-    ins = gemm_inputs(loc, prec)
-    if d <= QUAD_MAX_D:
-        quad = quad_inputs(const, loc, prec, ins[2])
-    else:
-        quad = np.empty((0, n_quad_features(d))), np.full(1, np.inf)
-    ins = (*ins, *quad)
+    ins = pass_inputs(const, loc, prec)
     n_chunks = (n + chunk - 1) // chunk
     n_slots = n_slots_for(n_chunks, n_components, d, d)
     pll, pnk, ps1, ps2 = slot_buffers(n_slots, n_components, d, d)
@@ -375,3 +383,53 @@ def full_em_pass(X, sw, kind, const, loc, prec, ref, chunk):
                 c = next_task(queue)
         ll += add_slots(n_tasks, pll, pnk, ps1, ps2, nk[0], s1[0], s2[0])
     return ll, nk[0], s1[0], s2[0]
+
+
+@kernel
+def _score_chunk(X, start, stop, ins, const, outs):
+    """Per-point outputs of rows start:stop into the non-empty ones of outs =
+    (out_lse, out_resp, out_label), as passes._chunk_pass's."""
+    W, m, centre, C, p_norm = ins
+    n_components, d = m.shape
+    out_lse, out_resp, out_label = outs
+    resp = out_lse[0].shape[0] + out_lse[1].shape[0] > 0
+    resp = resp or out_resp[0].shape[0] + out_resp[1].shape[0] > 0
+    ft = np.empty((C.shape[1] if C.shape[0] > 0 else 0, BLOCK))
+    xt, xct = np.empty((d, BLOCK)), np.zeros((d, BLOCK))
+    yt = np.empty((W.shape[2] * W.shape[3], BLOCK))
+    lp = np.empty((n_components, BLOCK))
+    vec = np.zeros((6, BLOCK))
+    vec[0] = 1.0
+    wb, s, mx, ex = vec[0], vec[1], vec[2], vec[3:6]
+    args = blas_args()
+    for b0 in range(start, stop, BLOCK):
+        nb = min(BLOCK, stop - b0)
+        load_rows(X, b0, nb, centre, xt, xct)
+        _log_prob(nb, const, (W, m, centre), (C, p_norm), xct, (yt, ft), lp, args)
+        if out_label.shape[0] > 0:
+            _argmax(lp, nb, b0, out_label)
+        if resp:
+            block_resp(lp, nb, wb, s, mx, ex)
+            _store_pair(out_lse, b0, nb, s)
+            _store_pair(out_resp, b0, nb, lp)
+
+
+@kernel(parallel=True, inputs="X const loc prec", floats="X out_lse out_resp")
+def full_score_pass(X, kind, const, loc, prec, chunk, out_lse, out_resp, out_label):
+    """:func:`fastgmm.kernels.passes.score_pass` for the FULL kind at d >=
+    GEMM_MIN_D: the same outputs, the log-densities as full_em_pass's."""
+    n = data_shape(X)[0]
+    ins = pass_inputs(const, loc, prec)
+    n_chunks = (n + chunk - 1) // chunk
+    # the parallel loop takes arrays, not tuples of writable arrays (as mixture_pass)
+    lse64, lse32 = out_lse
+    resp64, resp32 = out_resp
+    queue, n_workers = task_queue(n_chunks)
+    for _ in prange(n_workers):
+        c = next_task(queue)
+        while c < n_chunks:
+            start = c * chunk
+            stop = min(n, start + chunk)
+            outs = ((lse64, lse32), (resp64, resp32), out_label)
+            _score_chunk(X, start, stop, ins, const, outs)
+            c = next_task(queue)

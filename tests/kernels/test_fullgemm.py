@@ -24,6 +24,7 @@ from fastgmm.kernels.fullgemm import (
     block_log_prob,
     block_stats,
     full_em_pass,
+    full_score_pass,
     gemm_inputs,
     load_rows,
     use_gemm,
@@ -379,3 +380,85 @@ def test_low_d_keeps_em_pass(rng, monkeypatch):
     X, params = problem(rng, 500, GEMM_MIN_D - 1, 3, 3.0, np.float64)
     GaussianMixture(3, covariance_type="full", max_iter=2, **sk_start(params)).fit(X)
     assert kernel_inputs(params).kind == FULL
+
+
+def score_outputs(fn, X, params, chunk=2 * BLOCK):
+    kind, const, loc, prec, _ = inputs(params)
+    n, K = len(X), len(params.weights)
+    lse, resp = np.empty(n, X.dtype), np.empty((n, K), X.dtype)
+    labels = np.empty(n, np.int64)
+    fn(X, kind, const, loc, prec, chunk, lse, resp, labels)
+    return lse, resp, labels
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("case", ["quad", "tight-far", "groups"])
+def test_score_pass_as_the_general_one(rng, dtype, case):
+    """full_score_pass: log p(x), responsibilities and labels as score_pass's (the
+    NumPy oracle's to 1e-12 in float64, 1e-10 near the tight far component), a
+    partial last block and chunk, through the expanded form, the column groups of a
+    tight far component and those of d = 40; and only the labels asked for."""
+    from fastgmm.kernels.passes import score_pass
+
+    d = 40 if case == "groups" else 16
+    X, params = problem(rng, 5 * BLOCK + 31, d, 6, 3.0, dtype)
+    if case == "tight-far":
+        X, params = tight_far_problem(rng, dtype)
+    lse, resp, labels = score_outputs(full_score_pass, X, params)
+    lse_o, resp_o, labels_o = score_outputs(score_pass, X, params)
+    rtol = 1e-12 if dtype == np.float64 else 1e-6
+    if case == "tight-far" and dtype == np.float64:
+        rtol = 1e-10  # the column groups' own cancellation (see test above)
+    np.testing.assert_allclose(lse, lse_o, rtol=rtol)
+    np.testing.assert_allclose(resp, resp_o, rtol=rtol, atol=rtol)
+    np.testing.assert_array_equal(labels, labels_o)
+    log_norm, resp_ref = ref.e_step(
+        X, params.weights, params.means, params.prec_chol, "full"
+    )
+    np.testing.assert_allclose(lse, log_norm, rtol=rtol * 100)
+    kind, const, loc, prec, _ = inputs(params)
+    only = np.empty(len(X), np.int64)
+    none = np.empty(0, dtype)
+    full_score_pass(
+        X,
+        kind,
+        const,
+        loc,
+        prec,
+        BLOCK,
+        none,
+        np.empty((0, resp.shape[1]), dtype),
+        only,
+    )
+    np.testing.assert_array_equal(only, labels)
+
+
+def test_estimator_scores_through_the_path(rng, monkeypatch):
+    """predict, predict_proba and score_samples of a full model at d >= 16 go
+    through full_score_pass and give scikit-learn's values for its parameters."""
+    import fastgmm.engine.score as score
+
+    calls = []
+
+    def spied(*args):
+        calls.append(args[0].shape)
+        return full_score_pass(*args)
+
+    monkeypatch.setattr(score, "full_score_pass", spied)
+    X, params = problem(rng, 3000, GEMM_MIN_D, 5, 3.0, np.float64)
+    kw = dict(covariance_type="full", max_iter=3, **sk_start(params))
+    ours = GaussianMixture(5, **kw).fit(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        theirs = SkGMM(5, **kw).fit(X)
+    for name in ("weights_", "means_", "covariances_", "precisions_cholesky_"):
+        setattr(theirs, name, getattr(ours, name))
+    calls.clear()
+    np.testing.assert_allclose(
+        ours.score_samples(X), theirs.score_samples(X), rtol=1e-12
+    )
+    np.testing.assert_allclose(
+        ours.predict_proba(X), theirs.predict_proba(X), rtol=1e-10, atol=1e-12
+    )
+    np.testing.assert_array_equal(ours.predict(X), theirs.predict(X))
+    assert len(calls) == 3
