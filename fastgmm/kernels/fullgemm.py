@@ -32,8 +32,13 @@ A skipped term is below 2^-80 of a kept one, hence of trace(S_k): far below the
 rounding of the sum, so S_k is the same to ~1e-16 relative while the off-cluster
 responsibilities (e^-50 to e^-500 between separated clusters, zero beyond) stop
 costing d^2 each. nk and s1 take every row (SIMD over points, or point by point over
-the non-zero responsibilities when at most ``SPARSE_MAX`` of them are). A block whose
-largest term overflows keeps every row with r > 0, as em_pass does.
+the non-zero responsibilities when at most ``SPARSE_MAX`` of them are). With many
+non-zero ones, a term is computed only where its bound r (|y| + |a|)^2 (y = x - c,
+a = ref - c, |y| from the load) reaches SCATTER_EPS times the term of the row that
+maximises the bound, and s1 is sum r y - nk a (exact to eps nk |a|: the new mean's
+error eps |a|, as scikit-learn's eps |x|): no per-point pass of d multiply-adds for
+the terms. A block whose largest term (or bound) overflows computes every term and
+keeps every row with r > 0, as em_pass does.
 
 Statistics are about ``ref`` in float64, in a fixed order per chunk, and chunks add
 their slots in chunk order: bitwise identical results for any thread count.
@@ -101,6 +106,8 @@ def flush_pending(pend, fill, s2):
         fill[k] = 0
 
 
+#: the bound of a row's scatter term (_sums_bounded) widened past its rounding
+BOUND_SLACK = 1.0 + 2.0**-20
 #: FULL models with at least this many features take this path (engine/em.py)
 GEMM_MIN_D = 16
 #: columns of one U_k per product (see module docstring)
@@ -151,23 +158,25 @@ def gemm_inputs(loc, prec):
 
 
 @kernel
-def _copy_rows(X, b0, nb, centre, xt, xct):
+def _copy_rows(X, b0, nb, centre, xct, ynorm):
     d = X.shape[1]
     for b in range(nb):
+        sq = 0.0
         for j in range(d):
-            v = np.float64(X[b0 + b, j])
-            xt[j, b] = v
-            xct[j, b] = v - centre[j]
+            v = np.float64(X[b0 + b, j]) - centre[j]
+            xct[j, b] = v
+            sq += v * v
+        ynorm[b] = np.sqrt(sq)
 
 
 @kernel
-def load_rows(X, b0, nb, centre, xt, xct):
-    """xt[:, :nb] := rows b0:b0+nb of the data pair X (float64), transposed, and
-    xct[:, :nb] := xt[:, :nb] - centre (per feature)."""
+def load_rows(X, b0, nb, centre, xct, ynorm):
+    """xct[:, :nb] := rows b0:b0+nb of the data pair X (float64) less ``centre``,
+    transposed (the points y = x - c), and ynorm[:nb] := their norms |y|."""
     if X[0].shape[0] > 0:
-        _copy_rows(X[0], b0, nb, centre, xt, xct)
+        _copy_rows(X[0], b0, nb, centre, xct, ynorm)
     else:
-        _copy_rows(X[1], b0, nb, centre, xt, xct)
+        _copy_rows(X[1], b0, nb, centre, xct, ynorm)
 
 
 @kernel
@@ -208,17 +217,17 @@ def block_log_prob(nb, const, ins, xct, yt, lp, args):
 
 
 @kernel
-def _queue(n_rows, rows, k, r, xt, ref, pend, fill, s2):
-    """Queue sqrt(r_b)(x_b - ref_k) for b in rows[:n_rows] as columns of pend[k]
+def _queue(n_rows, rows, k, r, xct, a, pend, fill, s2):
+    """Queue sqrt(r_b)(y_b - a_k) for b in rows[:n_rows] as columns of pend[k]
     (d, PENDING); add their Gram whenever PENDING are queued."""
-    d = xt.shape[0]
+    d = xct.shape[0]
     queued = pend[k]
     for i in range(n_rows):
         b = rows[i]
         sr = np.sqrt(r[b])
         at = fill[k]
         for j in range(d):
-            queued[j, at] = sr * (xt[j, b] - ref[k, j])
+            queued[j, at] = sr * (xct[j, b] - a[k, j])
         fill[k] = at + 1
         if at + 1 == PENDING:
             add_gram(queued, PENDING, s2[k])
@@ -226,17 +235,27 @@ def _queue(n_rows, rows, k, r, xt, ref, pend, fill, s2):
 
 
 @kernel
-def _sums_dense(nb, k, r, xt, ref, s1, term):
-    """s1[k] += sum_b r_b (x_b - ref_k) and term[b] := r_b |x_b - ref_k|^2 (0 where
+def _term(xct, b, rb, a, k):
+    """r_b |y_b - a_k|^2."""
+    q = 0.0
+    for j in range(xct.shape[0]):
+        t = xct[j, b] - a[k, j]
+        q += t * t
+    return rb * q
+
+
+@kernel
+def _sums_dense(nb, k, r, xct, a, s1, term):
+    """s1[k] += sum_b r_b (y_b - a_k) and term[b] := r_b |y_b - a_k|^2 (0 where
     r_b = 0), every point, SIMD over points; returns max_b term[b]."""
-    d = xt.shape[0]
+    d = xct.shape[0]
     for b in range(nb):
         term[b] = 0.0
     for j in range(d):
-        m = ref[k, j]
+        m = a[k, j]
         acc = 0.0
         for b in range(nb):
-            t = xt[j, b] - m
+            t = xct[j, b] - m
             acc += r[b] * t
             term[b] += t * t
         s1[k, j] += acc
@@ -249,16 +268,16 @@ def _sums_dense(nb, k, r, xt, ref, s1, term):
 
 
 @kernel
-def _sums_sparse(nb, k, r, xt, ref, s1, term):
+def _sums_sparse(nb, k, r, xct, a, s1, term):
     """_sums_dense over the points with r_b != 0 only, point by point."""
-    d = xt.shape[0]
+    d = xct.shape[0]
     top = 0.0
     for b in range(nb):
         rb = r[b]
         q = 0.0
         if rb != 0.0:
             for j in range(d):
-                t = xt[j, b] - ref[k, j]
+                t = xct[j, b] - a[k, j]
                 s1[k, j] += rb * t
                 q += t * t
             q *= rb
@@ -268,14 +287,64 @@ def _sums_sparse(nb, k, r, xt, ref, s1, term):
 
 
 @kernel
-def block_stats(nb, ref, resp, xt, nk, s1, s2, pend, fill, scratch):
-    """Add one block's statistics about ``ref`` (see passes) into nk, s1 and (through
-    the pending points, module docstring) s2. xt (d, BLOCK): the points, transposed;
-    pend (K, d, PENDING), fill (K,): the queued points; scratch = (term (BLOCK,)
-    float64, rows (BLOCK,) int64). A component with at most SPARSE_MAX of the block's
-    responsibilities non-zero takes them point by point, else SIMD over points."""
+def _sums_bounded(nb, k, r, total, ys, a, s1, scratch):
+    """_sums_dense without a term per point: s1[k] += sum_b r_b y_b - total a_k, and
+    rows[:n] := the points whose term may reach SCATTER_EPS times the largest, by
+    the bound r_b (|y_b| + |a_k|)^2 against the term of the point that maximises it,
+    term[:n] := their terms. Returns (n, their largest term); n = -1 (nothing
+    written) if the bound is not finite."""
+    xct, ynorm = ys
     term, rows = scratch
-    for k in range(ref.shape[0]):
+    d = xct.shape[0]
+    norm = 0.0
+    for j in range(d):
+        norm += a[k, j] * a[k, j]
+    norm = np.sqrt(norm)
+    most = 0.0
+    for b in range(nb):
+        u = ynorm[b] + norm
+        u = r[b] * (u * u) * BOUND_SLACK
+        term[b] = u
+        most = max(most, u)
+    if not most < np.inf:
+        return -1, 0.0
+    best = 0
+    for b in range(nb):
+        if term[b] == most:
+            best = b
+            break
+    low = _term(xct, best, r[best], a, k)  # <= the largest term (0: every row)
+    for j in range(d):
+        acc = 0.0
+        y = xct[j]
+        for b in range(nb):
+            acc += r[b] * y[b]
+        s1[k, j] += acc - total * a[k, j]
+    cut = SCATTER_EPS * low
+    n = 0
+    for b in range(nb):  # branch-free: most rows are skipped
+        rows[n] = b
+        n += (r[b] != 0.0) & (term[b] >= cut)
+    top = 0.0
+    for i in range(n):
+        t = _term(xct, rows[i], r[rows[i]], a, k)
+        term[i] = t
+        top = max(top, t)
+    return n, top
+
+
+@kernel
+def block_stats(nb, a, resp, ys, nk, s1, s2, pend, fill, scratch):
+    """Add one block's statistics about ref = centre + a (a (K, d)) into nk, s1 and
+    (through the pending points, module docstring) s2. ys = (xct (d, BLOCK), ynorm
+    (BLOCK,)): the points y = x - centre, transposed, and their norms; pend (K, d,
+    PENDING), fill (K,): the queued points; scratch = (term (BLOCK,) float64, rows
+    (BLOCK,) int64). A component with at most SPARSE_MAX of the block's
+    responsibilities non-zero takes them point by point, else SIMD over points, its
+    scatter's terms bounded first (_sums_bounded)."""
+    xct = ys[0]
+    term, rows = scratch
+    for k in range(a.shape[0]):
         r = resp[k]
         total, count = 0.0, 0
         for b in range(nb):
@@ -284,26 +353,40 @@ def block_stats(nb, ref, resp, xt, nk, s1, s2, pend, fill, scratch):
         nk[k] += total
         if count == 0:
             continue
+        n = -1
         if count > SPARSE_MAX * nb:
-            top = _sums_dense(nb, k, r, xt, ref, s1, term)
+            n, top = _sums_bounded(nb, k, r, total, ys, a, s1, scratch)
+            if n < 0:
+                top = _sums_dense(nb, k, r, xct, a, s1, term)
         else:
-            top = _sums_sparse(nb, k, r, xt, ref, s1, term)
+            top = _sums_sparse(nb, k, r, xct, a, s1, term)
         cut = SCATTER_EPS * top if top < np.inf else 0.0
         n_rows = 0
-        for b in range(nb):  # branch-free: most rows are skipped
-            rows[n_rows] = b
-            n_rows += (r[b] != 0.0) & (term[b] >= cut)
-        _queue(n_rows, rows, k, r, xt, ref, pend, fill, s2)
+        if n >= 0:  # the candidates rows[:n], their terms term[:n]
+            for i in range(n):
+                rows[n_rows] = rows[i]
+                n_rows += term[i] >= cut
+        else:
+            for b in range(nb):  # branch-free: most rows are skipped
+                rows[n_rows] = b
+                n_rows += (r[b] != 0.0) & (term[b] >= cut)
+        _queue(n_rows, rows, k, r, xct, a, pend, fill, s2)
 
 
 @kernel
-def _log_prob(nb, const, ins, quad, xct, bufs, lp, args):
+def _log_prob(nb, const, ins, quad, ys, bufs, lp, args):
     """lp := the block's log-densities: fullquad's one GEMM where its bound allows
-    (``quad`` = (C, [max ||P_k||_inf]), C empty: never), else block_log_prob."""
+    (``quad`` = (C, [max ||P_k||_inf]), C empty: never), else block_log_prob.
+    ys = (xct, ynorm) as load_rows writes them, xct = ft[:d] (bufs = (yt, ft))."""
     C, p_norm = quad
     yt, ft = bufs
+    xct, ynorm = ys
     if C.shape[0] > 0:
-        if quad_features(xct, nb, ft) * p_norm[0] <= QUAD_MAX:
+        top = 0.0
+        for b in range(nb):
+            top = max(top, ynorm[b])
+        if top * top * p_norm[0] <= QUAD_MAX:
+            quad_features(ft, xct.shape[0], nb)
             quad_log_prob(nb, C, ft, lp, args)
             return
     block_log_prob(nb, const, ins, xct, yt, lp, args)
@@ -323,13 +406,22 @@ def pass_inputs(const, loc, prec):
 
 
 @kernel
+def _buffers(ins):
+    """(yt, ft, xct = ft[:d], ynorm (BLOCK,)): scratch of the log-densities."""
+    W, m, _, C, _ = ins
+    d = m.shape[1]
+    ft = np.zeros((max(d, C.shape[1] if C.shape[0] > 0 else 0), BLOCK))
+    yt = np.empty((W.shape[2] * W.shape[3], BLOCK))
+    return yt, ft, ft[:d], np.zeros(BLOCK)
+
+
+@kernel
 def _chunk(X, sw, start, stop, ins, const, ref, nk, s1, s2):
     """E-step and statistics of rows start:stop; returns sum_i w_i log p(x_i)."""
     W, m, centre, C, p_norm = ins
     n_components, d = m.shape
-    ft = np.empty((C.shape[1] if C.shape[0] > 0 else 0, BLOCK))
-    xt, xct = np.empty((d, BLOCK)), np.zeros((d, BLOCK))
-    yt = np.empty((W.shape[2] * W.shape[3], BLOCK))
+    yt, ft, xct, ynorm = _buffers(ins)
+    a = ref - centre
     lp = np.empty((n_components, BLOCK))
     vec = np.zeros((7, BLOCK))
     vec[0] = 1.0
@@ -341,13 +433,14 @@ def _chunk(X, sw, start, stop, ins, const, ref, nk, s1, s2):
     ll = 0.0
     for b0 in range(start, stop, BLOCK):
         nb = min(BLOCK, stop - b0)
-        load_rows(X, b0, nb, centre, xt, xct)
+        load_rows(X, b0, nb, centre, xct, ynorm)
         if sw.shape[0] > 0:
             for b in range(nb):
                 wb[b] = sw[b0 + b]
-        _log_prob(nb, const, (W, m, centre), (C, p_norm), xct, (yt, ft), lp, args)
+        ys = (xct, ynorm)
+        _log_prob(nb, const, (W, m, centre), (C, p_norm), ys, (yt, ft), lp, args)
         ll += block_resp(lp, nb, wb, s, mx, ex)
-        block_stats(nb, ref, lp, xt, nk, s1, s2, pend, fill, scratch)
+        block_stats(nb, a, lp, ys, nk, s1, s2, pend, fill, scratch)
     flush_pending(pend, fill, s2)
     return ll
 
@@ -394,9 +487,7 @@ def _score_chunk(X, start, stop, ins, const, outs):
     out_lse, out_resp, out_label = outs
     resp = out_lse[0].shape[0] + out_lse[1].shape[0] > 0
     resp = resp or out_resp[0].shape[0] + out_resp[1].shape[0] > 0
-    ft = np.empty((C.shape[1] if C.shape[0] > 0 else 0, BLOCK))
-    xt, xct = np.empty((d, BLOCK)), np.zeros((d, BLOCK))
-    yt = np.empty((W.shape[2] * W.shape[3], BLOCK))
+    yt, ft, xct, ynorm = _buffers(ins)
     lp = np.empty((n_components, BLOCK))
     vec = np.zeros((6, BLOCK))
     vec[0] = 1.0
@@ -404,8 +495,9 @@ def _score_chunk(X, start, stop, ins, const, outs):
     args = blas_args()
     for b0 in range(start, stop, BLOCK):
         nb = min(BLOCK, stop - b0)
-        load_rows(X, b0, nb, centre, xt, xct)
-        _log_prob(nb, const, (W, m, centre), (C, p_norm), xct, (yt, ft), lp, args)
+        load_rows(X, b0, nb, centre, xct, ynorm)
+        ys = (xct, ynorm)
+        _log_prob(nb, const, (W, m, centre), (C, p_norm), ys, (yt, ft), lp, args)
         if out_label.shape[0] > 0:
             _argmax(lp, nb, b0, out_label)
         if resp:

@@ -88,29 +88,18 @@ def quad_inputs(const, loc, prec, centre):
 
 
 @kernel
-def quad_features(xct, nb, ft):
-    """ft[:, :nb] := F(y_b) of the module docstring for the centred points
-    xct[:, :nb] (d, BLOCK); returns max_b |y_b|^2."""
-    d = xct.shape[0]
-    for i in range(d):
-        for b in range(nb):
-            ft[i, b] = xct[i, b]
+def quad_features(ft, d, nb):
+    """ft[d:, :nb] := the rest of F(y_b) (module docstring) for the centred points
+    that ft[:d, :nb] holds (so ft[:d] serves as the points' buffer)."""
     for b in range(nb):
         ft[d, b] = 1.0
     f = d + 1
     for i in range(d):
         for j in range(i, d):
-            xi, xj, out = xct[i], xct[j], ft[f]
+            xi, xj, out = ft[i], ft[j], ft[f]
             for b in range(nb):
                 out[b] = xi[b] * xj[b]
             f += 1
-    top = 0.0
-    for b in range(nb):
-        r2 = 0.0
-        for i in range(d):
-            r2 += ft[i, b] * ft[i, b]
-        top = max(top, r2)
-    return top
 
 
 @kernel

@@ -23,6 +23,7 @@ from fastgmm.kernels.fullgemm import (
     add_gram,
     block_log_prob,
     block_stats,
+    flush_pending,
     full_em_pass,
     full_score_pass,
     gemm_inputs,
@@ -201,11 +202,49 @@ def test_scatter_skips_negligible_rows(rng, sparse):
     nk, s1, s2 = np.zeros(K), np.zeros((K, d)), np.zeros((K, d, d))
     pend, fill = np.empty((K, d, PENDING)), np.zeros(K, np.int64)
     scratch = (np.empty(BLOCK), np.empty(BLOCK, np.int64))
-    block_stats(nb, refs, resp, xt, nk, s1, s2, pend, fill, scratch)
+    norms = np.sqrt(np.sum(xt**2, axis=0))
+    block_stats(nb, refs, resp, (xt, norms), nk, s1, s2, pend, fill, scratch)
     assert list(fill) == [3, nb]
     np.testing.assert_allclose(nk, resp.sum(axis=1), rtol=1e-15)
     expected = [resp[k, :nb] @ (xt[:, :nb].T - refs[k]) for k in range(K)]
     np.testing.assert_allclose(s1, expected, rtol=1e-13)
+
+
+@pytest.mark.parametrize("at_ref", [False, True], ids=["bounded", "no-lower-bound"])
+def test_dense_sums_bound_the_scatter_terms(rng, at_ref):
+    """A component with many non-zero responsibilities: s1 over every row (also the
+    tiny ones, far from ref), the scatter over the rows whose term reaches
+    SCATTER_EPS of the largest, found through the bound r (|y| + |a|)^2 against the
+    term of the row maximising it; when that row sits at ref (its term 0: no lower
+    bound), every row is a candidate: the same statistics either way."""
+    d, nb = 16, BLOCK
+    a = np.full((1, d), 10.0)
+    xt = a.T + rng.normal(size=(d, nb))
+    r = rng.uniform(0.1, 1.0, nb)
+    r[1:9] = 1e-30  # rows the scatter skips
+    xt[:, 1:9] *= 50.0
+    if at_ref:
+        xt[:, 0] = a[0]
+        r[0] = 1e6  # the largest bound, and a zero term
+    norms = np.sqrt(np.sum(xt**2, axis=0))
+    resp = r[None, :].copy()
+    nk, s1, s2 = np.zeros(1), np.zeros((1, d)), np.zeros((1, d, d))
+    pend, fill = np.empty((1, d, PENDING)), np.zeros(1, np.int64)
+    scratch = (np.empty(BLOCK), np.empty(BLOCK, np.int64))
+    block_stats(nb, a, resp, (xt, norms), nk, s1, s2, pend, fill, scratch)
+    y = xt.T - a[0]
+    terms = r * np.sum(y**2, axis=1)
+    kept = terms >= SCATTER_EPS * terms.max()
+    assert fill[0] == np.count_nonzero(kept) == nb - 8 - at_ref
+    np.testing.assert_allclose(nk, [r.sum()], rtol=1e-15)
+    # s1 is sum_b r_b y_b - nk a: exact to eps nk |a| (the mean's error eps |a|, as
+    # scikit-learn's eps |x|)
+    atol = 1e-14 * r.sum() * np.abs(a).max()
+    np.testing.assert_allclose(s1[0], r @ y, rtol=1e-13, atol=atol)
+    s2 = s2.copy()
+    flush_pending(pend, fill, s2)
+    expected = (r[kept, None] * y[kept]).T @ y[kept]
+    np.testing.assert_allclose(LOWER(s2[0]), LOWER(expected), rtol=1e-12)
 
 
 @pytest.mark.parametrize("d", [16, 17, 64])
@@ -225,28 +264,33 @@ def test_add_gram_matches_numpy(rng, d):
 
 
 def block_of(X, params):
-    """(const, gemm inputs, quad inputs, centred points xct (d, BLOCK)) of X's first
-    BLOCK rows (float64)."""
+    """(const, gemm inputs, quad inputs, ft with X's first BLOCK rows centred in
+    ft[:d], their norms) (float64)."""
     kind, const, loc, prec, _ = inputs(params)
     ins = gemm_inputs(loc, prec)
-    xt, xct = np.empty((X.shape[1], BLOCK)), np.zeros((X.shape[1], BLOCK))
-    load_rows((X, np.empty((0, X.shape[1]), np.float32)), 0, BLOCK, ins[2], xt, xct)
-    return const, ins, quad_inputs(const, loc, prec, ins[2]), xct
+    quad = quad_inputs(const, loc, prec, ins[2])
+    ft = np.zeros((quad[0].shape[1], BLOCK))
+    ynorm = np.empty(BLOCK)
+    pair = (X, np.empty((0, X.shape[1]), np.float32))
+    load_rows(pair, 0, BLOCK, ins[2], ft[: X.shape[1]], ynorm)
+    return const, ins, quad, ft, ynorm
 
 
 def log_probs(X, params):
     """(the expanded form's, the column groups', _log_prob's) log-densities of the
     first BLOCK rows, (K, BLOCK), and max_b |y_b|^2 max_k ||P_k||_inf."""
-    const, ins, quad, xct = block_of(X, params)
+    const, ins, quad, ft, ynorm = block_of(X, params)
     K, d = params.means.shape
+    xct = ft[:d]
+    np.testing.assert_allclose(ynorm, np.sqrt(np.sum(xct**2, axis=0)), rtol=1e-15)
     args = blas_args()
-    ft = np.empty((quad[0].shape[1], BLOCK))
     yt = np.empty((ins[0].shape[2] * ins[0].shape[3], BLOCK))
     out = [np.empty((K, BLOCK)) for _ in range(3)]
-    bound = quad_features(xct, BLOCK, ft) * quad[1][0]
+    bound = np.max(ynorm) ** 2 * quad[1][0]
+    quad_features(ft, d, BLOCK)
     quad_log_prob(BLOCK, quad[0], ft, out[0], args)
     block_log_prob(BLOCK, const, ins, xct, yt, out[1], args)
-    _log_prob(BLOCK, const, ins, quad, xct, (yt, ft), out[2], args)
+    _log_prob(BLOCK, const, ins, quad, (xct, ynorm), (yt, ft), out[2], args)
     return out, bound
 
 
