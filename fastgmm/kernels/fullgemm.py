@@ -62,7 +62,7 @@ from .logdensity import data_shape
 from .passes import _argmax, _store_pair, block_resp
 
 #: rows gathered per component before one Gram product adds their scatter
-PENDING = 256
+PENDING = 64
 
 
 @kernel
