@@ -3,13 +3,21 @@
 
 Usage::
 
-    python benchmarks/full_gemm.py [--repeats 7] [--sweep] [--out FILE]
+    python benchmarks/full_gemm.py [--repeats 7] [--sweep] [--baseline REV] [--score]
+                                   [--out FILE]
 
 One fused EM pass (E-step and statistics) of each kernel on the same data and
 parameters, run alternately (old, new, old, new ...); reported: median times, the
 median of the per-pair ratios old/new (> 1: the new path is faster) with their
 min-max, the first call of each (compile, or load from the on-disk cache) apart,
 and the relative difference of the two log-likelihood sums.
+
+``--baseline REV``: the old column is full_em_pass of the package at git revision
+REV of this checkout (exported with ``git archive`` to a temporary folder and
+imported as ``fastgmm_baseline``, compiled there), to measure a change of the
+fullgemm path itself. ``--score``: rows of the scoring pass too (log p(x) and
+responsibilities: passes.score_pass against fullgemm.full_score_pass; the
+log-likelihood column then compares the sums of log p(x)).
 
 Cases: benchmarks/peers.py's mid-full (200k x 16, K=16) and d64-full (50k x 64,
 K=16), with its starting parameters (a short scikit-learn fit on a subsample),
@@ -25,8 +33,12 @@ it here).
 """
 
 import argparse
+import io
 import os
+import subprocess
 import sys
+import tarfile
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -40,8 +52,8 @@ from compare import start_params  # noqa: E402
 from peers import CASES, dataset  # noqa: E402
 
 from fastgmm._jit import chunk_rows  # noqa: E402
-from fastgmm.kernels.fullgemm import full_em_pass  # noqa: E402
-from fastgmm.kernels.passes import em_pass  # noqa: E402
+from fastgmm.kernels.fullgemm import full_em_pass, full_score_pass  # noqa: E402
+from fastgmm.kernels.passes import em_pass, score_pass  # noqa: E402
 from fastgmm.model import covariance  # noqa: E402
 from fastgmm.model.params import Params, kernel_inputs  # noqa: E402
 
@@ -72,27 +84,68 @@ def sweep_case(d, n=100_000, K=16):
     return X, inputs(np.full(K, 1.0 / K), centres + 0.1, covs)
 
 
-def run_case(name, X, args, repeats):
+def baseline_pass(rev):
+    """full_em_pass of the package at git revision ``rev`` (see module docstring)."""
+    tar = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", rev, "fastgmm"],
+        capture_output=True,
+        check=True,
+    ).stdout
+    folder = Path(tempfile.mkdtemp(prefix="fastgmm-baseline-"))
+    tarfile.open(fileobj=io.BytesIO(tar)).extractall(folder, filter="data")
+    (folder / "fastgmm").rename(folder / "fastgmm_baseline")
+    sys.path.insert(0, str(folder))
+    from fastgmm_baseline.kernels.fullgemm import full_em_pass as baseline
+
+    return baseline
+
+
+def run_case(name, X, args, repeats, old_pass=em_pass):
     kind, const, loc, prec, ref = args
     chunk = chunk_rows(X.shape[1], const.shape[0])
     sw = np.empty(0)
-    old = lambda: em_pass(X, sw, kind, const, loc, prec, ref, chunk)  # noqa: E731
+    old = lambda: old_pass(X, sw, kind, const, loc, prec, ref, chunk)  # noqa: E731
     new = lambda: full_em_pass(X, sw, kind, const, loc, prec, ref, chunk)  # noqa: E731
     return pass_ab.row(name, old, new, repeats)
+
+
+def score_case(name, X, args, repeats):
+    """The scoring passes (log p(x) and responsibilities), as (loglik sum,)."""
+    kind, const, loc, prec, _ = args
+    chunk = chunk_rows(X.shape[1], const.shape[0])
+    lse, resp = np.empty(len(X), X.dtype), np.empty((len(X), len(const)), X.dtype)
+    labels = np.empty(0, np.int64)
+
+    def scorer(fn):
+        def run():
+            fn(X, kind, const, loc, prec, chunk, lse, resp, labels)
+            return (float(np.sum(lse, dtype=np.float64)),)
+
+        return run
+
+    return pass_ab.row(name, scorer(score_pass), scorer(full_score_pass), repeats)
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--repeats", type=int, default=7)
     p.add_argument("--sweep", action="store_true")
+    p.add_argument("--baseline", metavar="REV", help="old column: fullgemm at REV")
+    p.add_argument("--score", action="store_true", help="the scoring passes too")
     p.add_argument("--out")
     args = p.parse_args()
+    old_pass, old_name = em_pass, "em_pass"
+    if args.baseline:
+        old_pass, old_name = (
+            baseline_pass(args.baseline),
+            f"fullgemm at {args.baseline}",
+        )
     load = os.getloadavg()
     lines = [
         f"{args.repeats} alternating pairs, load average at start {load[0]:.1f} "
         f"(2 cores)",
         "",
-        "| case | em_pass ms | fullgemm ms | ratio (median, min-max of pairs) "
+        f"| case | {old_name} ms | fullgemm ms | ratio (median, min-max of pairs) "
         "| first call s (old / new) | rel. diff of loglik |",
         "|---|---|---|---|---|---|",
     ]
@@ -102,12 +155,15 @@ def main():
         for dtype in (np.float64, np.float32):
             Xd = np.ascontiguousarray(X, dtype)
             name = f"{case} {X.shape[0]}x{X.shape[1]} {np.dtype(dtype).name}"
-            lines.append(run_case(name, Xd, ins, args.repeats))
+            lines.append(run_case(name, Xd, ins, args.repeats, old_pass))
+        if args.score:
+            name = f"score {case} {X.shape[0]}x{X.shape[1]} float64 (score_pass)"
+            lines.append(score_case(name, X, ins, args.repeats))
     if args.sweep:
         for d in (8, 12, 16, 24, 32, 48, 64):
             X, ins = sweep_case(d)
             name = f"sweep {X.shape[0]}x{d} K=16 float64"
-            lines.append(run_case(name, X, ins, args.repeats))
+            lines.append(run_case(name, X, ins, args.repeats, old_pass))
     lines.append("")
     lines.append(f"load average at end {os.getloadavg()[0]:.1f}")
     if args.out:
