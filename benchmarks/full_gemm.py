@@ -12,6 +12,7 @@ median of the per-pair ratios old/new (> 1: the new path is faster) with their
 min-max, the first call of each (compile, or load from the on-disk cache) apart,
 and the relative difference of the two log-likelihood sums.
 
+``--threads 1`` runs both on one thread and times CPU time (a loaded machine).
 ``--baseline REV``: the old column is full_em_pass of the package at git revision
 REV of this checkout (exported with ``git archive`` to a temporary folder and
 imported as ``fastgmm_baseline``, compiled there), to measure a change of the
@@ -100,16 +101,16 @@ def baseline_pass(rev):
     return baseline
 
 
-def run_case(name, X, args, repeats, old_pass=em_pass):
+def run_case(name, X, args, repeats, old_pass=em_pass, n_jobs=-1):
     kind, const, loc, prec, ref = args
     chunk = chunk_rows(X.shape[1], const.shape[0])
     sw = np.empty(0)
     old = lambda: old_pass(X, sw, kind, const, loc, prec, ref, chunk)  # noqa: E731
     new = lambda: full_em_pass(X, sw, kind, const, loc, prec, ref, chunk)  # noqa: E731
-    return pass_ab.row(name, old, new, repeats)
+    return pass_ab.row(name, old, new, repeats, n_jobs)
 
 
-def score_case(name, X, args, repeats):
+def score_case(name, X, args, repeats, n_jobs=-1):
     """The scoring passes (log p(x) and responsibilities), as (loglik sum,)."""
     kind, const, loc, prec, _ = args
     chunk = chunk_rows(X.shape[1], const.shape[0])
@@ -123,7 +124,8 @@ def score_case(name, X, args, repeats):
 
         return run
 
-    return pass_ab.row(name, scorer(score_pass), scorer(full_score_pass), repeats)
+    old, new = scorer(score_pass), scorer(full_score_pass)
+    return pass_ab.row(name, old, new, repeats, n_jobs)
 
 
 def main():
@@ -132,6 +134,9 @@ def main():
     p.add_argument("--sweep", action="store_true")
     p.add_argument("--baseline", metavar="REV", help="old column: fullgemm at REV")
     p.add_argument("--score", action="store_true", help="the scoring passes too")
+    p.add_argument(
+        "--threads", type=int, default=-1, help="1: one thread, CPU time (loaded box)"
+    )
     p.add_argument("--out")
     args = p.parse_args()
     old_pass, old_name = em_pass, "em_pass"
@@ -141,9 +146,10 @@ def main():
             f"fullgemm at {args.baseline}",
         )
     load = os.getloadavg()
+    how = "1 thread, CPU time" if args.threads == 1 else f"threads {args.threads}"
     lines = [
-        f"{args.repeats} alternating pairs, load average at start {load[0]:.1f} "
-        f"(2 cores)",
+        f"{args.repeats} alternating pairs ({how}), load average at start "
+        f"{load[0]:.1f} (2 cores)",
         "",
         f"| case | {old_name} ms | fullgemm ms | ratio (median, min-max of pairs) "
         "| first call s (old / new) | rel. diff of loglik |",
@@ -155,15 +161,15 @@ def main():
         for dtype in (np.float64, np.float32):
             Xd = np.ascontiguousarray(X, dtype)
             name = f"{case} {X.shape[0]}x{X.shape[1]} {np.dtype(dtype).name}"
-            lines.append(run_case(name, Xd, ins, args.repeats, old_pass))
+            lines.append(run_case(name, Xd, ins, args.repeats, old_pass, args.threads))
         if args.score:
             name = f"score {case} {X.shape[0]}x{X.shape[1]} float64 (score_pass)"
-            lines.append(score_case(name, X, ins, args.repeats))
+            lines.append(score_case(name, X, ins, args.repeats, args.threads))
     if args.sweep:
         for d in (8, 12, 16, 24, 32, 48, 64):
             X, ins = sweep_case(d)
             name = f"sweep {X.shape[0]}x{d} K=16 float64"
-            lines.append(run_case(name, X, ins, args.repeats, old_pass))
+            lines.append(run_case(name, X, ins, args.repeats, old_pass, args.threads))
     lines.append("")
     lines.append(f"load average at end {os.getloadavg()[0]:.1f}")
     if args.out:

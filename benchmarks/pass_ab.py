@@ -8,15 +8,18 @@ import numpy as np
 from fastgmm._runtime import threads
 
 
-def alternate(old, new, repeats):
-    """Time the calls ``old()`` and ``new()`` alternately (old, new, old, ...) on every
-    thread (BLAS pinned to one), after one untimed call each (compile or load from
-    the cache).
+def alternate(old, new, repeats, n_jobs=-1):
+    """Time the calls ``old()`` and ``new()`` alternately (old, new, old, ...) on
+    ``n_jobs`` threads (every one by default; BLAS pinned to one), after one untimed
+    call each (compile or load from the cache). With ``n_jobs=1`` the times are CPU
+    time of the process (``time.process_time``: not counting time other processes
+    hold the core, for a loaded machine), else wall time.
 
     Returns (first-call seconds (old, new), relative difference of their log-likelihood
     sums, old seconds (repeats,), new seconds (repeats,)).
     """
-    with threads(-1):
+    clock = time.process_time if n_jobs == 1 else time.perf_counter
+    with threads(n_jobs):
         first = []
         for fn in (old, new):
             t0 = time.perf_counter()
@@ -27,17 +30,17 @@ def alternate(old, new, repeats):
         t_old, t_new = [], []
         for _ in range(repeats):
             for fn, ts in ((old, t_old), (new, t_new)):
-                t0 = time.perf_counter()
+                t0 = clock()
                 fn()
-                ts.append(time.perf_counter() - t0)
+                ts.append(clock() - t0)
     return first, rel, np.array(t_old), np.array(t_new)
 
 
-def row(name, old, new, repeats):
+def row(name, old, new, repeats, n_jobs=-1):
     """A markdown row: case, median ms of each, median (min-max) of the per-pair
     ratios old / new (> 1: new is faster), first calls, relative loglik difference.
     Printed as well."""
-    first, rel, t_old, t_new = alternate(old, new, repeats)
+    first, rel, t_old, t_new = alternate(old, new, repeats, n_jobs)
     ratios = t_old / t_new
     text = (
         f"| {name} | {np.median(t_old) * 1e3:.1f} | {np.median(t_new) * 1e3:.1f} "
