@@ -38,8 +38,9 @@ without their own initialisation, or they need a GPU stack this machine lacks;
 benchmarks/README.md lists the figures measured for them by hand.
 
 ``--busy`` starts a process that spins on one core for the whole run (the case of a
-machine shared with another busy process) and adds fastgmm on one thread as a peer,
-so the table shows whether two threads are still faster than one.
+machine shared with another busy process) and adds fastgmm on one thread and fastgmm
+with its thread pacing off (every EM iteration on all threads) as peers, so the table
+shows whether two threads are still faster than one and what the pacing gives.
 """
 
 import argparse
@@ -120,6 +121,21 @@ class InProcess:
 
     def close(self):
         pass
+
+
+class Unpaced(InProcess):
+    """fastgmm with its EM iterations kept on every thread whatever the load
+    (``fastgmm._runtime.pacing`` off): the pacer's A/B under ``--busy``."""
+
+    def run(self, m):
+        from fastgmm import _runtime
+
+        saved = _runtime.BUSY_CORES
+        _runtime.BUSY_CORES = float("inf")
+        try:
+            return super().run(m)
+        finally:
+            _runtime.BUSY_CORES = saved
 
 
 DAAL_WORKER = textwrap.dedent(
@@ -397,6 +413,8 @@ def make_systems(args, tmp):
     systems = [InProcess("fastgmm", Fast, n_jobs=args.threads)]
     if args.busy:
         systems.append(InProcess("fastgmm, 1 thread", Fast, n_jobs=1))
+        unpaced = f"fastgmm, {args.threads} threads unpaced"
+        systems.append(Unpaced(unpaced, Fast, n_jobs=args.threads))
     if not args.no_sklearn:
         systems.append(InProcess("scikit-learn", Sk))
     python = args.daal_python or sys.executable
