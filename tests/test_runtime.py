@@ -119,10 +119,7 @@ class _Load:
     def __init__(self, others):
         self.others = others
 
-    def start(self):
-        pass
-
-    def stop(self):
+    def tick(self):
         pass
 
 
@@ -184,27 +181,47 @@ def test_pacer_returns_to_every_thread_when_the_load_goes():
     assert _run(pacer, clock, {1: 0.01, 2: 0.02}, 2) == [2, 2]
 
 
-def test_load_meter_sums_iterations_until_a_window_is_full():
-    clock, machine, own = _Clock(), [50.0], [3.0]
-    meter = _runtime.LoadMeter(lambda: machine[0], lambda: own[0], clock)
-    for _ in range(4):  # 4 iterations of 30 ms: this process 2 cores, others 1.5
-        meter.start()
+def test_load_meter_reads_once_per_window_and_subtracts_its_own_cpu():
+    clock, machine, own, reads = _Clock(), [50.0], [3.0], []
+
+    def read():
+        reads.append(clock.now)
+        return machine[0]
+
+    meter = _runtime.LoadMeter(read, lambda: own[0], clock)
+    meter.tick()
+    for _ in range(4):  # iterations of 30 ms: this process 2 cores, others 1.5
         clock.now += 0.03
         machine[0] += 0.03 * 3.5
         own[0] += 0.03 * 2
-        meter.stop()
-        if clock.now - 100.0 < _runtime.LOAD_WINDOW:
-            assert meter.others is None
-        clock.now += 1.0  # between iterations (other work): not counted
-        machine[0] += 2.0
+        meter.tick()
+    assert len(reads) == 2  # at the start and once LOAD_WINDOW (0.1 s) had passed
     assert meter.others == pytest.approx(1.5)
+    clock.now += 0.12  # others alone for 0.12 s: 1 core
+    machine[0] += 0.12
+    meter.tick()
+    assert meter.others == pytest.approx(1.0)
+    clock.now += _runtime.LOAD_STALE + 1  # a long pause: measured afresh
+    meter.tick()
+    assert meter.others is None
 
 
 def test_load_meter_is_silent_without_proc_stat():
-    meter = _runtime.LoadMeter(lambda: None, lambda: 0.0, _Clock())
-    meter.start()
-    meter.stop()
+    clock = _Clock()
+    meter = _runtime.LoadMeter(lambda: None, lambda: 0.0, clock)
+    meter.tick()
+    clock.now += 1.0
+    meter.tick()
     assert meter.others is None
+
+
+def test_pacer_on_one_thread_does_nothing_but_the_body():
+    calls = []
+    meter = _runtime.LoadMeter(lambda: calls.append(1), lambda: 0.0, _Clock())
+    pacer = _runtime.Pacer(1, meter, _Clock())
+    with pacer.iteration() as count:
+        pass
+    assert count == 1 and calls == [] and pacer.times == {}
 
 
 @pytest.mark.skipif(
@@ -219,9 +236,9 @@ def test_load_meter_sees_a_spinning_process():
     try:
         time.sleep(0.3)  # started
         meter = _runtime.LoadMeter()
-        meter.start()
+        meter.tick()
         time.sleep(max(0.3, _runtime.LOAD_WINDOW))
-        meter.stop()
+        meter.tick()
     finally:
         spinner.kill()
         spinner.wait()
