@@ -336,15 +336,18 @@ class Pacer:
 _pacers = threading.local()
 
 
-def pacing():
-    """This Python thread's :class:`Pacer` for the current thread count (kept
-    between fits, so the iterations of consecutive fits are timed together)."""
+def pacing(work="em"):
+    """This Python thread's :class:`Pacer` for the current thread count and a kind
+    of ``work`` ("em": EM iterations; "kmeans": Lloyd passes), whose iterations
+    take comparable times. Kept between fits, so the iterations of consecutive
+    fits are timed together."""
     import numba
 
     n_threads = numba.get_num_threads()
-    pacers = getattr(_pacers, "by_count", None)
+    pacers = getattr(_pacers, "by_key", None)
     if pacers is None:
-        pacers = _pacers.by_count = {}
-    if n_threads not in pacers:
-        pacers[n_threads] = Pacer(n_threads)
-    return pacers[n_threads]
+        pacers = _pacers.by_key = {}
+    key = (work, n_threads)
+    if key not in pacers:
+        pacers[key] = Pacer(n_threads)
+    return pacers[key]

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import fastgmm.engine.em
+import fastgmm.engine.init
 import fastgmm.engine.score
 from fastgmm import GaussianMixture, _runtime
 from fastgmm._runtime import SERIAL_WORK, pass_work, threads
@@ -247,8 +248,9 @@ def test_load_meter_sees_a_spinning_process():
 
 @two_threads
 def test_em_under_load_runs_on_the_faster_count_with_the_same_result(monkeypatch):
-    """Forced 'busy machine' (every iteration measured): EM times both thread
-    counts and the fit equals the one on two threads bit for bit."""
+    """Forced 'busy machine' (every iteration measured): EM and the k-means start
+    time both thread counts and the fit equals the one on two threads bit for
+    bit."""
     X = np.random.default_rng(0).normal(size=(2000, 3))
     monkeypatch.setattr(_runtime, "SERIAL_WORK", 0)
     kwargs = dict(n_components=3, n_jobs=2, random_state=0, max_iter=12, tol=0)
@@ -261,8 +263,10 @@ def test_em_under_load_runs_on_the_faster_count_with_the_same_result(monkeypatch
     monkeypatch.setattr(_runtime, "_pacers", __import__("threading").local())
     monkeypatch.setattr(_runtime, "_machine_busy_seconds", lambda: 0.0)
     paced = _record_threads(monkeypatch, fastgmm.engine.em, "block_em")
+    lloyd = _record_threads(monkeypatch, fastgmm.engine.init, "lloyd_step")
     gm = GaussianMixture(**kwargs).fit(X)
     assert set(paced) == {1, 2}
+    assert len(lloyd) >= 3 and set(lloyd) == {1, 2}  # k-means is paced too
     np.testing.assert_array_equal(gm.means_, reference.means_)
     np.testing.assert_array_equal(gm.covariances_, reference.covariances_)
     assert gm.lower_bound_ == reference.lower_bound_
