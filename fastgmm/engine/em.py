@@ -230,7 +230,7 @@ def run_em(data, start, family, tol, max_iter, lower_bound=-math.inf, on_iter=No
     threads when other processes hold cores and that is faster; the same results).
     """
     params, lower_bounds, converged, n_iter = start, [], False, 0
-    pacer = pacing()
+    pacer = pacing("em")
     for n_iter in range(1, max_iter + 1):
         previous = lower_bound
         with pacer.iteration():
