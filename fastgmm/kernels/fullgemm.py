@@ -23,22 +23,8 @@ instead :mod:`fastgmm.kernels.fullquad`'s single GEMM of the expanded quadratic 
 (the triangle's work at an inner size of d(d+1)/2 + d + 1) when its bound on the
 cancellation allows, which it does but for tight components far from the centre.
 
-**The scatter over the rows that count.** The weighted scatter
-S_k = sum_b r_bk (x_b - ref_k)(x_b - ref_k)' adds, per block and component, only the
-rows whose term r |x - ref|^2 is at least ``SCATTER_EPS`` times the largest one of
-the block (queued as sqrt(r)(x - ref) columns, one Gram product per ``PENDING`` of
-them: :func:`add_gram`, SIMD over the queued points).
-A skipped term is below 2^-80 of a kept one, hence of trace(S_k): far below the
-rounding of the sum, so S_k is the same to ~1e-16 relative while the off-cluster
-responsibilities (e^-50 to e^-500 between separated clusters, zero beyond) stop
-costing d^2 each. nk and s1 take every row (SIMD over points, or point by point over
-the non-zero responsibilities when at most ``SPARSE_MAX`` of them are). With many
-non-zero ones, a term is computed only where its bound r (|y| + |a|)^2 (y = x - c,
-a = ref - c, |y| from the load) reaches SCATTER_EPS times the term of the row that
-maximises the bound, and s1 is sum r y - nk a (exact to eps nk |a|: the new mean's
-error eps |a|, as scikit-learn's eps |x|): no per-point pass of d multiply-adds for
-the terms. A block whose largest term (or bound) overflows computes every term and
-keeps every row with r > 0, as em_pass does.
+**The statistics** (nk, s1 and the scatter over the rows that count):
+:mod:`fastgmm.kernels.fullstats`.
 
 Statistics are about ``ref`` in float64, in a fixed order per chunk, and chunks add
 their slots in chunk order: bitwise identical results for any thread count.
@@ -58,67 +44,16 @@ from .fullquad import (
     quad_inputs,
     quad_log_prob,
 )
+from .fullstats import PENDING, block_stats, flush_pending
 from .logdensity import data_shape
 from .passes import _argmax, _store_pair, block_resp
 
-#: rows gathered per component before one Gram product adds their scatter
-PENDING = 64
-
-
-@kernel
-def add_gram(rows, n_rows, out):
-    """out[i, j] += sum_{b < n_rows} rows[i, b] rows[j, b] for j <= i: the lower
-    triangle of a Gram product of points along the last axis (rows (d, >= n_rows)),
-    SIMD over points in 2 x 2 tiles of (i, j) (a fixed order: the same result for
-    any thread count). Measured 4x faster than np.dot (which allocates its result
-    and adds both triangles) at d = 16 and 2.5x faster than dsyrk at d = 64."""
-    d = rows.shape[0]
-    for i0 in range(0, d - 1, 2):
-        xi0, xi1 = rows[i0], rows[i0 + 1]
-        for j0 in range(0, i0 + 1, 2):
-            xj0, xj1 = rows[j0], rows[j0 + 1]
-            a00, a01, a10, a11 = 0.0, 0.0, 0.0, 0.0
-            for b in range(n_rows):
-                u0, u1, v0, v1 = xi0[b], xi1[b], xj0[b], xj1[b]
-                a00 += u0 * v0
-                a01 += u0 * v1
-                a10 += u1 * v0
-                a11 += u1 * v1
-            out[i0, j0] += a00
-            out[i0 + 1, j0] += a10
-            out[i0 + 1, j0 + 1] += a11
-            if j0 < i0:
-                out[i0, j0 + 1] += a01
-    if d % 2 == 1:
-        xi = rows[d - 1]
-        for j in range(d):
-            acc = 0.0
-            for b in range(n_rows):
-                acc += xi[b] * rows[j, b]
-            out[d - 1, j] += acc
-
-
-@kernel
-def flush_pending(pend, fill, s2):
-    """Add the pending points' scatter (lower triangle) to s2 and empty the buffers."""
-    for k in range(fill.shape[0]):
-        add_gram(pend[k], fill[k], s2[k])
-        fill[k] = 0
-
-
-#: the bound of a row's scatter term (_sums_bounded) widened past its rounding
-BOUND_SLACK = 1.0 + 2.0**-20
 #: FULL models with at least this many features take this path (engine/em.py)
 GEMM_MIN_D = 16
 #: columns of one U_k per product (see module docstring)
 GROUP = 8
 #: columns of one product: components x GROUP (its (COLS, BLOCK) result stays in L2)
 COLS = 256
-#: relative size below which a row's scatter term is skipped (module docstring)
-SCATTER_EPS = 2.0**-80
-#: a component whose fraction of non-zero responsibilities in a block is at most
-#: this takes its sums point by point over those, else SIMD over all points
-SPARSE_MAX = 0.25
 
 
 def use_gemm(n_features):
@@ -214,163 +149,6 @@ def block_log_prob(nb, const, ins, xct, yt, lp, args):
         c = const[k]
         for b in range(nb):
             lp[k, b] = c - 0.5 * lp[k, b]
-
-
-@kernel
-def _queue(n_rows, rows, k, r, xct, a, pend, fill, s2):
-    """Queue sqrt(r_b)(y_b - a_k) for b in rows[:n_rows] as columns of pend[k]
-    (d, PENDING); add their Gram whenever PENDING are queued."""
-    d = xct.shape[0]
-    queued = pend[k]
-    for i in range(n_rows):
-        b = rows[i]
-        sr = np.sqrt(r[b])
-        at = fill[k]
-        for j in range(d):
-            queued[j, at] = sr * (xct[j, b] - a[k, j])
-        fill[k] = at + 1
-        if at + 1 == PENDING:
-            add_gram(queued, PENDING, s2[k])
-            fill[k] = 0
-
-
-@kernel
-def _term(xct, b, rb, a, k):
-    """r_b |y_b - a_k|^2."""
-    q = 0.0
-    for j in range(xct.shape[0]):
-        t = xct[j, b] - a[k, j]
-        q += t * t
-    return rb * q
-
-
-@kernel
-def _sums_dense(nb, k, r, xct, a, s1, term):
-    """s1[k] += sum_b r_b (y_b - a_k) and term[b] := r_b |y_b - a_k|^2 (0 where
-    r_b = 0), every point, SIMD over points; returns max_b term[b]."""
-    d = xct.shape[0]
-    for b in range(nb):
-        term[b] = 0.0
-    for j in range(d):
-        m = a[k, j]
-        acc = 0.0
-        for b in range(nb):
-            t = xct[j, b] - m
-            acc += r[b] * t
-            term[b] += t * t
-        s1[k, j] += acc
-    top = 0.0
-    for b in range(nb):
-        t = r[b] * term[b] if r[b] != 0.0 else 0.0
-        term[b] = t
-        top = max(top, t)
-    return top
-
-
-@kernel
-def _sums_sparse(nb, k, r, xct, a, s1, term):
-    """_sums_dense over the points with r_b != 0 only, point by point."""
-    d = xct.shape[0]
-    top = 0.0
-    for b in range(nb):
-        rb = r[b]
-        q = 0.0
-        if rb != 0.0:
-            for j in range(d):
-                t = xct[j, b] - a[k, j]
-                s1[k, j] += rb * t
-                q += t * t
-            q *= rb
-        term[b] = q
-        top = max(top, q)
-    return top
-
-
-@kernel
-def _sums_bounded(nb, k, r, total, ys, a, s1, scratch):
-    """_sums_dense without a term per point: s1[k] += sum_b r_b y_b - total a_k, and
-    rows[:n] := the points whose term may reach SCATTER_EPS times the largest, by
-    the bound r_b (|y_b| + |a_k|)^2 against the term of the point that maximises it,
-    term[:n] := their terms. Returns (n, their largest term); n = -1 (nothing
-    written) if the bound is not finite."""
-    xct, ynorm = ys
-    term, rows = scratch
-    d = xct.shape[0]
-    norm = 0.0
-    for j in range(d):
-        norm += a[k, j] * a[k, j]
-    norm = np.sqrt(norm)
-    most = 0.0
-    for b in range(nb):
-        u = ynorm[b] + norm
-        u = r[b] * (u * u) * BOUND_SLACK
-        term[b] = u
-        most = max(most, u)
-    if not most < np.inf:
-        return -1, 0.0
-    best = 0
-    for b in range(nb):
-        if term[b] == most:
-            best = b
-            break
-    low = _term(xct, best, r[best], a, k)  # <= the largest term (0: every row)
-    for j in range(d):
-        acc = 0.0
-        y = xct[j]
-        for b in range(nb):
-            acc += r[b] * y[b]
-        s1[k, j] += acc - total * a[k, j]
-    cut = SCATTER_EPS * low
-    n = 0
-    for b in range(nb):  # branch-free: most rows are skipped
-        rows[n] = b
-        n += (r[b] != 0.0) & (term[b] >= cut)
-    top = 0.0
-    for i in range(n):
-        t = _term(xct, rows[i], r[rows[i]], a, k)
-        term[i] = t
-        top = max(top, t)
-    return n, top
-
-
-@kernel
-def block_stats(nb, a, resp, ys, nk, s1, s2, pend, fill, scratch):
-    """Add one block's statistics about ref = centre + a (a (K, d)) into nk, s1 and
-    (through the pending points, module docstring) s2. ys = (xct (d, BLOCK), ynorm
-    (BLOCK,)): the points y = x - centre, transposed, and their norms; pend (K, d,
-    PENDING), fill (K,): the queued points; scratch = (term (BLOCK,) float64, rows
-    (BLOCK,) int64). A component with at most SPARSE_MAX of the block's
-    responsibilities non-zero takes them point by point, else SIMD over points, its
-    scatter's terms bounded first (_sums_bounded)."""
-    xct = ys[0]
-    term, rows = scratch
-    for k in range(a.shape[0]):
-        r = resp[k]
-        total, count = 0.0, 0
-        for b in range(nb):
-            total += r[b]
-            count += r[b] != 0.0
-        nk[k] += total
-        if count == 0:
-            continue
-        n = -1
-        if count > SPARSE_MAX * nb:
-            n, top = _sums_bounded(nb, k, r, total, ys, a, s1, scratch)
-            if n < 0:
-                top = _sums_dense(nb, k, r, xct, a, s1, term)
-        else:
-            top = _sums_sparse(nb, k, r, xct, a, s1, term)
-        cut = SCATTER_EPS * top if top < np.inf else 0.0
-        n_rows = 0
-        if n >= 0:  # the candidates rows[:n], their terms term[:n]
-            for i in range(n):
-                rows[n_rows] = rows[i]
-                n_rows += term[i] >= cut
-        else:
-            for b in range(nb):  # branch-free: most rows are skipped
-                rows[n_rows] = b
-                n_rows += (r[b] != 0.0) & (term[b] >= cut)
-        _queue(n_rows, rows, k, r, xct, a, pend, fill, s2)
 
 
 @kernel

@@ -191,7 +191,7 @@ def test_em_pass_matches_oracle(
 
 @pytest.mark.parametrize("d", [SYRK_MIN_D - 1, SYRK_MIN_D], ids=["gemm", "syrk"])
 def test_blas_add_gram_lower_matches_numpy(rng, d):
-    rows = rng.normal(size=(PENDING, d))
+    rows = rng.normal(size=(100, d))
     out = rng.normal(size=(d, d))
     before = out.copy()
     add_gram_lower(rows, 77, out, blas_args())
@@ -205,7 +205,7 @@ def test_blas_add_gram_lower_matches_numpy(rng, d):
 @pytest.mark.parametrize("kernel", ["em_pass", "full_em_pass"])
 def test_em_pass_sparse_responsibilities_match_oracle(rng, kernel):
     """Far-apart components: most responsibilities are exactly 0 (fullgemm skips
-    their rows in its dsyrk scatter, and one component queues more than PENDING rows
+    their rows in its scatter, and one component queues more than PENDING rows
     in a chunk: a mid-chunk flush); the statistics still equal the oracle's, through
     the general pass and the FULL GEMM pass."""
     n, d, chunk = 700, SYRK_MIN_D, 4 * BLOCK
