@@ -77,7 +77,7 @@ def measure(case, rounds):
             if stage >= 2:
                 ll += block_resp(lp, BLOCK, vec[0], vec[1], vec[2], vec[3:6])
             if stage >= 3:
-                fg.block_stats(BLOCK, a, lp, ys, nk, s1, s2, pend, fill, scratch)
+                fg.block_stats(BLOCK, a, lp, xct, nk, s1, s2, pend, fill, scratch)
         if stage >= 3:
             fg.flush_pending(pend, fill, s2)
         return ll

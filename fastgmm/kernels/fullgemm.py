@@ -218,7 +218,7 @@ def _chunk(X, sw, start, stop, ins, const, ref, nk, s1, s2):
         ys = (xct, ynorm)
         _log_prob(nb, const, (W, m, centre), (C, p_norm), ys, (yt, ft), lp, args)
         ll += block_resp(lp, nb, wb, s, mx, ex)
-        block_stats(nb, a, lp, ys, nk, s1, s2, pend, fill, scratch)
+        block_stats(nb, a, lp, xct, nk, s1, s2, pend, fill, scratch)
     flush_pending(pend, fill, s2)
     return ll
 

@@ -10,13 +10,9 @@ A skipped term is below 2^-80 of a kept one, hence of trace(S_k): far below the
 rounding of the sum, so S_k is the same to ~1e-16 relative while the off-cluster
 responsibilities (e^-50 to e^-500 between separated clusters, zero beyond) stop
 costing d^2 each. nk and s1 take every row (SIMD over points, or point by point over
-the non-zero responsibilities when at most ``SPARSE_MAX`` of them are). With many
-non-zero ones, a term is computed only where its bound r (|y| + |a|)^2 (y = x - c,
-a = ref - c, |y| from the load) reaches SCATTER_EPS times the term of the row that
-maximises the bound, and s1 is sum r y - nk a (exact to eps nk |a|: the new mean's
-error eps |a|, as scikit-learn's eps |x|): no per-point pass of d multiply-adds for
-the terms. A block whose largest term (or bound) overflows computes every term and
-keeps every row with r > 0, as em_pass does.
+the non-zero responsibilities when at most ``SPARSE_MAX`` of them are), about
+ref_k = c + a_k from the centred points y = x - c. A block whose largest term
+overflows keeps every row with r > 0, as em_pass does.
 
 Statistics are about ``ref`` in float64, in a fixed order per chunk (the callers add
 chunks in chunk order): bitwise identical results for any thread count.
@@ -71,8 +67,6 @@ def flush_pending(pend, fill, s2):
         fill[k] = 0
 
 
-#: the bound of a row's scatter term (_sums_bounded) widened past its rounding
-BOUND_SLACK = 1.0 + 2.0**-20
 #: relative size below which a row's scatter term is skipped (module docstring)
 SCATTER_EPS = 2.0**-80
 #: a component whose fraction of non-zero responsibilities in a block is at most
@@ -96,16 +90,6 @@ def _queue(n_rows, rows, k, r, xct, a, pend, fill, s2):
         if at + 1 == PENDING:
             add_gram(queued, PENDING, s2[k])
             fill[k] = 0
-
-
-@kernel
-def _term(xct, b, rb, a, k):
-    """r_b |y_b - a_k|^2."""
-    q = 0.0
-    for j in range(xct.shape[0]):
-        t = xct[j, b] - a[k, j]
-        q += t * t
-    return rb * q
 
 
 @kernel
@@ -151,62 +135,13 @@ def _sums_sparse(nb, k, r, xct, a, s1, term):
 
 
 @kernel
-def _sums_bounded(nb, k, r, total, ys, a, s1, scratch):
-    """_sums_dense without a term per point: s1[k] += sum_b r_b y_b - total a_k, and
-    rows[:n] := the points whose term may reach SCATTER_EPS times the largest, by
-    the bound r_b (|y_b| + |a_k|)^2 against the term of the point that maximises it,
-    term[:n] := their terms. Returns (n, their largest term); n = -1 (nothing
-    written) if the bound is not finite."""
-    xct, ynorm = ys
-    term, rows = scratch
-    d = xct.shape[0]
-    norm = 0.0
-    for j in range(d):
-        norm += a[k, j] * a[k, j]
-    norm = np.sqrt(norm)
-    most = 0.0
-    for b in range(nb):
-        u = ynorm[b] + norm
-        u = r[b] * (u * u) * BOUND_SLACK
-        term[b] = u
-        most = max(most, u)
-    if not most < np.inf:
-        return -1, 0.0
-    best = 0
-    for b in range(nb):
-        if term[b] == most:
-            best = b
-            break
-    low = _term(xct, best, r[best], a, k)  # <= the largest term (0: every row)
-    for j in range(d):
-        acc = 0.0
-        y = xct[j]
-        for b in range(nb):
-            acc += r[b] * y[b]
-        s1[k, j] += acc - total * a[k, j]
-    cut = SCATTER_EPS * low
-    n = 0
-    for b in range(nb):  # branch-free: most rows are skipped
-        rows[n] = b
-        n += (r[b] != 0.0) & (term[b] >= cut)
-    top = 0.0
-    for i in range(n):
-        t = _term(xct, rows[i], r[rows[i]], a, k)
-        term[i] = t
-        top = max(top, t)
-    return n, top
-
-
-@kernel
-def block_stats(nb, a, resp, ys, nk, s1, s2, pend, fill, scratch):
+def block_stats(nb, a, resp, xct, nk, s1, s2, pend, fill, scratch):
     """Add one block's statistics about ref = centre + a (a (K, d)) into nk, s1 and
-    (through the pending points, module docstring) s2. ys = (xct (d, BLOCK), ynorm
-    (BLOCK,)): the points y = x - centre, transposed, and their norms; pend (K, d,
-    PENDING), fill (K,): the queued points; scratch = (term (BLOCK,) float64, rows
-    (BLOCK,) int64). A component with at most SPARSE_MAX of the block's
-    responsibilities non-zero takes them point by point, else SIMD over points, its
-    scatter's terms bounded first (_sums_bounded)."""
-    xct = ys[0]
+    (through the pending points, module docstring) s2. xct (d, BLOCK): the points
+    y = x - centre, transposed; pend (K, d, PENDING), fill (K,): the queued points;
+    scratch = (term (BLOCK,) float64, rows (BLOCK,) int64). A component with at most
+    SPARSE_MAX of the block's responsibilities non-zero takes them point by point,
+    else SIMD over points."""
     term, rows = scratch
     for k in range(a.shape[0]):
         r = resp[k]
@@ -217,21 +152,13 @@ def block_stats(nb, a, resp, ys, nk, s1, s2, pend, fill, scratch):
         nk[k] += total
         if count == 0:
             continue
-        n = -1
         if count > SPARSE_MAX * nb:
-            n, top = _sums_bounded(nb, k, r, total, ys, a, s1, scratch)
-            if n < 0:
-                top = _sums_dense(nb, k, r, xct, a, s1, term)
+            top = _sums_dense(nb, k, r, xct, a, s1, term)
         else:
             top = _sums_sparse(nb, k, r, xct, a, s1, term)
         cut = SCATTER_EPS * top if top < np.inf else 0.0
         n_rows = 0
-        if n >= 0:  # the candidates rows[:n], their terms term[:n]
-            for i in range(n):
-                rows[n_rows] = rows[i]
-                n_rows += term[i] >= cut
-        else:
-            for b in range(nb):  # branch-free: most rows are skipped
-                rows[n_rows] = b
-                n_rows += (r[b] != 0.0) & (term[b] >= cut)
+        for b in range(nb):  # branch-free: most rows are skipped
+            rows[n_rows] = b
+            n_rows += (r[b] != 0.0) & (term[b] >= cut)
         _queue(n_rows, rows, k, r, xct, a, pend, fill, s2)

@@ -204,21 +204,19 @@ def test_scatter_skips_negligible_rows(rng, sparse):
     nk, s1, s2 = np.zeros(K), np.zeros((K, d)), np.zeros((K, d, d))
     pend, fill = np.empty((K, d, PENDING)), np.zeros(K, np.int64)
     scratch = (np.empty(BLOCK), np.empty(BLOCK, np.int64))
-    norms = np.sqrt(np.sum(xt**2, axis=0))
-    block_stats(nb, refs, resp, (xt, norms), nk, s1, s2, pend, fill, scratch)
+    block_stats(nb, refs, resp, xt, nk, s1, s2, pend, fill, scratch)
     assert list(fill) == [3, nb]
     np.testing.assert_allclose(nk, resp.sum(axis=1), rtol=1e-15)
     expected = [resp[k, :nb] @ (xt[:, :nb].T - refs[k]) for k in range(K)]
     np.testing.assert_allclose(s1, expected, rtol=1e-13)
 
 
-@pytest.mark.parametrize("at_ref", [False, True], ids=["bounded", "no-lower-bound"])
-def test_dense_sums_bound_the_scatter_terms(rng, at_ref):
-    """A component with many non-zero responsibilities: s1 over every row (also the
-    tiny ones, far from ref), the scatter over the rows whose term reaches
-    SCATTER_EPS of the largest, found through the bound r (|y| + |a|)^2 against the
-    term of the row maximising it; when that row sits at ref (its term 0: no lower
-    bound), every row is a candidate: the same statistics either way."""
+@pytest.mark.parametrize("at_ref", [False, True], ids=["spread", "one-at-ref"])
+def test_dense_sums_and_scatter(rng, at_ref):
+    """A component with many non-zero responsibilities: nk and s1 over every row
+    (also the tiny ones, far from ref), the scatter over the rows whose term reaches
+    SCATTER_EPS of the largest (a row at ref, term 0, left out), queued past PENDING
+    rows (a flush mid-block)."""
     d, nb = 16, BLOCK
     a = np.full((1, d), 10.0)
     xt = a.T + rng.normal(size=(d, nb))
@@ -227,23 +225,19 @@ def test_dense_sums_bound_the_scatter_terms(rng, at_ref):
     xt[:, 1:9] *= 50.0
     if at_ref:
         xt[:, 0] = a[0]
-        r[0] = 1e6  # the largest bound, and a zero term
-    norms = np.sqrt(np.sum(xt**2, axis=0))
+        r[0] = 1e6
     resp = r[None, :].copy()
     nk, s1, s2 = np.zeros(1), np.zeros((1, d)), np.zeros((1, d, d))
     pend, fill = np.empty((1, d, PENDING)), np.zeros(1, np.int64)
     scratch = (np.empty(BLOCK), np.empty(BLOCK, np.int64))
-    block_stats(nb, a, resp, (xt, norms), nk, s1, s2, pend, fill, scratch)
+    block_stats(nb, a, resp, xt, nk, s1, s2, pend, fill, scratch)
     y = xt.T - a[0]
     terms = r * np.sum(y**2, axis=1)
     kept = terms >= SCATTER_EPS * terms.max()
-    assert np.count_nonzero(kept) == nb - 8 - at_ref
+    assert np.count_nonzero(kept) == nb - 8 - at_ref > PENDING
     assert fill[0] == np.count_nonzero(kept) % PENDING  # the rest added already
     np.testing.assert_allclose(nk, [r.sum()], rtol=1e-15)
-    # s1 is sum_b r_b y_b - nk a: exact to eps nk |a| (the mean's error eps |a|, as
-    # scikit-learn's eps |x|)
-    atol = 1e-14 * r.sum() * np.abs(a).max()
-    np.testing.assert_allclose(s1[0], r @ y, rtol=1e-13, atol=atol)
+    np.testing.assert_allclose(s1[0], r @ y, rtol=1e-13, atol=1e-13)
     s2 = s2.copy()
     flush_pending(pend, fill, s2)
     expected = (r[kept, None] * y[kept]).T @ y[kept]
