@@ -7,11 +7,17 @@ Small problems run on one thread (:data:`SERIAL_WORK`): a parallel region costs 
 microseconds on an idle machine, but when another process holds a core each one waits
 for the operating system to run the second thread (milliseconds), which is most of
 a small fit's time.
+
+When other processes hold cores, EM iterations may run on fewer threads
+(:func:`pacing`): a parallel pass ends only when its last thread does, and a thread
+that shares a core with a busy process waits a scheduler time slice (milliseconds)
+for it, which can make two threads slower than one.
 """
 
 import os
 import sys
 import threading
+import time
 from contextlib import contextmanager
 
 #: [True in a fork of a process whose kernels ran on GNU OpenMP threads]
@@ -195,3 +201,153 @@ def _interrupted(exc):
         seen.add(id(exc))
         exc = exc.__cause__ or exc.__context__
     return False
+
+
+# ------------------------------------------------------------------ pacing under load
+
+#: cores used by other processes (measured over :data:`LOAD_WINDOW` of EM iterations)
+#: from which EM iterations are timed at fewer threads too
+BUSY_CORES = 0.5
+#: seconds over which other processes' CPU use is measured (at least)
+LOAD_WINDOW = 0.1
+#: a longer window (a pause between fits) is not used: the load is measured afresh
+LOAD_STALE = 1.0
+#: seconds an iteration time stays valid: older ones are measured again
+TIME_VALID = 2.0
+#: times within this fraction of the fastest count as a tie, won by more threads
+TIE = 0.05
+
+
+#: clock ticks per second of /proc/stat
+_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _machine_busy_seconds():
+    """CPU seconds all processes have used since boot (Linux ``/proc/stat``), or None
+    where it cannot be read."""
+    try:
+        with open("/proc/stat", "rb") as f:
+            fields = f.readline().split()
+        ticks = [int(v) for v in fields[1:9]]  # user .. steal (guests are in user)
+    except (OSError, ValueError):
+        return None
+    return (sum(ticks) - ticks[3] - ticks[4]) / _TICKS  # minus idle and iowait
+
+
+class LoadMeter:
+    """Cores used by *other* processes: the machine's CPU time (``/proc/stat``, in
+    1/100 s ticks) minus this process's, over the wall time between two readings.
+
+    :meth:`tick` is called at every EM iteration and reads the counters only once
+    :data:`LOAD_WINDOW` has passed since the last reading (about 25 us a reading);
+    a window longer than :data:`LOAD_STALE` (the process did other things between
+    fits) starts afresh. ``others`` is None until a window is complete, or where
+    ``/proc/stat`` is missing (then no pacing).
+    """
+
+    def __init__(self, machine=None, own=time.process_time, clock=time.perf_counter):
+        self.machine = machine or (lambda: _machine_busy_seconds())
+        self.own, self.clock = own, clock
+        self.others, self._last = None, None
+
+    def tick(self):
+        now = self.clock()
+        last = self._last
+        if last is not None and now - last[0] < LOAD_WINDOW:
+            return
+        machine = self.machine()
+        if machine is None:
+            return
+        self._last = (now, machine, self.own())
+        if last is None:
+            return
+        wall = now - last[0]
+        if wall > LOAD_STALE:
+            self.others = None
+            return
+        self.others = max(0.0, (machine - last[1] - (self._last[2] - last[2])) / wall)
+
+
+class Pacer:
+    """The thread count of each EM iteration, at most ``n_threads``.
+
+    On a machine whose other processes use fewer than :data:`BUSY_CORES` cores
+    (or where that is unknown) every iteration runs on ``n_threads``. Otherwise the
+    iterations are timed at each count tried, and run at the fastest one whose time
+    is recent; the next count down from it (and up, towards ``n_threads``) is tried
+    for one iteration whenever it has no recent time (:data:`TIME_VALID`). Results
+    do not depend on the thread count, so only the time changes.
+    """
+
+    def __init__(self, n_threads, meter=None, clock=time.perf_counter):
+        self.n_threads, self.clock = n_threads, clock
+        self.meter = LoadMeter(clock=clock) if meter is None else meter
+        self.times = {}  # thread count -> [(when, seconds)], newest last
+
+    def _recent(self, count, now):
+        kept = [s for w, s in self.times.get(count, []) if now - w <= TIME_VALID]
+        return sorted(kept)[len(kept) // 2] if kept else None
+
+    def next_count(self):
+        """Threads for the next iteration."""
+        others = self.meter.others
+        if self.n_threads <= 1 or others is None or others < BUSY_CORES:
+            return self.n_threads
+        now = self.clock()
+        recent = {c: self._recent(c, now) for c in range(1, self.n_threads + 1)}
+        timed = [c for c, t in recent.items() if t is not None]
+        if not timed:
+            return self.n_threads
+        fastest = min(recent[c] for c in timed)
+        best = max(c for c in timed if recent[c] <= fastest * (1 + TIE))
+        for trial in (best - 1, best + 1):
+            if 1 <= trial <= self.n_threads and recent[trial] is None:
+                return trial
+        return best
+
+    def record(self, count, seconds):
+        kept = self.times.setdefault(count, [])
+        kept.append((self.clock(), seconds))
+        del kept[:-3]
+
+    @contextmanager
+    def iteration(self):
+        """Run one EM iteration (the body) on :meth:`next_count` threads, timed.
+        On one thread: nothing but the body."""
+        if self.n_threads <= 1:
+            yield 1
+            return
+        import numba
+
+        self.meter.tick()
+        count = self.next_count()
+        if count != self.n_threads:
+            numba.set_num_threads(count)
+        start = self.clock()
+        try:
+            yield count
+        finally:
+            elapsed = self.clock() - start
+            if count != self.n_threads:
+                numba.set_num_threads(self.n_threads)
+        self.record(count, elapsed)
+
+
+_pacers = threading.local()
+
+
+def pacing(work="em"):
+    """This Python thread's :class:`Pacer` for the current thread count and a kind
+    of ``work`` ("em": EM iterations; "kmeans": Lloyd passes), whose iterations
+    take comparable times. Kept between fits, so the iterations of consecutive
+    fits are timed together."""
+    import numba
+
+    n_threads = numba.get_num_threads()
+    pacers = getattr(_pacers, "by_key", None)
+    if pacers is None:
+        pacers = _pacers.by_key = {}
+    key = (work, n_threads)
+    if key not in pacers:
+        pacers[key] = Pacer(n_threads)
+    return pacers[key]

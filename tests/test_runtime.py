@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import fastgmm.engine.em
+import fastgmm.engine.init
 import fastgmm.engine.score
 from fastgmm import GaussianMixture, _runtime
 from fastgmm._runtime import SERIAL_WORK, pass_work, threads
@@ -85,6 +86,7 @@ def test_small_fit_and_scoring_run_on_one_thread(monkeypatch, covariance_type):
 def test_fits_above_the_cutoff_use_the_threads_asked_for(monkeypatch):
     X = np.random.default_rng(0).normal(size=(150, 4))
     monkeypatch.setattr(_runtime, "SERIAL_WORK", fit_work(X, 3, "full"))  # not below
+    monkeypatch.setattr(_runtime, "BUSY_CORES", float("inf"))  # a busy machine too
     em = _record_threads(monkeypatch, fastgmm.engine.em, "block_em")
     scored = _record_threads(monkeypatch, fastgmm.engine.score, "score_pass")
     gm = GaussianMixture(3, n_jobs=2, random_state=0, max_iter=3).fit(X)
@@ -101,3 +103,170 @@ def test_select_sweep_on_small_data_runs_on_one_thread(monkeypatch):
     em = _record_threads(monkeypatch, fastgmm.engine.em, "block_em")
     select(X, range(1, 4), ("full", "diag"), random_state=0, n_jobs=2)
     assert em and set(em) == {1}
+
+
+# ------------------------------------------------------------------ pacing under load
+class _Clock:
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self):
+        return self.now
+
+
+class _Load:
+    """A LoadMeter stand-in: others' cores as given."""
+
+    def __init__(self, others):
+        self.others = others
+
+    def tick(self):
+        pass
+
+
+def _run(pacer, clock, seconds_at, n):
+    """n iterations: (thread counts used); an iteration at c threads takes
+    seconds_at[c]."""
+    used = []
+    for _ in range(n):
+        count = pacer.next_count()
+        used.append(count)
+        clock.now += seconds_at[count]
+        pacer.record(count, seconds_at[count])
+    return used
+
+
+@pytest.mark.parametrize("others", [None, 0.0, 0.3])
+def test_pacer_keeps_every_thread_on_a_quiet_machine(others):
+    """Nothing else running (or unknown): every iteration on all threads, even
+    where fewer would be faster (no trial iteration is spent)."""
+    clock = _Clock()
+    pacer = _runtime.Pacer(4, _Load(others), clock)
+    assert _run(pacer, clock, {1: 0.01, 2: 0.01, 3: 0.01, 4: 0.05}, 10) == [4] * 10
+
+
+def test_pacer_moves_to_fewer_threads_when_they_are_faster_under_load():
+    clock = _Clock()
+    pacer = _runtime.Pacer(2, _Load(1.0), clock)
+    used = _run(pacer, clock, {1: 0.012, 2: 0.020}, 12)
+    assert used[:3] == [2, 1, 1]  # one iteration timed at each count, then the faster
+    assert used[3:] == [1] * 9
+
+
+def test_pacer_stays_with_all_threads_when_they_are_faster_or_tied_under_load():
+    clock = _Clock()
+    pacer = _runtime.Pacer(2, _Load(1.0), clock)
+    assert _run(pacer, clock, {1: 0.020, 2: 0.012}, 8) == [2, 1] + [2] * 6
+    pacer = _runtime.Pacer(2, _Load(1.0), clock)
+    tie = {1: 0.0100, 2: 0.0104}  # within TIE: more threads win
+    assert _run(pacer, clock, tie, 5) == [2, 1, 2, 2, 2]
+
+
+def test_pacer_steps_down_more_than_one_thread_and_times_again_later():
+    clock = _Clock()
+    pacer = _runtime.Pacer(4, _Load(2.0), clock)
+    seconds = {1: 0.030, 2: 0.010, 3: 0.020, 4: 0.040}
+    used = _run(pacer, clock, seconds, 6)
+    assert used == [4, 3, 2, 1, 2, 2]
+    clock.now += _runtime.TIME_VALID + 1  # the times are stale: each count again
+    used = _run(pacer, clock, seconds, 6)
+    assert used[0] == 4 and sorted(used[:4]) == [1, 2, 3, 4] and used[4:] == [2, 2]
+
+
+def test_pacer_returns_to_every_thread_when_the_load_goes():
+    clock = _Clock()
+    load = _Load(1.0)
+    pacer = _runtime.Pacer(2, load, clock)
+    assert _run(pacer, clock, {1: 0.01, 2: 0.02}, 4) == [2, 1, 1, 1]
+    load.others = 0.1
+    assert _run(pacer, clock, {1: 0.01, 2: 0.02}, 2) == [2, 2]
+
+
+def test_load_meter_reads_once_per_window_and_subtracts_its_own_cpu():
+    clock, machine, own, reads = _Clock(), [50.0], [3.0], []
+
+    def read():
+        reads.append(clock.now)
+        return machine[0]
+
+    meter = _runtime.LoadMeter(read, lambda: own[0], clock)
+    meter.tick()
+    for _ in range(4):  # iterations of 30 ms: this process 2 cores, others 1.5
+        clock.now += 0.03
+        machine[0] += 0.03 * 3.5
+        own[0] += 0.03 * 2
+        meter.tick()
+    assert len(reads) == 2  # at the start and once LOAD_WINDOW (0.1 s) had passed
+    assert meter.others == pytest.approx(1.5)
+    clock.now += 0.12  # others alone for 0.12 s: 1 core
+    machine[0] += 0.12
+    meter.tick()
+    assert meter.others == pytest.approx(1.0)
+    clock.now += _runtime.LOAD_STALE + 1  # a long pause: measured afresh
+    meter.tick()
+    assert meter.others is None
+
+
+def test_load_meter_is_silent_without_proc_stat():
+    clock = _Clock()
+    meter = _runtime.LoadMeter(lambda: None, lambda: 0.0, clock)
+    meter.tick()
+    clock.now += 1.0
+    meter.tick()
+    assert meter.others is None
+
+
+def test_pacer_on_one_thread_does_nothing_but_the_body():
+    calls = []
+    meter = _runtime.LoadMeter(lambda: calls.append(1), lambda: 0.0, _Clock())
+    pacer = _runtime.Pacer(1, meter, _Clock())
+    with pacer.iteration() as count:
+        pass
+    assert count == 1 and calls == [] and pacer.times == {}
+
+
+@pytest.mark.skipif(
+    _runtime._machine_busy_seconds() is None, reason="no /proc/stat (not Linux)"
+)
+def test_load_meter_sees_a_spinning_process():
+    import subprocess
+    import sys
+    import time
+
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.3)  # started
+        meter = _runtime.LoadMeter()
+        meter.tick()
+        time.sleep(max(0.3, _runtime.LOAD_WINDOW))
+        meter.tick()
+    finally:
+        spinner.kill()
+        spinner.wait()
+    assert meter.others is not None and meter.others >= 0.3
+
+
+@two_threads
+def test_em_under_load_runs_on_the_faster_count_with_the_same_result(monkeypatch):
+    """Forced 'busy machine' (every iteration measured): EM and the k-means start
+    time both thread counts and the fit equals the one on two threads bit for
+    bit."""
+    X = np.random.default_rng(0).normal(size=(2000, 3))
+    monkeypatch.setattr(_runtime, "SERIAL_WORK", 0)
+    kwargs = dict(n_components=3, n_jobs=2, random_state=0, max_iter=12, tol=0)
+    monkeypatch.setattr(_runtime, "BUSY_CORES", float("inf"))
+    steady = _record_threads(monkeypatch, fastgmm.engine.em, "block_em")
+    reference = GaussianMixture(**kwargs).fit(X)
+    assert set(steady) == {2}
+    monkeypatch.setattr(_runtime, "BUSY_CORES", -1.0)
+    monkeypatch.setattr(_runtime, "LOAD_WINDOW", 0.0)
+    monkeypatch.setattr(_runtime, "_pacers", __import__("threading").local())
+    monkeypatch.setattr(_runtime, "_machine_busy_seconds", lambda: 0.0)
+    paced = _record_threads(monkeypatch, fastgmm.engine.em, "block_em")
+    lloyd = _record_threads(monkeypatch, fastgmm.engine.init, "lloyd_step")
+    gm = GaussianMixture(**kwargs).fit(X)
+    assert set(paced) == {1, 2}
+    assert len(lloyd) >= 3 and set(lloyd) == {1, 2}  # k-means is paced too
+    np.testing.assert_array_equal(gm.means_, reference.means_)
+    np.testing.assert_array_equal(gm.covariances_, reference.covariances_)
+    assert gm.lower_bound_ == reference.lower_bound_
