@@ -370,22 +370,33 @@ def _block64(X, sw, b0, nb, kind, const, loc, prec, used, bufs, nk, s1, s2):
 
 
 @kernel
-def _chunk32(X, sw, start, stop, kind, ins, const, loc, prec, nk, s1, s2):
+def scratch32(d, n_components):
+    """One worker's buffers for _chunk32 (allocated once per worker, not per chunk):
+    xt (d, B), yt (2, d, B), lp (K, B), part (K, 1 + d + d * d), v32 (4, B) float32;
+    v64 (4, B) float64 (row 3: the weights, ones); block_buffers(d, K)."""
+    return (
+        np.zeros((d, BLOCK32), np.float32),
+        np.zeros((2, d, BLOCK32), np.float32),
+        np.zeros((n_components, BLOCK32), np.float32),
+        np.zeros((n_components, 1 + d + d * d), np.float32),
+        np.zeros((4, BLOCK32), np.float32),
+        np.ones((4, BLOCK32)),
+        block_buffers(d, n_components),
+    )
+
+
+@kernel
+def _chunk32(X, sw, start, stop, kind, ins, const, loc, prec, sums, scratch):
     """The float32 pass over rows start:stop (ins = inputs32(...)): statistics about
-    ins' ``used`` into nk, s1, s2; returns sum_i w_i log p(x_i) (float64). A block
-    with a log-density or a statistic that is not finite in float32 goes through
-    _block64."""
+    ins' ``used`` into sums = (nk, s1, s2); returns sum_i w_i log p(x_i) (float64).
+    A block with a log-density or a statistic that is not finite in float32 goes
+    through _block64."""
     c32, const32, loc32, prec32, ref32, used = ins
-    n_components, d = loc.shape
-    xt = np.zeros((d, BLOCK32), np.float32)
-    yt = np.zeros((2, d, BLOCK32), np.float32)
-    lp = np.zeros((n_components, BLOCK32), np.float32)
-    part = np.zeros((n_components, 1 + d + d * d), np.float32)
-    v32 = np.zeros((4, BLOCK32), np.float32)
+    nk, s1, s2 = sums
+    d = loc.shape[1]
+    xt, yt, lp, part, v32, v64, bufs = scratch
     mx, s, scale = v32[0], v32[1], v32[2]
-    v64 = np.ones((4, BLOCK32))
     wb = v64[3]  # ones unless weights are given
-    bufs = block_buffers(d, n_components)
     ll = 0.0
     for b0 in range(start, stop, BLOCK32):
         nb = min(BLOCK32, stop - b0)
@@ -452,14 +463,15 @@ def lowd32_em_pass(X, sw, kind, const, loc, prec, ref, chunk):
         m = min(n_slots, n_chunks - g0)
         queue, n_workers = task_queue(m)
         for _ in prange(n_workers):
+            scratch = scratch32(d, n_components)
             c = next_task(queue)
             while c < m:
                 start = (g0 + c) * chunk
                 stop = min(n, start + chunk)
+                sums = (pnk[c], ps1[c], ps2[c])
                 pll[c] = _chunk32(
-                    X, sw, start, stop, kind, ins, const, loc, prec,
-                    pnk[c], ps1[c], ps2[c],
-                )  # fmt: skip
+                    X, sw, start, stop, kind, ins, const, loc, prec, sums, scratch
+                )
                 c = next_task(queue)
         ll += add_slots(m, pll, pnk, ps1, ps2, nk[0], s1[0], s2[0])
     move_stats(kind, used, ref, nk[0], s1[0], s2[0])
