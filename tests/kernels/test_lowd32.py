@@ -57,10 +57,12 @@ def test_exp32_within_two_ulps_of_numpy_over_its_range():
     assert np.all(row[inside] >= np.finfo(np.float32).tiny)
     assert np.all(row[~inside] == 0.0)
     np.testing.assert_array_equal(s, np.float32(1.0) + row)
-    below = np.array([-FLOOR32 - 1e-3, -88.0, -100.0, -1e30, -np.inf], np.float32)
-    out = below.copy()
-    exp32_shifted_sum(out, np.zeros(5, np.float32), 5, np.zeros(5, np.float32))
+    below = [-FLOOR32 - 1e-3, -88.0, -100.0, -1e30, -3e38, -np.inf, np.nan]
+    out = np.array(below, np.float32)
+    s = np.zeros(len(out), np.float32)
+    exp32_shifted_sum(out, np.zeros(len(out), np.float32), len(out), s)
     np.testing.assert_array_equal(out, 0.0)
+    np.testing.assert_array_equal(s, 0.0)
 
 
 def test_exp32_shifted_touches_only_the_first_nb():
