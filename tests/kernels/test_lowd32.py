@@ -162,6 +162,30 @@ def test_move_stats_is_a_change_of_reference(rng, covariance_type):
 
 
 @pytest.mark.parametrize("covariance_type", ["full", "diag"])
+def test_noise_component_as_float64_path(rng, covariance_type):
+    """mclust's uniform noise (one more component of zero precision, last): data
+    1000 from the origin, the noise left out of the centre; as em_pass to float32
+    tolerances."""
+    from dataclasses import replace
+
+    from fastgmm.model.noise import Noise
+
+    X, params = problem(rng, 3 * BLOCK32 + 11, 3, 3, covariance_type)
+    params = replace(params, noise=Noise(0.05, -12.0))
+    kind, const, loc, prec = kernel_inputs(params).astuple()
+    assert const.shape[0] == 4 and np.all(prec[-1] == 0.0)
+    ref_point = np.vstack([params.means, np.zeros((1, 3))])
+    args = (X, np.empty(0), kind, const, loc, prec, ref_point, BLOCK32)
+    a, b = em_pass(*args), lowd32_em_pass(*args)
+    total, spread = len(X), 4.0
+    np.testing.assert_allclose(b[0], a[0], rtol=1e-6)
+    np.testing.assert_allclose(b[1], a[1], rtol=0, atol=2e-6 * total)
+    # the noise row's statistics are about the origin, 1000 away: relative to that
+    np.testing.assert_allclose(b[2][:-1], a[2][:-1], rtol=0, atol=2e-6 * total * spread)
+    np.testing.assert_allclose(b[2][-1], a[2][-1], rtol=1e-6)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "diag"])
 def test_far_points_as_float64_path(rng, covariance_type):
     """A point 1e6 away (finite in float32), points 1e20 and 3e38 away (their
     Mahalanobis terms overflow float32: the block goes through em_pass's float64
