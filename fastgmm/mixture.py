@@ -13,6 +13,8 @@ from .engine.data import check_n_samples, fit_work, make_data, present_rows
 from .engine.em import EMResult, MaximumLikelihood, ModelBased
 from .engine.init import METHODS, initialize
 from .engine.online import online_step, state_from_params
+from .engine.sources import is_source
+from .kernels import DIAG
 from .model import covariance, criteria
 from .model.checks import check_user_init
 from .model.params import from_fitted
@@ -99,6 +101,23 @@ class GaussianMixture(BaseMixture):
         mclust's conjugate prior (``priorControl()``; a MAP M-step, see
         ``fastgmm.model.prior``): True for mclust's defaults, or a dict overriding
         some of ``shrinkage``, ``mean``, ``dof``, ``scale``.
+    top_components : int or None, default=None
+        A fastgmm extension and an explicit approximation, off by default: top-C
+        component selection (Kaldi's gselect) for diagonal models with many
+        components (diagonal kinds only: 'diag', 'spherical' and mclust's diagonal
+        models; in-memory data; neither ``noise`` nor ``prior``; not
+        ``partial_fit``). An exact iteration (every component) records each
+        sample's ``top_components`` components of largest weighted density (an
+        int32 array of shape (n_samples, top_components) held during the fit);
+        the iterations in between compute each sample's E-step over those only
+        (responsibilities zero elsewhere, its log-likelihood a lower bound of the
+        exact one). The exact iteration runs first, every
+        ``fastgmm.engine.gselect.REFRESH`` iterations and last; once the restricted
+        iterations meet ``tol`` every later one is exact, and only two exact
+        iterations in a row can converge, so ``lower_bound_``, ``converged_`` and
+        the fitted optimum are exact EM's (the scoring methods never use the
+        selection). ``top_components >= n_components`` gives the exact fit. See
+        ``docs/scaling.md`` ("Top-C selection").
 
     Attributes
     ----------
@@ -142,6 +161,7 @@ class GaussianMixture(BaseMixture):
             Interval(Real, 0.0, None, closed="neither"),
         ],
         "prior": [None, "boolean", dict],
+        "top_components": [Interval(Integral, 1, None, closed="left"), None],
     }
 
     def __init__(
@@ -167,6 +187,7 @@ class GaussianMixture(BaseMixture):
         noise=False,
         noise_volume="hypvol",
         prior=None,
+        top_components=None,
     ):
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -188,6 +209,7 @@ class GaussianMixture(BaseMixture):
         self.noise = noise
         self.noise_volume = noise_volume
         self.prior = prior
+        self.top_components = top_components
 
     def partial_fit(self, X, y=None, sample_weight=None):
         """Update the model with one chunk of a stream (online EM).
@@ -226,6 +248,8 @@ class GaussianMixture(BaseMixture):
         family = self._family()
         if isinstance(family, ModelBased):
             raise ValueError("partial_fit supports neither noise nor prior.")
+        if self.top_components is not None:
+            raise ValueError("partial_fit does not support top_components.")
         state = getattr(self, "_online_state", None)
         work = fit_work(X, self.n_components, self.covariance_type)
         with threads(self.n_jobs, work=work):
@@ -273,7 +297,7 @@ class GaussianMixture(BaseMixture):
             return ModelBased(model, self.reg_covar, recover, setup.prior, setup.noise)
         if self._model_based():
             return ModelBased(model, self.reg_covar, recover)  # set up by fit
-        return MaximumLikelihood(model, self.reg_covar, recover=recover)
+        return MaximumLikelihood(model, self.reg_covar, recover, self.top_components)
 
     def _model_based(self):
         return noise_is_on(self.noise) or self.prior not in (None, False)
@@ -286,6 +310,8 @@ class GaussianMixture(BaseMixture):
 
     def _fit(self, X, sample_weight):
         """Set up the noise and the prior from the data, then fit."""
+        self._validate_params()
+        self._check_top_components(X)
         if not self._model_based():
             return super()._fit(X, sample_weight)
         self._validate_params()
@@ -294,6 +320,25 @@ class GaussianMixture(BaseMixture):
             super()._fit(X, sample_weight)
         finally:
             self.__dict__.pop("_setup", None)
+
+    def _check_top_components(self, X):
+        """ValueError for top_components where it does not apply (see __init__)."""
+        if self.top_components is None:
+            return
+        model = covariance.get(self.covariance_type)
+        if model.kind != DIAG:
+            raise ValueError(
+                "top_components needs a diagonal covariance model (diag, spherical "
+                f"or mclust's diagonal ones), got covariance_type="
+                f"{self.covariance_type!r}."
+            )
+        if self._model_based():
+            raise ValueError("top_components supports neither noise nor prior.")
+        if is_source(X):
+            raise ValueError(
+                "top_components supports in-memory training data only (not "
+                "streamed, memory-mapped or Dask data)."
+            )
 
     def _training_data(self, X, sample_weight, random_state):
         data, init_data, dtype = super()._training_data(X, sample_weight, random_state)

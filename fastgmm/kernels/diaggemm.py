@@ -144,6 +144,27 @@ def _gemm_log_prob(X, b0, nb, ins, const, loc, prec, yt, lpx, lp, mx, check):
 
 
 @kernel
+def record_top(lp, nb, b0, sel, vals):
+    """sel[b0 + b] := the indices of the C = sel.shape[1] largest lp[:, b], b < nb,
+    largest first (ties: the lower index first). ``vals``: float64 scratch of at
+    least BLOCK * C."""
+    n_top = sel.shape[1]
+    for b in range(nb):
+        row, best = sel[b0 + b], vals[b * n_top : (b + 1) * n_top]
+        n = 0
+        for k in range(lp.shape[0]):
+            v = lp[k, b]
+            if n == n_top and not v > best[n_top - 1]:
+                continue
+            pos = min(n, n_top - 1)
+            while pos > 0 and best[pos - 1] < v:
+                best[pos], row[pos] = best[pos - 1], row[pos - 1]
+                pos -= 1
+            best[pos], row[pos] = v, k
+            n = min(n + 1, n_top)
+
+
+@kernel
 def truncate(lp, nb, cut, mx):
     """lp[k, b] := -inf where lp[k, b] < mx[b] - cut, for b < nb, where mx[b] is the
     largest lp[:, b] (-inf: the point is left as it is)."""
@@ -236,9 +257,10 @@ def _sparse_stats(X, b0, nb, resp, ref, nk, s1, s2):
 
 
 @kernel
-def _chunk(X, sw, start, stop, kind, ins, const, loc, prec, ref, nk, s1, s2):
+def _chunk(X, sw, start, stop, kind, ins, const, loc, prec, ref, nk, s1, s2, sel):
     """E-step and statistics of rows start:stop (ins = gemm_inputs); returns the
-    weighted log-likelihood sum."""
+    weighted log-likelihood sum. With sel (n, C) (C > 0), also sel[i] := the indices
+    of row i's C largest weighted log-densities (:func:`record_top`)."""
     n_components, d = loc.shape
     mats, lp, vec = block_buffers(d, n_components)
     wb, s, mx, ex = vec[0], vec[1], vec[2], vec[3:]
@@ -248,7 +270,7 @@ def _chunk(X, sw, start, stop, kind, ins, const, loc, prec, ref, nk, s1, s2):
     cut = TRUNCATE_LOG + np.log(n_components)
     cap = int(SPARSE_MAX * n_components * BLOCK) if gemm else 0
     ents = np.empty((2, cap), np.int64)
-    terms = np.empty((3, max(cap, BLOCK)))
+    terms = np.empty((3, max(cap, BLOCK * max(1, sel.shape[1]))))
     ll = 0.0
     for b0 in range(start, stop, BLOCK):
         nb = min(BLOCK, stop - b0)
@@ -258,6 +280,8 @@ def _chunk(X, sw, start, stop, kind, ins, const, loc, prec, ref, nk, s1, s2):
                 wb[b] = sw[b0 + b]
         if gemm:
             _gemm_log_prob(X, b0, nb, ins, const, loc, prec, yt, lpx, lp, mx, ex[0])
+            if sel.shape[1] > 0:
+                record_top(lp, nb, b0, sel, terms[0])
             m = kept_terms(lp, nb, cut, mx, ents, terms[0], cap)
             if m >= 0:
                 ll += sparse_resp_stats(
@@ -268,6 +292,8 @@ def _chunk(X, sw, start, stop, kind, ins, const, loc, prec, ref, nk, s1, s2):
             truncate(lp, nb, cut, mx)
         else:
             block_log_prob(nb, kind, const, loc, prec, mats, lp, s)
+            if sel.shape[1] > 0:
+                record_top(lp, nb, b0, sel, terms[0])
         ll += block_resp(lp, nb, wb, s, mx, ex)
         if n_nonzero(lp, nb) <= SPARSE_MAX * n_components * nb:
             _sparse_stats(X, b0, nb, lp, ref, nk, s1, s2)
@@ -287,6 +313,7 @@ def diag_em_pass(X, sw, kind, const, loc, prec, ref, chunk):
     n, d = X.shape
     n_components = const.shape[0]
     ins = gemm_inputs(X, const, loc, prec)
+    no_sel = np.empty((0, 0), np.int32)
     n_chunks = (n + chunk - 1) // chunk
     n_slots = n_slots_for(n_chunks, n_components, 1, d)
     pll, pnk, ps1, ps2 = slot_buffers(n_slots, n_components, 1, d)
@@ -302,7 +329,7 @@ def diag_em_pass(X, sw, kind, const, loc, prec, ref, chunk):
                 stop = min(n, start + chunk)
                 pll[c] = _chunk(
                     X, sw, start, stop, kind, ins, const, loc, prec, ref,
-                    pnk[c], ps1[c], ps2[c],
+                    pnk[c], ps1[c], ps2[c], no_sel,
                 )  # fmt: skip
                 c = next_task(queue)
         ll += add_slots(m, pll, pnk, ps1, ps2, nk[0], s1[0], s2[0])
