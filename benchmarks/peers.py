@@ -20,26 +20,31 @@ once before timing).
 Peers:
 
 - scikit-learn (always; same process);
-- Intel oneDAL through ``daal4py`` (``em_gmm``, full and diagonal covariances):
-  imported in this process when it is installed here, else run in a worker process
-  of ``--daal-python`` (a Python whose environment has it: daal4py pins its own NumPy
-  and scikit-learn versions, so it is easiest in a virtual environment of its own,
-  see benchmarks/README.md). The worker times its own calls; data and starting
-  parameters reach it through .npy files.
+- Python peers in worker processes of their own Pythons (``benchmarks/peers_src/
+  *_worker.py``; a peer whose module does not import there is left out, with the
+  option to pass said): Intel oneDAL through ``daal4py`` (``em_gmm``; ``--daal-python``:
+  daal4py pins its own NumPy and scikit-learn versions, so it is easiest in a virtual
+  environment of its own), pomegranate's ``GeneralMixtureModel`` and torchgmm's EM
+  module (PyTorch; ``--torch-python``) and gmmx's ``EMFitter`` (JAX; ``--jax-python``;
+  float32 only: its float64 rows say so). Each starts from the given parameters and
+  runs the given number of iterations with no convergence test; each worker times
+  its own fit calls, and runs every new shape and iteration count once untimed first
+  (JAX compiles per shape and count). A peer that raises on a case is reported as
+  failing it, with its error. See benchmarks/README.md for the installs.
 
 - Armadillo's ``gmm_diag`` / ``gmm_full`` (C++, OpenMP; full and diagonal), when g++
   and Armadillo's headers are installed (Debian: ``apt-get install
   libarmadillo-dev``): ``benchmarks/peers_src/armadillo_em.cpp`` is compiled into the
   run's temporary folder and run as a worker process that times its own calls.
 
-pomegranate, torchgmm and gmmx (torch / JAX) and mlpack are not run by this script:
-they have no way to start from given parameters and run a fixed number of iterations
-without their own initialisation, or they need a GPU stack this machine lacks;
-benchmarks/README.md lists the figures measured for them by hand.
+mlpack is not run: its Python binding starts EM only from its own k-means or from a
+model object it trained itself, not from given parameters; benchmarks/README.md lists
+the figures measured for it by hand.
 
 ``--busy`` starts a process that spins on one core for the whole run (the case of a
-machine shared with another busy process) and adds fastgmm on one thread as a peer,
-so the table shows whether two threads are still faster than one.
+machine shared with another busy process) and adds fastgmm on one thread and fastgmm
+with its thread pacing off (every EM iteration on all threads) as peers, so the table
+shows whether two threads are still faster than one and what the pacing gives.
 """
 
 import argparse
@@ -49,7 +54,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 import warnings
 from pathlib import Path
@@ -122,46 +126,32 @@ class InProcess:
         pass
 
 
-DAAL_WORKER = textwrap.dedent(
-    """
-    import json, sys, time
-    import numpy as np
-    import daal4py
+class Unpaced(InProcess):
+    """fastgmm with its EM iterations kept on every thread whatever the load
+    (``fastgmm._runtime.pacing`` off): the pacer's A/B under ``--busy``."""
 
-    daal4py.daalinit(int(sys.argv[1]))
-    for line in sys.stdin:
-        job = json.loads(line)
-        X = np.load(job["X"])
-        w, mu, cov = (np.load(job[k]) for k in ("w", "mu", "cov"))
-        fp = "float" if X.dtype == np.float32 else "double"
-        storage = "full" if job["kind"] == "full" else "diagonal"
-        covs = [c if storage == "full" else c[None, :] for c in cov]
-        algo = daal4py.em_gmm(
-            nComponents=len(w), maxIterations=job["m"], accuracyThreshold=0.0,
-            covarianceStorage=storage, fptype=fp,
-        )
-        t0 = time.perf_counter()
-        r = algo.compute(X, w[None, :], mu, covs)
-        seconds = time.perf_counter() - t0
-        out = job["out"]
-        np.save(out + "w.npy", np.ravel(r.weights))
-        np.save(out + "mu.npy", r.means)
-        np.save(out + "cov.npy", np.array([np.squeeze(c) for c in r.covariances]))
-        print(json.dumps({"seconds": seconds, "iters": int(r.nIterations[0, 0])}))
-        sys.stdout.flush()
-    """
-)
+    def run(self, m):
+        from fastgmm import _runtime
+
+        saved = _runtime.BUSY_CORES
+        _runtime.BUSY_CORES = float("inf")
+        try:
+            return super().run(m)
+        finally:
+            _runtime.BUSY_CORES = saved
 
 
-class Daal:
-    """oneDAL's em_gmm, in this process or in a worker of another Python."""
+class Worker:
+    """A peer in a worker process of another Python (its own virtual environment):
+    ``benchmarks/peers_src/<script>`` answering jobs on stdin (peers_src/worker.py
+    says how). Data and starting parameters reach it through .npy files; it times
+    its own fit calls."""
 
-    name = "oneDAL (daal4py)"
-
-    def __init__(self, python, n_threads, tmp):
-        self.tmp = tmp
+    def __init__(self, name, script, python, n_threads, tmp):
+        self.name, self.tmp = name, tmp
+        self.out = os.path.join(tmp, script.replace(".py", "-"))
         self.proc = subprocess.Popen(
-            [python, "-c", DAAL_WORKER, str(n_threads)],
+            [python, str(ROOT / "benchmarks" / "peers_src" / script), str(n_threads)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
         )  # fmt: skip
 
@@ -178,21 +168,34 @@ class Daal:
             np.save(self.files[key], np.asarray(value, X.dtype))
 
     def run(self, m):
-        out = os.path.join(self.tmp, "out-")
-        job = dict(self.files, kind=self.cov, m=m, out=out)
+        job = dict(self.files, kind=self.cov, m=m, out=self.out)
         self.proc.stdin.write(json.dumps(job) + "\n")
         self.proc.stdin.flush()
         line = self.proc.stdout.readline()
         if not line:
-            raise RuntimeError("the daal4py worker died")
+            raise RuntimeError(f"the {self.name} worker died")
         reply = json.loads(line)
-        seconds, iters = reply["seconds"], reply["iters"]
-        w, mu, cov = (np.load(out + k + ".npy") for k in ("w", "mu", "cov"))
-        return seconds, iters, w, mu, cov
+        if "error" in reply:
+            raise PeerFailed(reply["error"])
+        w, mu, cov = (np.load(self.out + k + ".npy") for k in ("w", "mu", "cov"))
+        return reply["seconds"], reply["iters"], w, mu, cov
 
     def close(self):
         self.proc.stdin.close()
         self.proc.wait(timeout=60)
+
+
+class PeerFailed(Exception):
+    """A peer could not run a case (its own error, reported in the table)."""
+
+
+#: Python peers run as workers: (name, worker script, module to probe, option)
+WORKERS = [
+    ("oneDAL (daal4py)", "daal_worker.py", "daal4py", "daal_python"),
+    ("pomegranate", "pomegranate_worker.py", "pomegranate", "torch_python"),
+    ("torchgmm", "torchgmm_worker.py", "torchgmm", "torch_python"),
+    ("gmmx (JAX)", "gmmx_worker.py", "gmmx", "jax_python"),
+]
 
 
 class Armadillo:
@@ -298,9 +301,14 @@ def run_case(case, systems, args):
     X64 = dataset(kind, n, d, K)
     start = start_params(X64, K, cov, dtype)
     X = np.ascontiguousarray(X64, dtype=dtype)
+    failed = {}
     for s in systems:
         s.prepare(X, cov, start)
-        s.run(2)  # compile / load / warm every system
+        try:
+            s.run(2)  # compile / load / warm every system
+        except PeerFailed as exc:
+            failed[s.name] = str(exc)
+    systems = [s for s in systems if s.name not in failed]
     m = args.iters
     net = {s.name: [] for s in systems}
     iters = {}
@@ -340,7 +348,24 @@ def run_case(case, systems, args):
         )  # fmt: skip
         say(f"  {case} {s.name}: {rows[-1]['net_s'] * 1e3:.1f} ms/iter, "
             f"x{rows[-1]['ratio']:.2f}, |dll| {rows[-1]['dll']:.1e}")  # fmt: skip
+    for name, error in failed.items():
+        rows.append(
+            {"case": case, "n": n, "d": d, "K": K, "dtype": np.dtype(dtype).name,
+             "cov": cov, "system": name, "failed": error, "others": others}
+        )  # fmt: skip
+        say(f"  {case} {name}: fails ({error})")
     return rows
+
+
+def _measured(r):
+    """The per-iteration, ratio, iterations and |Δ mean ll| cells of a row."""
+    if "failed" in r:
+        return "fails", r["failed"].replace("|", "/"), "-", "-"
+    return (
+        f"{r['net_s'] * 1e3:.1f} ms",
+        f"{r['ratio']:.2f}× ({r['ratio_min']:.2f}–{r['ratio_max']:.2f})",
+        str(r["iters"]), f"{r['dll']:.1e}",
+    )  # fmt: skip
 
 
 def report(rows, args, load):
@@ -361,9 +386,7 @@ def report(rows, args, load):
         [
             (
                 f"{r['case']} ({r['n']:,}×{r['d']}, K={r['K']}, {r['dtype']})",
-                r["system"], f"{r['net_s'] * 1e3:.1f} ms",
-                f"{r['ratio']:.2f}× ({r['ratio_min']:.2f}–{r['ratio_max']:.2f})",
-                str(r["iters"]), f"{r['dll']:.1e}",
+                r["system"], *_measured(r),
                 "-" if r["others"] is None else f"{r['others']:.2f}",
             )
             for r in rows
@@ -384,6 +407,8 @@ def parse_args(argv):
     p.add_argument("--threads", type=int, default=2, help="threads of every system")
     p.add_argument("--no-sklearn", action="store_true", help="leave scikit-learn out")
     p.add_argument("--daal-python", help="a Python with daal4py (default: this one)")
+    p.add_argument("--torch-python", help="a Python with pomegranate and/or torchgmm")
+    p.add_argument("--jax-python", help="a Python with gmmx (JAX)")
     p.add_argument("--no-armadillo", action="store_true", help="leave Armadillo out")
     p.add_argument("--out", help="also write the markdown (and .json) here")
     return p.parse_args(argv)
@@ -397,14 +422,18 @@ def make_systems(args, tmp):
     systems = [InProcess("fastgmm", Fast, n_jobs=args.threads)]
     if args.busy:
         systems.append(InProcess("fastgmm, 1 thread", Fast, n_jobs=1))
+        unpaced = f"fastgmm, {args.threads} threads unpaced"
+        systems.append(Unpaced(unpaced, Fast, n_jobs=args.threads))
     if not args.no_sklearn:
         systems.append(InProcess("scikit-learn", Sk))
-    python = args.daal_python or sys.executable
-    probe = subprocess.run([python, "-c", "import daal4py"], capture_output=True)
-    if probe.returncode == 0:
-        systems.append(Daal(python, args.threads, tmp))
-    else:
-        say("daal4py not found (pass --daal-python): oneDAL left out")
+    for name, script, module, option in WORKERS:
+        python = getattr(args, option) or sys.executable
+        probe = subprocess.run([python, "-c", f"import {module}"], capture_output=True)
+        if probe.returncode == 0:
+            systems.append(Worker(name, script, python, args.threads, tmp))
+        else:
+            flag = "--" + option.replace("_", "-")
+            say(f"{module} not found (pass {flag}): {name} left out")
     exe = None if args.no_armadillo else Armadillo.build(tmp)
     if exe is not None:
         systems.append(Armadillo(exe, args.threads, tmp))

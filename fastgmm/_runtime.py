@@ -208,8 +208,10 @@ def _interrupted(exc):
 #: cores used by other processes (measured over :data:`LOAD_WINDOW` of EM iterations)
 #: from which EM iterations are timed at fewer threads too
 BUSY_CORES = 0.5
-#: seconds of EM iterations over which other processes' CPU use is measured
+#: seconds over which other processes' CPU use is measured (at least)
 LOAD_WINDOW = 0.1
+#: a longer window (a pause between fits) is not used: the load is measured afresh
+LOAD_STALE = 1.0
 #: seconds an iteration time stays valid: older ones are measured again
 TIME_VALID = 2.0
 #: times within this fraction of the fastest count as a tie, won by more threads
@@ -233,36 +235,37 @@ def _machine_busy_seconds():
 
 
 class LoadMeter:
-    """Cores used by *other* processes while EM iterations run: the machine's CPU
-    time (``/proc/stat``, 1/100 s ticks) minus this process's, over the wall time,
-    summed over iterations until :data:`LOAD_WINDOW` seconds (the ticks' rounding
-    averages out). ``others`` is None until a window is complete, or where
+    """Cores used by *other* processes: the machine's CPU time (``/proc/stat``, in
+    1/100 s ticks) minus this process's, over the wall time between two readings.
+
+    :meth:`tick` is called at every EM iteration and reads the counters only once
+    :data:`LOAD_WINDOW` has passed since the last reading (about 25 us a reading);
+    a window longer than :data:`LOAD_STALE` (the process did other things between
+    fits) starts afresh. ``others`` is None until a window is complete, or where
     ``/proc/stat`` is missing (then no pacing).
     """
 
     def __init__(self, machine=None, own=time.process_time, clock=time.perf_counter):
         self.machine = machine or (lambda: _machine_busy_seconds())
         self.own, self.clock = own, clock
-        self.others, self._sum, self._mark = None, [0.0, 0.0, 0.0], None
+        self.others, self._last = None, None
 
-    def start(self):
-        self._mark = (self.clock(), self.machine(), self.own())
-
-    def stop(self):
-        if self._mark is None or self._mark[1] is None:
+    def tick(self):
+        now = self.clock()
+        last = self._last
+        if last is not None and now - last[0] < LOAD_WINDOW:
             return
-        t0, m0, o0 = self._mark
-        t1, m1, o1 = self.clock(), self.machine(), self.own()
-        self._mark = None
-        if m1 is None:
+        machine = self.machine()
+        if machine is None:
             return
-        acc = self._sum
-        acc[0] += t1 - t0
-        acc[1] += m1 - m0
-        acc[2] += o1 - o0
-        if acc[0] >= LOAD_WINDOW:
-            self.others = max(0.0, (acc[1] - acc[2]) / acc[0])
-            self._sum = [0.0, 0.0, 0.0]
+        self._last = (now, machine, self.own())
+        if last is None:
+            return
+        wall = now - last[0]
+        if wall > LOAD_STALE:
+            self.others = None
+            return
+        self.others = max(0.0, (machine - last[1] - (self._last[2] - last[2])) / wall)
 
 
 class Pacer:
@@ -282,9 +285,8 @@ class Pacer:
         self.times = {}  # thread count -> [(when, seconds)], newest last
 
     def _recent(self, count, now):
-        kept = [(w, s) for w, s in self.times.get(count, []) if now - w <= TIME_VALID]
-        self.times[count] = kept[-3:]
-        return sorted(s for _, s in kept[-3:])[len(kept[-3:]) // 2] if kept else None
+        kept = [s for w, s in self.times.get(count, []) if now - w <= TIME_VALID]
+        return sorted(kept)[len(kept) // 2] if kept else None
 
     def next_count(self):
         """Threads for the next iteration."""
@@ -304,38 +306,48 @@ class Pacer:
         return best
 
     def record(self, count, seconds):
-        self.times.setdefault(count, []).append((self.clock(), seconds))
+        kept = self.times.setdefault(count, [])
+        kept.append((self.clock(), seconds))
+        del kept[:-3]
 
     @contextmanager
     def iteration(self):
-        """Run one EM iteration (the body) on :meth:`next_count` threads, timed."""
+        """Run one EM iteration (the body) on :meth:`next_count` threads, timed.
+        On one thread: nothing but the body."""
+        if self.n_threads <= 1:
+            yield 1
+            return
         import numba
 
+        self.meter.tick()
         count = self.next_count()
-        numba.set_num_threads(count)
-        self.meter.start()
+        if count != self.n_threads:
+            numba.set_num_threads(count)
         start = self.clock()
         try:
             yield count
         finally:
             elapsed = self.clock() - start
-            self.meter.stop()
-            numba.set_num_threads(self.n_threads)
+            if count != self.n_threads:
+                numba.set_num_threads(self.n_threads)
         self.record(count, elapsed)
 
 
 _pacers = threading.local()
 
 
-def pacing():
-    """This Python thread's :class:`Pacer` for the current thread count (kept
-    between fits, so the iterations of consecutive fits are timed together)."""
+def pacing(work="em"):
+    """This Python thread's :class:`Pacer` for the current thread count and a kind
+    of ``work`` ("em": EM iterations; "kmeans": Lloyd passes), whose iterations
+    take comparable times. Kept between fits, so the iterations of consecutive
+    fits are timed together."""
     import numba
 
     n_threads = numba.get_num_threads()
-    pacers = getattr(_pacers, "by_count", None)
+    pacers = getattr(_pacers, "by_key", None)
     if pacers is None:
-        pacers = _pacers.by_count = {}
-    if n_threads not in pacers:
-        pacers[n_threads] = Pacer(n_threads)
-    return pacers[n_threads]
+        pacers = _pacers.by_key = {}
+    key = (work, n_threads)
+    if key not in pacers:
+        pacers[key] = Pacer(n_threads)
+    return pacers[key]

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import fastgmm.engine.em
+import fastgmm.engine.init
 import fastgmm.engine.score
 from fastgmm import GaussianMixture, _runtime
 from fastgmm._runtime import SERIAL_WORK, pass_work, threads
@@ -119,10 +120,7 @@ class _Load:
     def __init__(self, others):
         self.others = others
 
-    def start(self):
-        pass
-
-    def stop(self):
+    def tick(self):
         pass
 
 
@@ -184,27 +182,47 @@ def test_pacer_returns_to_every_thread_when_the_load_goes():
     assert _run(pacer, clock, {1: 0.01, 2: 0.02}, 2) == [2, 2]
 
 
-def test_load_meter_sums_iterations_until_a_window_is_full():
-    clock, machine, own = _Clock(), [50.0], [3.0]
-    meter = _runtime.LoadMeter(lambda: machine[0], lambda: own[0], clock)
-    for _ in range(4):  # 4 iterations of 30 ms: this process 2 cores, others 1.5
-        meter.start()
+def test_load_meter_reads_once_per_window_and_subtracts_its_own_cpu():
+    clock, machine, own, reads = _Clock(), [50.0], [3.0], []
+
+    def read():
+        reads.append(clock.now)
+        return machine[0]
+
+    meter = _runtime.LoadMeter(read, lambda: own[0], clock)
+    meter.tick()
+    for _ in range(4):  # iterations of 30 ms: this process 2 cores, others 1.5
         clock.now += 0.03
         machine[0] += 0.03 * 3.5
         own[0] += 0.03 * 2
-        meter.stop()
-        if clock.now - 100.0 < _runtime.LOAD_WINDOW:
-            assert meter.others is None
-        clock.now += 1.0  # between iterations (other work): not counted
-        machine[0] += 2.0
+        meter.tick()
+    assert len(reads) == 2  # at the start and once LOAD_WINDOW (0.1 s) had passed
     assert meter.others == pytest.approx(1.5)
+    clock.now += 0.12  # others alone for 0.12 s: 1 core
+    machine[0] += 0.12
+    meter.tick()
+    assert meter.others == pytest.approx(1.0)
+    clock.now += _runtime.LOAD_STALE + 1  # a long pause: measured afresh
+    meter.tick()
+    assert meter.others is None
 
 
 def test_load_meter_is_silent_without_proc_stat():
-    meter = _runtime.LoadMeter(lambda: None, lambda: 0.0, _Clock())
-    meter.start()
-    meter.stop()
+    clock = _Clock()
+    meter = _runtime.LoadMeter(lambda: None, lambda: 0.0, clock)
+    meter.tick()
+    clock.now += 1.0
+    meter.tick()
     assert meter.others is None
+
+
+def test_pacer_on_one_thread_does_nothing_but_the_body():
+    calls = []
+    meter = _runtime.LoadMeter(lambda: calls.append(1), lambda: 0.0, _Clock())
+    pacer = _runtime.Pacer(1, meter, _Clock())
+    with pacer.iteration() as count:
+        pass
+    assert count == 1 and calls == [] and pacer.times == {}
 
 
 @pytest.mark.skipif(
@@ -219,9 +237,9 @@ def test_load_meter_sees_a_spinning_process():
     try:
         time.sleep(0.3)  # started
         meter = _runtime.LoadMeter()
-        meter.start()
+        meter.tick()
         time.sleep(max(0.3, _runtime.LOAD_WINDOW))
-        meter.stop()
+        meter.tick()
     finally:
         spinner.kill()
         spinner.wait()
@@ -230,8 +248,9 @@ def test_load_meter_sees_a_spinning_process():
 
 @two_threads
 def test_em_under_load_runs_on_the_faster_count_with_the_same_result(monkeypatch):
-    """Forced 'busy machine' (every iteration measured): EM times both thread
-    counts and the fit equals the one on two threads bit for bit."""
+    """Forced 'busy machine' (every iteration measured): EM and the k-means start
+    time both thread counts and the fit equals the one on two threads bit for
+    bit."""
     X = np.random.default_rng(0).normal(size=(2000, 3))
     monkeypatch.setattr(_runtime, "SERIAL_WORK", 0)
     kwargs = dict(n_components=3, n_jobs=2, random_state=0, max_iter=12, tol=0)
@@ -244,8 +263,10 @@ def test_em_under_load_runs_on_the_faster_count_with_the_same_result(monkeypatch
     monkeypatch.setattr(_runtime, "_pacers", __import__("threading").local())
     monkeypatch.setattr(_runtime, "_machine_busy_seconds", lambda: 0.0)
     paced = _record_threads(monkeypatch, fastgmm.engine.em, "block_em")
+    lloyd = _record_threads(monkeypatch, fastgmm.engine.init, "lloyd_step")
     gm = GaussianMixture(**kwargs).fit(X)
     assert set(paced) == {1, 2}
+    assert len(lloyd) >= 3 and set(lloyd) == {1, 2}  # k-means is paced too
     np.testing.assert_array_equal(gm.means_, reference.means_)
     np.testing.assert_array_equal(gm.covariances_, reference.covariances_)
     assert gm.lower_bound_ == reference.lower_bound_

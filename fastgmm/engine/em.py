@@ -237,7 +237,7 @@ def run_em(data, start, family, tol, max_iter, lower_bound=-math.inf, on_iter=No
     selection), which also decides convergence (only on exact iterations).
     """
     params, lower_bounds, converged, n_iter = start, [], False, 0
-    pacer = pacing()
+    pacer = pacing("em")
     selection = Selection.of(data, family, start.means.shape[0])
     for n_iter in range(1, max_iter + 1):
         previous = lower_bound

@@ -24,6 +24,7 @@ from dataclasses import replace
 import numpy as np
 
 from .._jit import kernel_array
+from .._runtime import pacing
 from ..kernels import DIAG
 from ..kernels.kmeans import (
     assign,
@@ -178,11 +179,13 @@ def lloyd(data, centers, mean, tol, max_iter=KMEANS_MAX_ITER):
     X = data.X
     labels = np.full(X.shape[0], -1, label_dtype(centers.shape[0]))
     strict = False
+    pacer = pacing("kmeans")
     for _ in range(max_iter):
         cnorm = np.einsum("ij,ij->i", centers, centers)  # scikit-learn's row_norms
-        nk, s1, changed = lloyd_step(
-            X, data.sample_weight, mean, centers, cnorm, data.chunk, labels
-        )
+        with pacer.iteration():
+            nk, s1, changed = lloyd_step(
+                X, data.sample_weight, mean, centers, cnorm, data.chunk, labels
+            )
         if np.any(nk == 0):
             _relocate_empty(data, mean, centers, nk, s1, labels)
         new = _average(s1, nk, X.dtype)
