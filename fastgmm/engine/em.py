@@ -241,12 +241,12 @@ def run_em(data, start, family, tol, max_iter, lower_bound=-math.inf, on_iter=No
     selection = Selection.of(data, family, start.means.shape[0])
     for n_iter in range(1, max_iter + 1):
         previous = lower_bound
-        with pacer.iteration():
-            if selection is None:
+        if selection is None:
+            with pacer.iteration():
                 lower_bound, params = em_step(data, params, family)
-            else:
-                last = n_iter == max_iter
-                lower_bound, params = selection.step(data, params, family, last)
+        else:  # paced by the kind of pass it runs
+            last = n_iter == max_iter
+            lower_bound, params = selection.step(data, params, family, last)
         lower_bounds.append(lower_bound)
         change = lower_bound - previous
         if on_iter is not None:

@@ -27,6 +27,7 @@ import math
 import numpy as np
 
 from .._jit import kernel_array
+from .._runtime import pacing
 from ..kernels import DIAG
 from ..kernels.diaggemm import TRUNCATE_LOG
 from ..kernels.gselect import restricted_pass, select_pass
@@ -102,23 +103,25 @@ class Selection:
         ref = kernel_array(params.means)
         X, sw = data.X, data.sample_weight
         exact = self.final or last or self.age == 0 or self.age >= REFRESH
-        if exact:
-            args = (*inputs.astuple(), ref, data.chunk, self.sel)
-            ll, nk, s1, s2 = select_pass(X, sw, *args)
-            self.age = 1
-        else:
-            n_components = inputs.const.shape[0]
-            loc_x = kernel_array(inputs.loc, X.dtype)
-            prec_x = kernel_array(inputs.prec[:, 0, :], X.dtype)
-            cut = TRUNCATE_LOG + math.log(n_components)
-            cut = cut if X.dtype == np.float32 else math.inf
-            args = (self.sel, inputs.const, loc_x, prec_x, ref, cut, data.chunk)
-            ll, nk, s1, s2 = restricted_pass(X, sw, *args)
-            self.age += 1
-        stats = (nk, s1, s2)
-        bound = family.bound(ll, stats, params, data)
+        # each kind of pass has its own pacer (its iterations take comparable times)
+        with pacing("em" if exact else "gselect").iteration():
+            if exact:
+                args = (*inputs.astuple(), ref, data.chunk, self.sel)
+                ll, nk, s1, s2 = select_pass(X, sw, *args)
+            else:
+                n_components = inputs.const.shape[0]
+                loc_x = kernel_array(inputs.loc, X.dtype)
+                prec_x = kernel_array(inputs.prec[:, 0, :], X.dtype)
+                cut = TRUNCATE_LOG + math.log(n_components)
+                cut = cut if X.dtype == np.float32 else math.inf
+                args = (self.sel, inputs.const, loc_x, prec_x, ref, cut, data.chunk)
+                ll, nk, s1, s2 = restricted_pass(X, sw, *args)
+            stats = (nk, s1, s2)
+            bound = family.bound(ll, stats, params, data)
+            params = family.update(stats, ref, data, previous=params)
+        self.age = 1 if exact else self.age + 1
         self.kinds = (self.kinds[1], exact)
         if exact:
             self.exact_change = bound - self.exact_bound
             self.exact_bound = bound
-        return bound, family.update(stats, ref, data, previous=params)
+        return bound, params
