@@ -56,7 +56,8 @@ class Selection:
                 "top_components supports in-memory training data only (not "
                 "streamed, memory-mapped or Dask data)."
             )
-        self.sel = np.zeros((data.n_rows, min(int(top), n_components)), np.int32)
+        shape = (data.n_rows, min(int(top), n_components))
+        self.sel = np.full(shape, -1, np.int32)  # no selection yet
         self.final = False  # every iteration from now on is a selection pass
         self.age = 0  # iterations since the last selection pass
         self.kinds = (True, True)  # (previous, last) iteration exact

@@ -146,22 +146,61 @@ def _gemm_log_prob(X, b0, nb, ins, const, loc, prec, yt, lpx, lp, mx, check):
 @kernel
 def record_top(lp, nb, b0, sel, vals):
     """sel[b0 + b] := the indices of the C = sel.shape[1] largest lp[:, b], b < nb,
-    largest first (ties: the lower index first). ``vals``: float64 scratch of at
-    least BLOCK * C."""
+    largest first (equal terms in no set order). A row's list starts from the
+    first C components, or from its previous selection when sel holds one
+    (sel[i, 0] >= 0); then, component by component over the block's rows
+    (contiguous), a term enters only when it beats the row's C-th best, which few
+    do. ``vals``: float64 scratch of at least BLOCK * (C + 2)."""
     n_top = sel.shape[1]
+    thr = vals[BLOCK * n_top : BLOCK * (n_top + 1)]
+    first = vals[BLOCK * (n_top + 1) : BLOCK * (n_top + 2)]  # -1: started from sel
     for b in range(nb):
-        row, best = sel[b0 + b], vals[b * n_top : (b + 1) * n_top]
-        n = 0
-        for k in range(lp.shape[0]):
-            v = lp[k, b]
-            if n == n_top and not v > best[n_top - 1]:
+        ids, first[b] = sel[b0 + b], n_top
+        if ids[0] < 0:
+            continue
+        best = vals[b * n_top : (b + 1) * n_top]
+        for c in range(n_top):  # the previous selection, sorted by its new terms
+            _insert(best, ids, c, ids[c], lp[ids[c], b])
+        thr[b], first[b] = best[n_top - 1], -1.0
+    for k in range(min(n_top, lp.shape[0])):
+        for b in range(nb):
+            if first[b] >= 0.0:
+                best = vals[b * n_top : (b + 1) * n_top]
+                _insert(best, sel[b0 + b], k, k, lp[k, b])
+                thr[b] = best[n_top - 1]  # read once the list is full
+    for k in range(lp.shape[0]):
+        row = lp[k]
+        hits = 0
+        for b in range(nb):  # vectorised: most components enter no list
+            hits += row[b] > thr[b]
+        if hits == 0:
+            continue
+        for b in range(nb):
+            if not row[b] > thr[b]:
                 continue
-            pos = min(n, n_top - 1)
-            while pos > 0 and best[pos - 1] < v:
-                best[pos], row[pos] = best[pos - 1], row[pos - 1]
-                pos -= 1
-            best[pos], row[pos] = v, k
-            n = min(n + 1, n_top)
+            if k >= first[b] >= 0.0 or first[b] < 0.0 and not _holds(sel[b0 + b], k):
+                best = vals[b * n_top : (b + 1) * n_top]
+                _insert(best, sel[b0 + b], n_top, k, row[b])
+                thr[b] = best[n_top - 1]
+
+
+@kernel
+def _holds(ids, k):
+    for c in range(ids.shape[0]):
+        if ids[c] == k:
+            return True
+    return False
+
+
+@kernel
+def _insert(best, ids, count, k, v):
+    """Insert (v, k) into the list best/ids (descending, ``count`` entries filled),
+    dropping its last entry once full."""
+    pos = min(count, best.shape[0] - 1)
+    while pos > 0 and best[pos - 1] < v:
+        best[pos], ids[pos] = best[pos - 1], ids[pos - 1]
+        pos -= 1
+    best[pos], ids[pos] = v, k
 
 
 @kernel
@@ -270,7 +309,7 @@ def _chunk(X, sw, start, stop, kind, ins, const, loc, prec, ref, nk, s1, s2, sel
     cut = TRUNCATE_LOG + np.log(n_components)
     cap = int(SPARSE_MAX * n_components * BLOCK) if gemm else 0
     ents = np.empty((2, cap), np.int64)
-    terms = np.empty((3, max(cap, BLOCK * max(1, sel.shape[1]))))
+    terms = np.empty((3, max(cap, BLOCK * (sel.shape[1] + 2))))
     ll = 0.0
     for b0 in range(start, stop, BLOCK):
         nb = min(BLOCK, stop - b0)

@@ -41,8 +41,10 @@ def run_restricted(X, sw, params, sel, chunk=4 * BLOCK):
     return restricted_pass(X, sw, sel, const, loc_x, prec_x, ref_point, cut, chunk)
 
 
-def run_select(X, sw, params, n_top, chunk=4 * BLOCK):
-    sel = np.full((len(X), n_top), -1, np.int32)
+def run_select(X, sw, params, n_top, chunk=4 * BLOCK, sel=None):
+    """(pass results, sel) of a selection pass; ``sel``: a previous selection."""
+    if sel is None:
+        sel = np.full((len(X), n_top), -1, np.int32)
     out = select_pass(*_args(X, sw, params), chunk, sel)
     return out, sel
 
@@ -118,11 +120,15 @@ def test_restricted_pass_point_beyond_every_density(rng):
 @pytest.mark.parametrize("n_top", [1, 4, 70])
 def test_select_pass_records_true_top_c(rng, dtype, n_top):
     """sel holds each row's C largest weighted log-densities, largest first (float32:
-    up to the float32 rounding of its sgemm), and the pass's results are
-    diag_em_pass's, bit for bit."""
+    up to the float32 rounding of its sgemm), also when it starts from another
+    selection (a previous pass's: random distinct components here), and the pass's
+    results are diag_em_pass's, bit for bit."""
     n, d, K = 2 * 4 * BLOCK + 33, 10, 70
     X, params = problem(rng, n, d, K, 1.0, dtype)
     out, sel = run_select(X, None, params, n_top)
+    stale = rng.permuted(np.tile(np.arange(K, dtype=np.int32), (n, 1)), axis=1)
+    _, again = run_select(X, None, params, n_top, sel=stale[:, :n_top].copy())
+    np.testing.assert_array_equal(again, sel)
     exact = diag_em_pass(*_args(X, None, params), 4 * BLOCK)
     for a, b in zip(out, exact):
         np.testing.assert_array_equal(a, b)
