@@ -121,13 +121,16 @@ def test_restricted_pass_point_beyond_every_density(rng):
 def test_select_pass_records_true_top_c(rng, dtype, n_top):
     """sel holds each row's C largest weighted log-densities, largest first (float32:
     up to the float32 rounding of its sgemm), also when it starts from another
-    selection (a previous pass's: random distinct components here), and the pass's
-    results are diag_em_pass's, bit for bit."""
+    selection (a previous pass's: random distinct components here) or from rows
+    that are none, and the pass's results are diag_em_pass's, bit for bit."""
     n, d, K = 2 * 4 * BLOCK + 33, 10, 70
     X, params = problem(rng, n, d, K, 1.0, dtype)
     out, sel = run_select(X, None, params, n_top)
     stale = rng.permuted(np.tile(np.arange(K, dtype=np.int32), (n, 1)), axis=1)
-    _, again = run_select(X, None, params, n_top, sel=stale[:, :n_top].copy())
+    stale = stale[:, :n_top].copy()
+    stale[:5] = 0  # not a selection (repeats) ...
+    stale[5:9, -1] = [K, 10**6, -1, -(10**6)]  # ... nor these (out of range)
+    _, again = run_select(X, None, params, n_top, sel=stale)
     np.testing.assert_array_equal(again, sel)
     exact = diag_em_pass(*_args(X, None, params), 4 * BLOCK)
     for a, b in zip(out, exact):
