@@ -11,10 +11,9 @@ from ._base import BaseMixture, fitted_arrays, publish, snapshot
 from ._runtime import threads
 from .engine.data import check_n_samples, fit_work, make_data, present_rows
 from .engine.em import EMResult, MaximumLikelihood, ModelBased
+from .engine.gselect import check_top_components
 from .engine.init import METHODS, initialize
 from .engine.online import online_step, state_from_params
-from .engine.sources import is_source
-from .kernels import DIAG
 from .model import covariance, criteria
 from .model.checks import check_user_init
 from .model.params import from_fitted
@@ -311,34 +310,15 @@ class GaussianMixture(BaseMixture):
     def _fit(self, X, sample_weight):
         """Set up the noise and the prior from the data, then fit."""
         self._validate_params()
-        self._check_top_components(X)
-        if not self._model_based():
+        top, model_based = self.top_components, self._model_based()
+        check_top_components(top, self.covariance_type, model_based, X)
+        if not model_based:
             return super()._fit(X, sample_weight)
-        self._validate_params()
         self._setup = model_based_setup(self, X, sample_weight)
         try:
             super()._fit(X, sample_weight)
         finally:
             self.__dict__.pop("_setup", None)
-
-    def _check_top_components(self, X):
-        """ValueError for top_components where it does not apply (see __init__)."""
-        if self.top_components is None:
-            return
-        model = covariance.get(self.covariance_type)
-        if model.kind != DIAG:
-            raise ValueError(
-                "top_components needs a diagonal covariance model (diag, spherical "
-                f"or mclust's diagonal ones), got covariance_type="
-                f"{self.covariance_type!r}."
-            )
-        if self._model_based():
-            raise ValueError("top_components supports neither noise nor prior.")
-        if is_source(X):
-            raise ValueError(
-                "top_components supports in-memory training data only (not "
-                "streamed, memory-mapped or Dask data)."
-            )
 
     def _training_data(self, X, sample_weight, random_state):
         data, init_data, dtype = super()._training_data(X, sample_weight, random_state)

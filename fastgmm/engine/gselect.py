@@ -31,6 +31,8 @@ from .._runtime import pacing
 from ..kernels import DIAG
 from ..kernels.diaggemm import TRUNCATE_LOG
 from ..kernels.gselect import restricted_pass, select_pass
+from ..model import covariance
+from .sources import is_source
 
 #: a selection pass every REFRESH iterations. benchmarks/gselect.py (200k x 40,
 #: K=256, C=10, float32, near an optimum): 162 / 85 / 57 / 41 ms per iteration
@@ -38,6 +40,26 @@ from ..kernels.gselect import restricted_pass, select_pass
 #: mean log-likelihood; 5 keeps the selection following components that move far
 #: (a fit from a poor start) at 1.5x the cost of 10
 REFRESH = 5
+
+
+def check_top_components(top, covariance_type, model_based, X):
+    """ValueError where ``top_components`` does not apply (``top`` not None with a
+    covariance model not of the diagonal kind, noise or prior (``model_based``),
+    or streamed data ``X``)."""
+    if top is None:
+        return
+    if covariance.get(covariance_type).kind != DIAG:
+        raise ValueError(
+            "top_components needs a diagonal covariance model (diag, spherical or "
+            f"mclust's diagonal ones), got covariance_type={covariance_type!r}."
+        )
+    if model_based:
+        raise ValueError("top_components supports neither noise nor prior.")
+    if is_source(X):
+        raise ValueError(
+            "top_components supports in-memory training data only (not streamed, "
+            "memory-mapped or Dask data)."
+        )
 
 
 class Selection:
