@@ -21,6 +21,7 @@ import fastgmm.engine.em
 from fastgmm import GaussianMixture
 from fastgmm.engine.init import METHODS
 from fastgmm.exceptions import DegenerateComponentWarning
+from fastgmm.kernels.lowd32 import MAX_D
 from fastgmm.model import covariance as cov
 
 from . import reference as ref
@@ -325,10 +326,13 @@ def test_float32_fit_close_to_float64(rng, covariance_type):
 
 @pytest.mark.parametrize("covariance_type", COV_TYPES)
 def test_float32_equals_float64_of_the_same_values(rng, covariance_type):
-    """float32 data is read into float64 inside EM: only the final cast differs.
-    (The "kmeans" start, like scikit-learn's KMeans, computes in the data's dtype,
-    so float32 and float64 data may start apart: here a dtype-free start.)"""
-    X32 = mixture_data(rng, n=500, d=2, n_components=3).astype(np.float32)
+    """Above kernels.lowd32.MAX_D features (and for tied at any d) float32 data is
+    read into float64 inside EM: only the final cast differs. (The "kmeans" start,
+    like scikit-learn's KMeans, computes in the data's dtype, so float32 and float64
+    data may start apart: here a dtype-free start.) At fewer features full, diag and
+    spherical compute in float32: see tests/kernels/test_lowd32.py."""
+    d = MAX_D + 1
+    X32 = mixture_data(rng, n=500, d=d, n_components=3).astype(np.float32)
     params = dict(covariance_type=covariance_type, init_params="random_from_data")
     g32 = quiet(GaussianMixture(3, random_state=1, **params).fit, X32)
     g64 = quiet(
