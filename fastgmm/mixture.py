@@ -11,6 +11,7 @@ from ._base import BaseMixture, fitted_arrays, publish, snapshot
 from ._runtime import threads
 from .engine.data import check_n_samples, fit_work, make_data, present_rows
 from .engine.em import EMResult, MaximumLikelihood, ModelBased
+from .engine.gselect import check_top_components
 from .engine.init import METHODS, initialize
 from .engine.online import online_step, state_from_params
 from .model import covariance, criteria
@@ -99,6 +100,23 @@ class GaussianMixture(BaseMixture):
         mclust's conjugate prior (``priorControl()``; a MAP M-step, see
         ``fastgmm.model.prior``): True for mclust's defaults, or a dict overriding
         some of ``shrinkage``, ``mean``, ``dof``, ``scale``.
+    top_components : int or None, default=None
+        A fastgmm extension and an explicit approximation, off by default: top-C
+        component selection (Kaldi's gselect) for diagonal models with many
+        components (diagonal kinds only: 'diag', 'spherical' and mclust's diagonal
+        models; in-memory data; neither ``noise`` nor ``prior``; not
+        ``partial_fit``). An exact iteration (every component) records each
+        sample's ``top_components`` components of largest weighted density (an
+        int32 array of shape (n_samples, top_components) held during the fit);
+        the iterations in between compute each sample's E-step over those only
+        (responsibilities zero elsewhere, its log-likelihood a lower bound of the
+        exact one). The exact iteration runs first, every
+        ``fastgmm.engine.gselect.REFRESH`` iterations and last; once the restricted
+        iterations meet ``tol`` every later one is exact, and only two exact
+        iterations in a row can converge, so ``lower_bound_``, ``converged_`` and
+        the fitted optimum are exact EM's (the scoring methods never use the
+        selection). ``top_components >= n_components`` gives the exact fit. See
+        ``docs/scaling.md`` ("Top-C selection").
 
     Attributes
     ----------
@@ -142,6 +160,7 @@ class GaussianMixture(BaseMixture):
             Interval(Real, 0.0, None, closed="neither"),
         ],
         "prior": [None, "boolean", dict],
+        "top_components": [Interval(Integral, 1, None, closed="left"), None],
     }
 
     def __init__(
@@ -167,6 +186,7 @@ class GaussianMixture(BaseMixture):
         noise=False,
         noise_volume="hypvol",
         prior=None,
+        top_components=None,
     ):
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -188,6 +208,7 @@ class GaussianMixture(BaseMixture):
         self.noise = noise
         self.noise_volume = noise_volume
         self.prior = prior
+        self.top_components = top_components
 
     def partial_fit(self, X, y=None, sample_weight=None):
         """Update the model with one chunk of a stream (online EM).
@@ -226,6 +247,8 @@ class GaussianMixture(BaseMixture):
         family = self._family()
         if isinstance(family, ModelBased):
             raise ValueError("partial_fit supports neither noise nor prior.")
+        if self.top_components is not None:
+            raise ValueError("partial_fit does not support top_components.")
         state = getattr(self, "_online_state", None)
         work = fit_work(X, self.n_components, self.covariance_type)
         with threads(self.n_jobs, work=work):
@@ -273,7 +296,7 @@ class GaussianMixture(BaseMixture):
             return ModelBased(model, self.reg_covar, recover, setup.prior, setup.noise)
         if self._model_based():
             return ModelBased(model, self.reg_covar, recover)  # set up by fit
-        return MaximumLikelihood(model, self.reg_covar, recover=recover)
+        return MaximumLikelihood(model, self.reg_covar, recover, self.top_components)
 
     def _model_based(self):
         return noise_is_on(self.noise) or self.prior not in (None, False)
@@ -286,9 +309,11 @@ class GaussianMixture(BaseMixture):
 
     def _fit(self, X, sample_weight):
         """Set up the noise and the prior from the data, then fit."""
-        if not self._model_based():
-            return super()._fit(X, sample_weight)
         self._validate_params()
+        top, model_based = self.top_components, self._model_based()
+        check_top_components(top, self.covariance_type, model_based, X)
+        if not model_based:
+            return super()._fit(X, sample_weight)
         self._setup = model_based_setup(self, X, sample_weight)
         try:
             super()._fit(X, sample_weight)

@@ -98,6 +98,28 @@ def e_step(X, weights, means, prec_chol, covariance_type):
     return log_norm, resp
 
 
+def top_components(X, weights, means, prec_chol, covariance_type, n_top):
+    """(n, C) indices of each row's C largest weighted log-densities, largest first
+    (ties: the lower index first)."""
+    wlp = weighted_log_prob(X, weights, means, prec_chol, covariance_type)
+    return np.argsort(-wlp, axis=1, kind="stable")[:, :n_top]
+
+
+def restricted_e_step(X, weights, means, prec_chol, covariance_type, sel, cut=None):
+    """e_step over each row's selected components ``sel`` (n, C) only: (log p of the
+    selected terms (n,), responsibilities (n, K), zero off the selection). ``cut``:
+    terms below a row's largest selected one by more are dropped too."""
+    wlp = weighted_log_prob(X, weights, means, prec_chol, covariance_type)
+    rows = np.arange(len(X))[:, None]
+    kept = np.full_like(wlp, -np.inf)
+    kept[rows, sel] = wlp[rows, sel]
+    if cut is not None:
+        top = kept.max(axis=1, keepdims=True)
+        kept[kept < top - cut] = -np.inf
+    log_norm = logsumexp(kept, axis=1)
+    return log_norm, np.exp(kept - log_norm[:, None])
+
+
 def n_parameters(covariance_type, n_components, n_features):
     """Free parameters (mclust's ``nMclustParams`` / scikit-learn's ``_n_parameters``)."""
     k, d = n_components, n_features

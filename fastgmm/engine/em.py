@@ -36,6 +36,7 @@ from ..kernels.passes import em_pass
 from ..model import covariance, prior
 from ..model.noise import Noise
 from ..model.params import Params, kernel_inputs
+from .gselect import Selection
 
 
 @dataclass(frozen=True)
@@ -50,11 +51,15 @@ class MaximumLikelihood:
     recover : bool
         Repair degenerate components (warning) instead of raising scikit-learn's
         ValueError.
+    top_components : int or None
+        Top-C component selection (:mod:`fastgmm.engine.gselect`, diagonal kinds
+        only), or None for the exact E-step.
     """
 
     model: object
     reg_covar: float = 1e-6
     recover: bool = True
+    top_components: object = None
 
     def inputs(self, params):
         return kernel_inputs(params)
@@ -232,18 +237,25 @@ def run_em(data, start, family, tol, max_iter, lower_bound=-math.inf, on_iter=No
     bound of iteration t is that of the parameters *entering* iteration t, as in
     scikit-learn. Each iteration runs on the thread count of :func:`pacing` (fewer
     threads when other processes hold cores and that is faster; the same results).
+    A family with ``top_components`` iterates on a :class:`Selection` (top-C
+    selection), which also decides convergence (only on exact iterations).
     """
     params, lower_bounds, converged, n_iter = start, [], False, 0
     pacer = pacing("em")
+    selection = Selection.of(data, family, start.means.shape[0])
     for n_iter in range(1, max_iter + 1):
         previous = lower_bound
-        with pacer.iteration():
-            lower_bound, params = em_step(data, params, family)
+        if selection is None:
+            with pacer.iteration():
+                lower_bound, params = em_step(data, params, family)
+        else:  # paced by the kind of pass it runs
+            last = n_iter == max_iter
+            lower_bound, params = selection.step(data, params, family, last)
         lower_bounds.append(lower_bound)
         change = lower_bound - previous
         if on_iter is not None:
             on_iter(n_iter, change)
-        if abs(change) < tol:
+        if abs(change) < tol if selection is None else selection.done(change, tol):
             converged = True
             break
     return EMResult(params, lower_bound, lower_bounds, n_iter, converged)

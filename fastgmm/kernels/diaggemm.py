@@ -144,6 +144,85 @@ def _gemm_log_prob(X, b0, nb, ins, const, loc, prec, yt, lpx, lp, mx, check):
 
 
 @kernel
+def record_top(lp, nb, b0, sel, vals):
+    """sel[b0 + b] := the indices of the C = sel.shape[1] largest lp[:, b], b < nb,
+    largest first (equal terms in no set order). A row's list starts from the
+    first C components, or from its previous selection when sel holds one
+    (components in [0, K), distinct; -1 marks none); then, component by component over the block's rows
+    (contiguous), a term enters only when it beats the row's C-th best, which few
+    do. ``vals``: float64 scratch of at least BLOCK * (C + 2)."""
+    n_top = sel.shape[1]
+    thr = vals[BLOCK * n_top : BLOCK * (n_top + 1)]
+    first = vals[BLOCK * (n_top + 1) : BLOCK * (n_top + 2)]  # -1: started from sel
+    for b in range(nb):
+        ids, first[b] = sel[b0 + b], n_top
+        if not _in_range(ids, lp.shape[0]):
+            continue
+        best = vals[b * n_top : (b + 1) * n_top]
+        for c in range(n_top):  # the previous selection, sorted by its new terms
+            _insert(best, ids, c, ids[c], lp[ids[c], b])
+        if not _repeats(ids):  # (a repeated id sorts next to itself)
+            thr[b], first[b] = best[n_top - 1], -1.0
+    for k in range(min(n_top, lp.shape[0])):
+        for b in range(nb):
+            if first[b] >= 0.0:
+                best = vals[b * n_top : (b + 1) * n_top]
+                _insert(best, sel[b0 + b], k, k, lp[k, b])
+                thr[b] = best[n_top - 1]  # read once the list is full
+    for k in range(lp.shape[0]):
+        row = lp[k]
+        hits = 0
+        for b in range(nb):  # vectorised: most components enter no list
+            hits += row[b] > thr[b]
+        if hits == 0:
+            continue
+        for b in range(nb):
+            if not row[b] > thr[b]:
+                continue
+            if k >= first[b] >= 0.0 or first[b] < 0.0 and not _holds(sel[b0 + b], k):
+                best = vals[b * n_top : (b + 1) * n_top]
+                _insert(best, sel[b0 + b], n_top, k, row[b])
+                thr[b] = best[n_top - 1]
+
+
+@kernel
+def _in_range(ids, n_components):
+    """Whether every id is in [0, n_components) (-1 marks no selection yet)."""
+    for c in range(ids.shape[0]):
+        if ids[c] < 0 or ids[c] >= n_components:
+            return False
+    return True
+
+
+@kernel
+def _repeats(ids):
+    """Whether two neighbours of ids are equal."""
+    for c in range(1, ids.shape[0]):
+        if ids[c] == ids[c - 1]:
+            return True
+    return False
+
+
+@kernel
+def _holds(ids, k):
+    for c in range(ids.shape[0]):
+        if ids[c] == k:
+            return True
+    return False
+
+
+@kernel
+def _insert(best, ids, count, k, v):
+    """Insert (v, k) into the list best/ids (descending, ``count`` entries filled),
+    dropping its last entry once full."""
+    pos = min(count, best.shape[0] - 1)
+    while pos > 0 and best[pos - 1] < v:
+        best[pos], ids[pos] = best[pos - 1], ids[pos - 1]
+        pos -= 1
+    best[pos], ids[pos] = v, k
+
+
+@kernel
 def truncate(lp, nb, cut, mx):
     """lp[k, b] := -inf where lp[k, b] < mx[b] - cut, for b < nb, where mx[b] is the
     largest lp[:, b] (-inf: the point is left as it is)."""
@@ -236,9 +315,10 @@ def _sparse_stats(X, b0, nb, resp, ref, nk, s1, s2):
 
 
 @kernel
-def _chunk(X, sw, start, stop, kind, ins, const, loc, prec, ref, nk, s1, s2):
+def _chunk(X, sw, start, stop, kind, ins, const, loc, prec, ref, nk, s1, s2, sel):
     """E-step and statistics of rows start:stop (ins = gemm_inputs); returns the
-    weighted log-likelihood sum."""
+    weighted log-likelihood sum. With sel (n, C) (C > 0), also sel[i] := the indices
+    of row i's C largest weighted log-densities (:func:`record_top`)."""
     n_components, d = loc.shape
     mats, lp, vec = block_buffers(d, n_components)
     wb, s, mx, ex = vec[0], vec[1], vec[2], vec[3:]
@@ -248,7 +328,7 @@ def _chunk(X, sw, start, stop, kind, ins, const, loc, prec, ref, nk, s1, s2):
     cut = TRUNCATE_LOG + np.log(n_components)
     cap = int(SPARSE_MAX * n_components * BLOCK) if gemm else 0
     ents = np.empty((2, cap), np.int64)
-    terms = np.empty((3, max(cap, BLOCK)))
+    terms = np.empty((3, max(cap, BLOCK * (sel.shape[1] + 2))))
     ll = 0.0
     for b0 in range(start, stop, BLOCK):
         nb = min(BLOCK, stop - b0)
@@ -258,6 +338,8 @@ def _chunk(X, sw, start, stop, kind, ins, const, loc, prec, ref, nk, s1, s2):
                 wb[b] = sw[b0 + b]
         if gemm:
             _gemm_log_prob(X, b0, nb, ins, const, loc, prec, yt, lpx, lp, mx, ex[0])
+            if sel.shape[1] > 0:
+                record_top(lp, nb, b0, sel, terms[0])
             m = kept_terms(lp, nb, cut, mx, ents, terms[0], cap)
             if m >= 0:
                 ll += sparse_resp_stats(
@@ -268,6 +350,8 @@ def _chunk(X, sw, start, stop, kind, ins, const, loc, prec, ref, nk, s1, s2):
             truncate(lp, nb, cut, mx)
         else:
             block_log_prob(nb, kind, const, loc, prec, mats, lp, s)
+            if sel.shape[1] > 0:
+                record_top(lp, nb, b0, sel, terms[0])
         ll += block_resp(lp, nb, wb, s, mx, ex)
         if n_nonzero(lp, nb) <= SPARSE_MAX * n_components * nb:
             _sparse_stats(X, b0, nb, lp, ref, nk, s1, s2)
@@ -287,6 +371,7 @@ def diag_em_pass(X, sw, kind, const, loc, prec, ref, chunk):
     n, d = X.shape
     n_components = const.shape[0]
     ins = gemm_inputs(X, const, loc, prec)
+    no_sel = np.empty((0, 0), np.int32)
     n_chunks = (n + chunk - 1) // chunk
     n_slots = n_slots_for(n_chunks, n_components, 1, d)
     pll, pnk, ps1, ps2 = slot_buffers(n_slots, n_components, 1, d)
@@ -302,7 +387,7 @@ def diag_em_pass(X, sw, kind, const, loc, prec, ref, chunk):
                 stop = min(n, start + chunk)
                 pll[c] = _chunk(
                     X, sw, start, stop, kind, ins, const, loc, prec, ref,
-                    pnk[c], ps1[c], ps2[c],
+                    pnk[c], ps1[c], ps2[c], no_sel,
                 )  # fmt: skip
                 c = next_task(queue)
         ll += add_slots(m, pll, pnk, ps1, ps2, nk[0], s1[0], s2[0])
