@@ -213,7 +213,7 @@ LOAD_WINDOW = 0.1
 #: a longer window (a pause between fits) is not used: the load is measured afresh
 LOAD_STALE = 1.0
 #: seconds an iteration time stays valid: older ones are measured again
-TIME_VALID = 2.0
+TIME_VALID = 5.0
 #: times within this fraction of the fastest count as a tie, won by more threads
 TIE = 0.05
 
@@ -274,7 +274,7 @@ class Pacer:
     On a machine whose other processes use fewer than :data:`BUSY_CORES` cores
     (or where that is unknown) every iteration runs on ``n_threads``. Otherwise the
     iterations are timed at each count tried, and run at the fastest one whose time
-    is recent; the next count down from it (and up, towards ``n_threads``) is tried
+    is recent (:meth:`_recent`); the next count down from it (and up, towards ``n_threads``) is tried
     for one iteration whenever it has no recent time (:data:`TIME_VALID`). Results
     do not depend on the thread count, so only the time changes.
     """
@@ -285,8 +285,13 @@ class Pacer:
         self.times = {}  # thread count -> [(when, seconds)], newest last
 
     def _recent(self, count, now):
+        """The time of ``count`` threads: the least of its last (up to 3) times
+        within TIME_VALID, or None. Other processes and the first iteration after
+        a change of count (caches, thread wake-up) only add time, so the least is
+        what the count can do now; a count has to time worse three times in a row
+        before its better time is forgotten."""
         kept = [s for w, s in self.times.get(count, []) if now - w <= TIME_VALID]
-        return sorted(kept)[len(kept) // 2] if kept else None
+        return min(kept) if kept else None
 
     def next_count(self):
         """Threads for the next iteration."""
