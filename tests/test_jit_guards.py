@@ -476,14 +476,14 @@ def test_compile_budget():
     (read-only inputs: no writable twin)."""
     kernels = run_python(BUDGET_PROBE, {"FASTGMM_CACHE": "0"})
     counts = {name: k["n"] for name, k in kernels.items()}
-    # parallel entries these calls compile (diaggemm.diag_em_pass, the large-K
+    # parallel entries these calls compile (diaggemm.diag_pass, the large-K
     # diagonal pass, serves K >= 64 only, and fullgemm.full_em_pass d >= 16:
     # imported, not compiled here)
     entries = {
         name for name, k in kernels.items() if k["entry"] and k["parallel"] and k["n"]
     }
     assert entries == PARALLEL_ENTRIES
-    assert kernels["diaggemm.diag_em_pass"]["n"] == 0
+    assert kernels["diaggemm.diag_pass"]["n"] == 0
     assert kernels["fullgemm.full_em_pass"]["n"] == 0
     for name in entries:
         k = kernels[name]

@@ -360,7 +360,10 @@ def _chunk(X, sw, start, stop, kind, ins, const, loc, prec, ref, nk, s1, s2, sel
     return ll
 
 
-@kernel(parallel=True, inputs="X sw const loc prec ref")
+#: the selection of a pass that records none (diag_em_pass)
+NO_SELECTION = np.empty((0, 0), np.int32)
+
+
 def diag_em_pass(X, sw, kind, const, loc, prec, ref, chunk):
     """:func:`fastgmm.kernels.passes.em_pass` for the DIAG kind and many components
     (module docstring); same arguments and results.
@@ -368,10 +371,16 @@ def diag_em_pass(X, sw, kind, const, loc, prec, ref, chunk):
     X (n, d) float32 or float64, sw (n,) or (0,), kind DIAG, prec (K, 1, d). Returns
     (loglik_sum, nk (K,), s1 (K, d), s2 (K, 1, d)) about ``ref`` (K, d).
     """
+    return diag_pass(X, sw, kind, const, loc, prec, ref, chunk, NO_SELECTION)
+
+
+@kernel(parallel=True, inputs="X sw const loc prec ref")
+def diag_pass(X, sw, kind, const, loc, prec, ref, chunk, sel):
+    """:func:`diag_em_pass` that also records each row's top components in ``sel``
+    (n, C) int32 (:func:`fastgmm.kernels.gselect.select_pass`; (0, 0): none)."""
     n, d = X.shape
     n_components = const.shape[0]
     ins = gemm_inputs(X, const, loc, prec)
-    no_sel = np.empty((0, 0), np.int32)
     n_chunks = (n + chunk - 1) // chunk
     n_slots = n_slots_for(n_chunks, n_components, 1, d)
     pll, pnk, ps1, ps2 = slot_buffers(n_slots, n_components, 1, d)
@@ -387,7 +396,7 @@ def diag_em_pass(X, sw, kind, const, loc, prec, ref, chunk):
                 stop = min(n, start + chunk)
                 pll[c] = _chunk(
                     X, sw, start, stop, kind, ins, const, loc, prec, ref,
-                    pnk[c], ps1[c], ps2[c], no_sel,
+                    pnk[c], ps1[c], ps2[c], sel,
                 )  # fmt: skip
                 c = next_task(queue)
         ll += add_slots(m, pll, pnk, ps1, ps2, nk[0], s1[0], s2[0])

@@ -23,38 +23,15 @@ from numba import prange
 
 from .._jit import BLOCK, kernel
 from .blocks import add_slots, n_slots_for, next_task, slot_buffers, task_queue
-from .diaggemm import _add_point, _chunk, gemm_inputs, truncate
+from .diaggemm import _add_point, diag_pass, truncate
 from .passes import block_resp
 
 
-@kernel(parallel=True, inputs="X sw const loc prec ref")
 def select_pass(X, sw, kind, const, loc, prec, ref, chunk, sel):
     """:func:`fastgmm.kernels.diaggemm.diag_em_pass` (same arguments and results)
     that also writes sel (n, C) int32: each row's C largest weighted log-densities'
     component indices, largest first (ties: the lower index first)."""
-    n, d = X.shape
-    n_components = const.shape[0]
-    ins = gemm_inputs(X, const, loc, prec)
-    n_chunks = (n + chunk - 1) // chunk
-    n_slots = n_slots_for(n_chunks, n_components, 1, d)
-    pll, pnk, ps1, ps2 = slot_buffers(n_slots, n_components, 1, d)
-    _, nk, s1, s2 = slot_buffers(1, n_components, 1, d)
-    ll = 0.0
-    for g0 in range(0, n_chunks, n_slots):
-        m = min(n_slots, n_chunks - g0)
-        queue, n_workers = task_queue(m)
-        for _ in prange(n_workers):
-            c = next_task(queue)
-            while c < m:
-                start = (g0 + c) * chunk
-                stop = min(n, start + chunk)
-                pll[c] = _chunk(
-                    X, sw, start, stop, kind, ins, const, loc, prec, ref,
-                    pnk[c], ps1[c], ps2[c], sel,
-                )  # fmt: skip
-                c = next_task(queue)
-        ll += add_slots(m, pll, pnk, ps1, ps2, nk[0], s1[0], s2[0])
-    return ll, nk[0], s1[0], s2[0]
+    return diag_pass(X, sw, kind, const, loc, prec, ref, chunk, sel)
 
 
 @kernel
