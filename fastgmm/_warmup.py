@@ -45,10 +45,11 @@ def _every_model(rng, dtype):
 
 
 def _blas_branches(rng):
-    from .kernels.blas import SYRK_MIN_D
+    from .kernels.fullquad import QUAD_MAX_D
     from .kernels.logdensity import GEMM_MIN_D
 
-    for d in (GEMM_MIN_D, SYRK_MIN_D):
+    # the expanded form (d <= QUAD_MAX_D) and the column groups of fullgemm
+    for d in (GEMM_MIN_D, 2 * QUAD_MAX_D):
         X = _rows(rng, 2 * d + 300, d, "float64")
         for cov_type in ("full", "tied"):
             _fit_and_score(X, cov_type)

@@ -50,7 +50,6 @@ NRT_PASS = """
     from numba.core.registry import cpu_target
     from numba.core.runtime import rtsys
     from fastgmm.kernels import FULL, TIED
-    from fastgmm.kernels.blas import SYRK_MIN_D
     from fastgmm.kernels.fullgemm import full_em_pass
     from fastgmm.kernels.passes import em_pass
 
@@ -58,9 +57,9 @@ NRT_PASS = """
     before = rtsys.get_allocation_stats()
     rng = np.random.default_rng(0)
     results = []
-    # FULL at SYRK_MIN_D (fullgemm): dgemm log-densities and dsyrk scatter; TIED:
+    # FULL at d = 48 (fullgemm): dgemm log-densities in column groups; TIED:
     # np.dot whitening (unit precision factors: loc = means for both)
-    for d, kind, n_prec in ((SYRK_MIN_D, FULL, 2), (32, TIED, 1)):
+    for d, kind, n_prec in ((48, FULL, 2), (32, TIED, 1)):
         n, k = 700, 2
         X = rng.normal(size=(n, d))
         means = X[:k].copy()
@@ -72,15 +71,14 @@ NRT_PASS = """
     after = rtsys.get_allocation_stats()
     # the BLAS wrappers themselves allocate nothing: their scratch is the caller's
     import numba
-    from fastgmm.kernels.blas import add_gram_lower, blas_args, gemm_points
+    from fastgmm.kernels.blas import blas_args, gemm_points
 
     @numba.njit
     def calls(upper, zt, rows, out, args, yt, repeat):
         for _ in range(repeat):
             gemm_points(zt, 100, upper.shape[0], upper, upper.shape[0], yt, args)
-            add_gram_lower(rows, 100, out, args)
 
-    d = SYRK_MIN_D
+    d = 48
     blas = (np.eye(d), rng.normal(size=(d, 128)), rng.normal(size=(128, d)),
             np.zeros((d, d)), blas_args(), np.zeros((d, 128)))
     calls(*blas, 1)  # compile

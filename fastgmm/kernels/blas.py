@@ -1,11 +1,10 @@
 """BLAS level-3 routines that Numba does not expose, callable from cached kernels.
 
-``np.dot`` is the only BLAS call Numba offers: it does twice the useful work on
-symmetric products (scatter, ``sum r d d'``) and copies a sliced operand on every
-call. Here ``dsyrk`` and ``dgemm`` from SciPy's ``cython_blas`` (the same BLAS
+``np.dot`` is the only BLAS call Numba offers, and it copies a sliced operand on
+every call. Here ``dgemm`` from SciPy's ``cython_blas`` (the same BLAS
 Numba's ``np.dot`` uses) are registered with LLVM under fixed symbol names, so the
 kernels that call them link by name and stay cacheable on disk: importing this
-module (done by every module that uses it) registers the symbols before any cached
+module (done by every module that uses it) registers the symbol before any cached
 kernel is loaded.
 
 All arrays are C-contiguous float64; BLAS sees them as column-major transposes.
@@ -34,7 +33,6 @@ def _register(name, n_args):
     return types.ExternalFunction(symbol, types.void(*([types.intp] * n_args)))
 
 
-_dsyrk = _register("dsyrk", 10)
 _dgemm = _register("dgemm", 13)
 
 _R, _L, _T, _N, _U = 82, 76, 84, 78, 85  # ord("R"), ord("L"), ...
@@ -47,45 +45,11 @@ ARGS_SIZE = 8
 
 @kernel
 def blas_args():
-    """An argument buffer for add_gram_lower and gemm_points: (ARGS_SIZE,) float64.
+    """An argument buffer for gemm_points: (ARGS_SIZE,) float64.
 
     One per task, allocated by the caller next to its other per-chunk scratch.
     """
     return np.empty(ARGS_SIZE)
-
-
-#: from this dimension on dsyrk beats a GEMM (which computes both triangles) here;
-#: below, its per-call overhead loses (measured 128 rows: d=16 3.3 vs 1.9 us,
-#: d=64 21 vs 27 us)
-SYRK_MIN_D = 48
-
-
-@kernel
-def add_gram_lower(rows, n_rows, out, args):
-    """out[i, j] += sum_{r < n_rows} rows[r, i] * rows[r, j] for i >= j (rows: (m, d)).
-
-    The upper triangle of ``out`` (d, d) is left untouched (the GEMM path adds it too
-    for d < SYRK_MIN_D; callers read the lower triangle only). ``args`` is the
-    caller's argument buffer (blas_args).
-    """
-    if n_rows == 0:
-        return
-    d = rows.shape[1]
-    if d < SYRK_MIN_D:
-        head = rows[:n_rows]
-        out += np.dot(head.T, head)
-        return
-    chars, ints = args.view(np.uint8), args.view(np.int32)
-    chars[0], chars[1] = _U, _N  # uplo, trans
-    ints[4], ints[5], ints[6], ints[7] = d, n_rows, d, d  # n, k, lda, ldc
-    args[4], args[5] = 1.0, 1.0  # alpha, beta
-    c = args.ctypes.data
-    i, s = c + 16, c + 32
-    # column-major, rows is (d, m) = A and out is out': C := C + A A', upper of C
-    # is the lower triangle of out
-    _dsyrk(
-        c, c + 1, i, i + 4, s, rows.ctypes.data, i + 8, s + 8, out.ctypes.data, i + 12,
-    )  # fmt: skip
 
 
 @kernel

@@ -16,7 +16,6 @@ from fastgmm.engine.data import make_data
 from fastgmm.engine.em import MaximumLikelihood, em_step
 from fastgmm.engine.score import score
 from fastgmm.kernels import FULL
-from fastgmm.kernels.blas import SYRK_MIN_D, add_gram_lower, blas_args
 from fastgmm.kernels.blocks import n_slots_for, next_task, task_queue
 from fastgmm.kernels.fullgemm import PENDING, full_em_pass
 from fastgmm.kernels.kmeans import (
@@ -54,9 +53,9 @@ SHAPES = [
     # from GEMM_MIN_D features on, FULL and TIED use a BLAS GEMM per block
     pytest.param(300, GEMM_MIN_D, 3, 2 * BLOCK, id="n300-d16-K3-gemm"),
     pytest.param(333, GEMM_MIN_D + 5, 2, None, id="n333-d21-K2-gemm"),
-    # larger d: the GEMM whitening (and, in fullgemm, the dsyrk scatter from SYRK_MIN_D)
+    # larger d: the GEMM whitening (and, in fullgemm, the column groups beyond d = 24)
     pytest.param(600, 32, 3, 2 * BLOCK, id="n600-d32-K3"),
-    pytest.param(700, SYRK_MIN_D, 2, 4 * BLOCK, id="n700-d48-K2-syrk"),
+    pytest.param(700, 48, 2, 4 * BLOCK, id="n700-d48-K2-groups"),
     pytest.param(ROUNDS_N, 64, 16, BLOCK, id="n5000-d64-K16-rounds"),
 ]
 
@@ -190,26 +189,13 @@ def test_em_pass_matches_oracle(
         assert_close(s2, s2_o, 1e-10)
 
 
-@pytest.mark.parametrize("d", [SYRK_MIN_D - 1, SYRK_MIN_D], ids=["gemm", "syrk"])
-def test_blas_add_gram_lower_matches_numpy(rng, d):
-    rows = rng.normal(size=(100, d))
-    out = rng.normal(size=(d, d))
-    before = out.copy()
-    add_gram_lower(rows, 77, out, blas_args())
-    lower = np.tril(np.ones((d, d), bool))
-    expected = before + rows[:77].T @ rows[:77]
-    np.testing.assert_allclose(out[lower], expected[lower], rtol=1e-13, atol=1e-12)
-    add_gram_lower(rows, 0, out, blas_args())  # nothing to add
-    np.testing.assert_allclose(out[lower], expected[lower], rtol=1e-13, atol=1e-12)
-
-
 @pytest.mark.parametrize("kernel", ["em_pass", "full_em_pass"])
 def test_em_pass_sparse_responsibilities_match_oracle(rng, kernel):
     """Far-apart components: most responsibilities are exactly 0 (fullgemm skips
     their rows in its scatter, and one component queues more than PENDING rows
     in a chunk: a mid-chunk flush); the statistics still equal the oracle's, through
     the general pass and the FULL GEMM pass."""
-    n, d, chunk = 700, SYRK_MIN_D, 4 * BLOCK
+    n, d, chunk = 700, 48, 4 * BLOCK
     w, means, covariances, prec_chol = ref.random_params(rng, 2, d, "full")
     means *= 4.0
     X = ref.sample_mixture(rng, n, w, means, covariances, "full")
@@ -641,7 +627,7 @@ def _all_kernels(X, sw, params, covariance_type, chunk):
 
 
 @pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 Numba threads")
-@pytest.mark.parametrize("d", [3, GEMM_MIN_D, 32, SYRK_MIN_D])
+@pytest.mark.parametrize("d", [3, GEMM_MIN_D, 32, 48])
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 @pytest.mark.parametrize("covariance_type", COV_TYPES)
 def test_one_thread_equals_two_threads_bitwise(rng, covariance_type, dtype, d):
