@@ -35,7 +35,7 @@ class Data:
     sample_weight: np.ndarray
     total_weight: float
     chunk: int
-    feature_var: np.ndarray  # (d,) weighted variance of each feature
+    variances: object  # (d,) weighted variance of each feature, or a LazyVariances
     tied_total: object = None  # (centre, scatter) for dense shared covariances
     source: object = None
 
@@ -53,7 +53,16 @@ class Data:
 
     @property
     def n_features(self):
-        return self.feature_var.shape[0]
+        if isinstance(self.variances, LazyVariances):
+            return self.X.shape[1]
+        return self.variances.shape[0]
+
+    @property
+    def feature_var(self):
+        """(d,) weighted variance of each feature (of lazy variances: one pass over
+        the data on first use)."""
+        var = self.variances
+        return var if isinstance(var, np.ndarray) else var.get(self)
 
     @property
     def dtype(self):
@@ -67,9 +76,28 @@ class Data:
         return 1e-6 * scale if scale > 0 and np.isfinite(scale) else 1e-6
 
 
+class LazyVariances:
+    """The feature variances of in-memory data of unit weights, computed by one
+    pass over the data when first asked for (a repair's jitter, k-means'
+    tolerance): a fit from a given start that repairs nothing makes no pass beyond
+    its EM iterations. Shared by the copies of a Data (``dataclasses.replace``);
+    the same values as the eager pass of :func:`make_data`."""
+
+    def __init__(self):
+        self.value = None
+
+    def get(self, data):
+        if self.value is None:
+            total, _, scatter = _total_scatter(data, data.X[0], DIAG)
+            self.value = scatter / total
+        return self.value
+
+
 def make_data(X, sample_weight, n_components, model, source=None, variances=True):
     """Wrap validated X and weights (or a block ``source`` with X=None) and
-    precompute the feature variances and, for dense shared models, the total scatter.
+    precompute, for dense shared models, the total scatter; the feature variances
+    come from the same pass, or for in-memory data of unit weights from a pass on
+    first use (:class:`LazyVariances`).
 
     ``variances=False`` skips that data pass unless the model needs it (feature_var
     is then zero): for callers that never repair a covariance from it.
@@ -80,11 +108,12 @@ def make_data(X, sample_weight, n_components, model, source=None, variances=True
     chunk = chunk_rows(d, n_components)
     sw = np.empty(0) if sample_weight is None else kernel_array(sample_weight)
     data = Data(X, sw, 0.0, chunk, np.zeros(d), None, source)
-    if not variances and not shared_dense and source is None:
+    if not shared_dense and source is None and (not variances or not sw.shape[0]):
         total = float(sw.sum()) if sw.shape[0] else float(X.shape[0])
         if not total > 0:
             raise ValueError("The total sample weight must be positive.")
-        return Data(X, sw, total, chunk, np.zeros(d), None, source)
+        var = LazyVariances() if variances else np.zeros(d)
+        return Data(X, sw, total, chunk, var, None, source)
     kind = FULL if shared_dense else DIAG
     ref = source.first_row() if source is not None else np.asarray(X[0], np.float64)
     total, centre, scatter = _total_scatter(data, ref, kind)

@@ -66,7 +66,7 @@ class MaximumLikelihood:
 
     def update(self, stats, ref, data, previous=None):
         return params_from_stats(
-            stats, ref, self, data.tied_total, data.jitter, previous
+            stats, ref, self, data.tied_total, lambda: data.jitter, previous
         )
 
     def bound(self, log_lik, stats, params, data):
@@ -126,7 +126,12 @@ class ModelBased:
             self.model, stats, ref, self.reg_covar, self.prior, data.tied_total, prev
         )
         params = checked_params(
-            self.model, self.recover, data.jitter, weights * gauss_share, means, cov
+            self.model,
+            self.recover,
+            lambda: data.jitter,
+            weights * gauss_share,
+            means,
+            cov,
         )
         return params if noise is None else replace(params, noise=noise)
 
@@ -161,13 +166,15 @@ def params_from_stats(stats, ref, family, tied_total, jitter, previous=None):
 
 
 def checked_params(model, recover, jitter, weights, means, cov):
-    """Params of M-step estimates, their covariances checked (and repaired)."""
+    """Params of M-step estimates, their covariances checked (and repaired, by
+    multiples of ``jitter``: a float, or a function returning it, called only for a
+    repair)."""
     try:
         prec_chol = _prec_chol(model, cov)
     except covariance.IllDefinedCovariance:
         if not recover:
             raise
-        cov, repaired = model.repair(cov, jitter)
+        cov, repaired = model.repair(cov, jitter() if callable(jitter) else jitter)
         prec_chol = model.prec_chol(cov)
         warnings.warn(
             f"Component(s) {repaired} had an ill-defined covariance (collapsed onto "
