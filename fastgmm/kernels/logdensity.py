@@ -33,10 +33,20 @@ def data_shape(X):
 
 @kernel
 def _copy_block(X, start, nb, xt):
+    """xt[j, b] = X[start + b, j] for b < nb; one loop over the rows at d <= 3 (a
+    loop over j inside is scalar code: 2.0 against 0.9 ns per point at d = 3)."""
     d = X.shape[1]
+    if d > 3:
+        for b in range(nb):
+            for j in range(d):
+                xt[j, b] = X[start + b, j]
+        return
+    x0, x1, x2 = xt[0], xt[min(1, d - 1)], xt[d - 1]
+    i1, i2 = min(1, d - 1), d - 1
     for b in range(nb):
-        for j in range(d):
-            xt[j, b] = X[start + b, j]
+        x0[b] = X[start + b, 0]
+        x1[b] = X[start + b, i1]
+        x2[b] = X[start + b, i2]
 
 
 @kernel
