@@ -16,7 +16,8 @@ float64 is kept where precision needs it:
 - the logsumexp's log and the log-likelihood sum (float64, from the float32 maximum
   and sum of exps);
 - the statistics: each block's sums (at most BLOCK32 rows) in float32, added to the
-  chunk's float64 slot; they are taken about float32(ref - c) and moved onto ``ref``
+  chunk's float64 sums (one flat SIMD loop per block, into the chunk's slot at its
+  end); they are taken about float32(ref - c) and moved onto ``ref``
   in float64 at the end (:func:`move_stats`), so ``ref + s1 / nk`` carries no
   rounding of the reference.
 
@@ -323,29 +324,39 @@ def _stats32(nb, kind, xt, ref, ex, scale, part, yt, ut):
 
 
 @kernel
-def _add_part(kind, part, nk, s1, s2):
-    """Add a block's float32 statistics (part, see _stats_small32) to the chunk's
-    float64 sums, if every one is finite (returns False, adding nothing, if not:
-    squares of points ~1e19 from a mean overflow float32)."""
-    n_components, d = s1.shape
+def _add_part(part, acc):
+    """acc += part in float64 (flat (K * (1 + d + d * d),) views of the layout of
+    _stats_small32), as SIMD loops, if every entry of part is finite (returns False,
+    adding nothing, if not: squares of points ~1e19 from a mean overflow float32)."""
     check = _ZERO
-    for k in range(n_components):
-        for i in range(part.shape[1]):
-            check += part[k, i] * _ZERO
+    for i in range(part.shape[0]):
+        check += part[i] * _ZERO  # NaN unless finite
     if check != _ZERO:
         return False
+    for i in range(part.shape[0]):
+        acc[i] += np.float64(part[i])
+    return True
+
+
+@kernel
+def _flush_part(kind, acc, nk, s1, s2):
+    """Add a chunk's float64 sums acc (layout of _stats_small32's part) to its
+    statistics nk, s1, s2 (lower triangle for FULL, the diagonal for DIAG) and
+    zero acc."""
+    n_components, d = s1.shape
     for k in range(n_components):
-        row = part[k]
-        nk[k] += np.float64(row[0])
+        row = acc[k]
+        nk[k] += row[0]
         for i in range(d):
-            s1[k, i] += np.float64(row[1 + i])
+            s1[k, i] += row[1 + i]
             for j in range(0 if kind == FULL else i, i + 1):
-                v = np.float64(row[1 + d + i * d + j])
+                v = row[1 + d + i * d + j]
                 if kind == DIAG:
                     s2[k, 0, i] += v
                 else:
                     s2[k, i, j] += v
-    return True
+        for i in range(row.shape[0]):
+            row[i] = 0.0
 
 
 @kernel
@@ -373,15 +384,21 @@ def _block64(X, sw, b0, nb, kind, const, loc, prec, used, bufs, nk, s1, s2):
 def scratch32(d, n_components):
     """One worker's buffers for _chunk32 (allocated once per worker, not per chunk):
     xt (d, B), yt (2, d, B), lp (K, B), part (K, 1 + d + d * d), v32 (4, B) float32;
-    v64 (4, B) float64 (row 3: the weights, ones); block_buffers(d, K)."""
+    v64 (4, B) float64 (row 3: the weights, ones); block_buffers(d, K); acc (K, 1 +
+    d + d * d) float64 (a chunk's sums of the blocks' parts); flat views of part and
+    acc."""
+    m = n_components * (1 + d + d * d)
+    part, acc = np.zeros(m, np.float32), np.zeros(m)
     return (
         np.zeros((d, BLOCK32), np.float32),
         np.zeros((2, d, BLOCK32), np.float32),
         np.zeros((n_components, BLOCK32), np.float32),
-        np.zeros((n_components, 1 + d + d * d), np.float32),
+        part.reshape(n_components, -1),
         np.zeros((4, BLOCK32), np.float32),
         np.ones((4, BLOCK32)),
         block_buffers(d, n_components),
+        acc.reshape(n_components, -1),
+        (part, acc),
     )
 
 
@@ -394,7 +411,7 @@ def _chunk32(X, sw, start, stop, kind, ins, const, loc, prec, sums, scratch):
     c32, const32, loc32, prec32, ref32, used = ins
     nk, s1, s2 = sums
     d = loc.shape[1]
-    xt, yt, lp, part, v32, v64, bufs = scratch
+    xt, yt, lp, part, v32, v64, bufs, acc, flat = scratch
     mx, s, scale = v32[0], v32[1], v32[2]
     wb = v64[3]  # ones unless weights are given
     ll = 0.0
@@ -413,13 +430,14 @@ def _chunk32(X, sw, start, stop, kind, ins, const, loc, prec, sums, scratch):
                 _stats_small32(nb, kind, xt, ref32, lp, scale, part)
             else:
                 _stats32(nb, kind, xt, ref32, lp, scale, part, yt[0], yt[1])
-            finite = _add_part(kind, part, nk, s1, s2)
+            finite = _add_part(flat[0], flat[1])
         if finite:
             ll += block_ll
         else:
             ll += _block64(
                 X, sw, b0, nb, kind, const, loc, prec, used, bufs, nk, s1, s2
             )
+    _flush_part(kind, acc, nk, s1, s2)
     return ll
 
 
