@@ -2,9 +2,9 @@
 full, diag, spherical, and mclust's models of those kinds), computed in float32.
 
 :func:`fastgmm.kernels.passes.em_pass` loads float32 rows into float64 blocks and
-computes in float64. Here the hot loops run on float32 blocks of BLOCK32 rows (twice
-the lanes per vector: 8 on AVX2, 16 on AVX-512): the centred rows and Mahalanobis
-terms with the per-point maximum, the exp
+computes in float64. Here the hot loops run on float32 blocks of up to BLOCK32 rows
+(:func:`block_rows`; twice the lanes per vector: 8 on AVX2, 16 on AVX-512): the
+centred rows and Mahalanobis terms with the per-point maximum, the exp
 (:func:`fastgmm.kernels.vecmath.exp32_shifted_sum`) and each block's statistics.
 float64 is kept where precision needs it:
 
@@ -51,8 +51,12 @@ from .vecmath import exp32_shifted_sum, log_pos
 #: see benchmarks/lowd32_ab.py for the crossover
 MAX_D = 8
 
-#: rows per float32 block (the statistics' float32 partial sums run over at most this)
-BLOCK32 = 256
+#: the most rows per float32 block (the statistics' float32 partial sums run over at
+#: most this); see block_rows
+BLOCK32 = 1152
+#: bytes of a block's log-densities (K x rows, float32) from which blocks get fewer
+#: rows than BLOCK32 (many components)
+LP_BYTES = 36 * 1024
 
 _ZERO = np.float32(0.0)
 _HALF = np.float32(0.5)
@@ -62,6 +66,22 @@ def use_lowd32(dtype, kind, n_features):
     """Whether a pass over data of ``dtype`` and ``n_features`` with density ``kind``
     takes this module's float32 path (a function of dtype, kind and shape only)."""
     return dtype == np.float32 and kind in (FULL, DIAG) and n_features <= MAX_D
+
+
+@kernel
+def block_rows(chunk, n_components, d):
+    """Rows per float32 block of a chunk of ``chunk`` rows: the chunk in equal blocks
+    (multiples of 16) of at most BLOCK32 rows and LP_BYTES of log-densities, at
+    least 256 rows (d > 3: 256). Per block and component the loops pay a fixed cost
+    (broadcasts, alias checks, the statistics' ten horizontal sums) that at d <= 3
+    is a large part of the work: at 1M x 3, K=8 (chunks of 2304 rows) blocks of 1152
+    rows take 0.7x the time of 256 (full; diag 0.75x; one thread, CPU time)."""
+    target = max(256, min(BLOCK32, LP_BYTES // (4 * n_components)))
+    if d > 3:
+        target = 256
+    n_blocks = -(-chunk // target)
+    rows = -(-chunk // n_blocks)
+    return min(BLOCK32, -(-rows // 16) * 16)
 
 
 @kernel
@@ -381,21 +401,21 @@ def _block64(X, sw, b0, nb, kind, const, loc, prec, used, bufs, nk, s1, s2):
 
 
 @kernel
-def scratch32(d, n_components):
-    """One worker's buffers for _chunk32 (allocated once per worker, not per chunk):
-    xt (d, B), yt (2, d, B), lp (K, B), part (K, 1 + d + d * d), v32 (4, B) float32;
+def scratch32(d, n_components, rows):
+    """One worker's buffers for _chunk32 (allocated once per worker, not per chunk),
+    B = rows: xt (d, B), yt (2, d, B), lp (K, B), part (K, 1 + d + d * d), v32 (4, B) float32;
     v64 (4, B) float64 (row 3: the weights, ones); block_buffers(d, K); acc (K, 1 +
     d + d * d) float64 (a chunk's sums of the blocks' parts); flat views of part and
     acc."""
     m = n_components * (1 + d + d * d)
     part, acc = np.zeros(m, np.float32), np.zeros(m)
     return (
-        np.zeros((d, BLOCK32), np.float32),
-        np.zeros((2, d, BLOCK32), np.float32),
-        np.zeros((n_components, BLOCK32), np.float32),
+        np.zeros((d, rows), np.float32),
+        np.zeros((2, d, rows), np.float32),
+        np.zeros((n_components, rows), np.float32),
         part.reshape(n_components, -1),
-        np.zeros((4, BLOCK32), np.float32),
-        np.ones((4, BLOCK32)),
+        np.zeros((4, rows), np.float32),
+        np.ones((4, rows)),
         block_buffers(d, n_components),
         acc.reshape(n_components, -1),
         (part, acc),
@@ -415,8 +435,9 @@ def _chunk32(X, sw, start, stop, kind, ins, const, loc, prec, sums, scratch):
     mx, s, scale = v32[0], v32[1], v32[2]
     wb = v64[3]  # ones unless weights are given
     ll = 0.0
-    for b0 in range(start, stop, BLOCK32):
-        nb = min(BLOCK32, stop - b0)
+    rows = xt.shape[1]
+    for b0 in range(start, stop, rows):
+        nb = min(rows, stop - b0)
         if sw.shape[0] > 0:
             for b in range(nb):
                 wb[b] = sw[b0 + b]
@@ -476,12 +497,13 @@ def lowd32_em_pass(X, sw, kind, const, loc, prec, ref, chunk):
     n_slots = n_slots_for(n_chunks, n_components, p, d)
     pll, pnk, ps1, ps2 = slot_buffers(n_slots, n_components, p, d)
     _, nk, s1, s2 = slot_buffers(1, n_components, p, d)
+    rows = block_rows(chunk, n_components, d)
     ll = 0.0
     for g0 in range(0, n_chunks, n_slots):
         m = min(n_slots, n_chunks - g0)
         queue, n_workers = task_queue(m)
         for _ in prange(n_workers):
-            scratch = scratch32(d, n_components)
+            scratch = scratch32(d, n_components, rows)
             c = next_task(queue)
             while c < m:
                 start = (g0 + c) * chunk
