@@ -18,7 +18,7 @@ which the E-step already subtracts), so there is no E[xx'] - mu mu' cancellation
 import numpy as np
 from numba import prange
 
-from .._jit import BLOCK, kernel
+from .._jit import kernel
 from . import DIAG, FULL, TIED
 from .blocks import add_slots, n_slots_for, next_task, slot_buffers, task_queue
 from .logdensity import (
@@ -230,9 +230,13 @@ def _chunk_pass(X, sw, start, stop, kind, const, loc, prec, ref, sums, outs):
     resp = resp or out_resp[0].shape[0] + out_resp[1].shape[0] > 0
     mats, lp, vec = block_buffers(d, n_components)
     wb, s, mx, ex = vec[0], vec[1], vec[2], vec[3:]
+    # the rows in equal blocks of at most the buffers' width (see block_buffers)
+    size, cap = stop - start, lp.shape[1]
+    n_blocks = (size + cap - 1) // cap
+    rows = min(cap, ((size + n_blocks - 1) // n_blocks + 7) // 8 * 8)
     ll = 0.0
-    for b0 in range(start, stop, BLOCK):
-        nb = min(BLOCK, stop - b0)
+    for b0 in range(start, stop, rows):
+        nb = min(rows, stop - b0)
         load_block(X, b0, nb, mats[0])
         if sw.shape[0] > 0:
             for b in range(nb):
