@@ -2,9 +2,12 @@
 weights, and what is computed from them once per fit.
 
 :func:`make_data` wraps in-memory arrays or a block source (see
-:mod:`fastgmm.engine.sources`) and runs the one data pass every fit needs first: the
-total weight, the feature variances (to scale repairs of degenerate components) and,
-for a dense shared covariance (tied / EEE), the total scatter its M-step uses.
+:mod:`fastgmm.engine.sources`) and runs the data pass that fits need first: the total
+weight, the feature variances (to scale repairs of degenerate components, and
+k-means' tolerance) and, for a dense shared covariance (tied / EEE), the total
+scatter its M-step uses. In-memory data of unit weights needs it only for the
+variances, and makes it when they are first asked for (:class:`LazyVariances`): a
+fit from a given start that repairs nothing reads the data in its EM passes only.
 Every later pass goes through :meth:`Data.map_sum`, the seam behind which the
 execution engines (in memory, blocks from disk, Dask) live.
 """
