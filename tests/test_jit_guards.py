@@ -451,8 +451,8 @@ BUDGET_PROBE = """
 #: compiles none of them).
 #: 81: add_slots' flat loops (blocks._add_rows, and blocks._slot_sum: the ll sum kept
 #: strict), which every chunked pass shares (51 -> 7 us of serial time per 1M x 3
-#: pass), and lowd32's block_rows and _flush_part (its blocks of up to 1152 rows, a
-#: chunk's float64 sums flushed once), compiled only by the float32 pass.
+#: pass), and lowd32.block_rows and lowd32stats._flush_part (blocks of up to 1152
+#: rows, a chunk's float64 sums flushed once), compiled only by the float32 pass.
 BUDGET_TOTAL = 81
 #: slot_buffers: per literal size and dtype its callers pass (the mixture pass 2,
 #: the k-means kernels 3)
