@@ -160,7 +160,11 @@ def main(argv=None):
             lines.append(row)
         ratios = []
         for f, _ in COLUMNS:
-            rr = np.array([a[f] / b[f] for a, b in zip(old, new)])
+            pairs = [(a[f], b[f]) for a, b in zip(old, new)]
+            if min(min(p) for p in pairs) <= 0:  # a net or fixed cost lost in noise
+                ratios.append("n/a")
+                continue
+            rr = np.array([a / b for a, b in pairs])
             ratios.append(f"{np.median(rr):.2f}x ({rr.min():.2f}-{rr.max():.2f})")
         row = f"| {case} | OLD/NEW | " + " | ".join(ratios) + " | |"
         print(row, flush=True)
