@@ -1,0 +1,133 @@
+"""Small data: the fixed costs of a fit and of the public methods (issue 13).
+
+What a small fit no longer does, each with the behaviour it must keep: parameters
+validated once per set of values, plain float arrays not passed through
+scikit-learn's ``validate_data``, BLAS left unpinned where nothing uses it.
+"""
+
+import warnings
+
+import numpy as np
+import pytest
+import sklearn.base
+from sklearn.datasets import load_iris
+from sklearn.utils._param_validation import InvalidParameterError
+
+import fastgmm._base
+from fastgmm import GaussianMixture, _runtime
+from fastgmm._runtime import BLAS_FEATURES, SERIAL_WORK, blas_idle, threads
+
+IRIS = load_iris().data
+
+
+def _count_calls(monkeypatch, module, name):
+    calls = []
+    original = getattr(module, name)
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, counted)
+    return calls
+
+
+def test_parameters_are_validated_once_per_fit_and_once_per_values(monkeypatch):
+    GaussianMixture._valid_params = set()  # a fresh memory for this test
+    calls = _count_calls(monkeypatch, sklearn.base, "validate_parameter_constraints")
+    gm = GaussianMixture(3, random_state=0)
+    gm.fit(IRIS)
+    assert len(calls) == 1  # not once more inside the shared fit
+    gm.fit(IRIS)
+    GaussianMixture(3, random_state=0).fit(IRIS)
+    assert len(calls) == 1  # the same values: validated already
+    GaussianMixture(3, random_state=1).fit(IRIS)
+    assert len(calls) == 2
+
+
+def test_remembered_validation_still_refuses_bad_values():
+    gm = GaussianMixture(3, random_state=0).fit(IRIS)
+    means = gm.means_.copy()
+    for name, bad in [("n_components", 0), ("tol", -1.0), ("covariance_type", "x")]:
+        with pytest.raises(InvalidParameterError, match=name):
+            GaussianMixture(3, random_state=0).set_params(**{name: bad}).fit(IRIS)
+    np.testing.assert_array_equal(gm.means_, means)
+
+
+def test_unhashable_parameters_are_validated_every_time(monkeypatch):
+    calls = _count_calls(monkeypatch, sklearn.base, "validate_parameter_constraints")
+    gm = GaussianMixture(2, means_init=IRIS[:2], random_state=0)
+    gm.fit(IRIS)
+    gm.fit(IRIS)
+    assert len(calls) == 2
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_plain_arrays_skip_validate_data_with_the_same_result(monkeypatch, dtype):
+    X = np.ascontiguousarray(IRIS, dtype=dtype)
+    expected = GaussianMixture(3, random_state=0).fit(X)
+    calls = _count_calls(monkeypatch, fastgmm._base, "validate_data")
+    gm = GaussianMixture(3, random_state=0).fit(X)
+    assert gm.n_features_in_ == 4 and not hasattr(gm, "feature_names_in_")
+    for method in ("predict", "predict_proba", "score_samples"):
+        got, want = getattr(gm, method)(X), getattr(expected, method)(X)
+        np.testing.assert_array_equal(got, want)
+    assert calls == []
+    # anything else goes through validate_data: lists, Fortran order, ints
+    GaussianMixture(3, random_state=0).fit(X.tolist())
+    gm.predict(np.asfortranarray(X))
+    gm.predict(X.astype(np.int64))
+    assert len(calls) == 3
+
+
+def test_plain_path_keeps_scikit_learns_checks_and_messages():
+    gm = GaussianMixture(2, random_state=0).fit(IRIS)
+    bad = IRIS.copy()
+    bad[3, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        GaussianMixture(2, random_state=0).fit(bad)
+    with pytest.raises(ValueError, match="NaN"):
+        gm.predict(bad)
+    with pytest.raises(ValueError, match="expecting 4 features"):
+        gm.predict(IRIS[:, :3])
+    with pytest.raises(ValueError, match="minimum of 2 is required"):
+        GaussianMixture(1).fit(IRIS[:1])
+    with pytest.raises(ValueError, match="2D array"):
+        GaussianMixture(1).fit(IRIS[0])
+
+
+def test_refit_on_an_array_forgets_the_feature_names():
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame(IRIS, columns=list("abcd"))
+    gm = GaussianMixture(2, random_state=0).fit(frame)
+    assert list(gm.feature_names_in_) == list("abcd")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        gm.predict(frame)
+    with pytest.warns(UserWarning, match="feature names"):
+        gm.predict(IRIS)  # fitted with names, scored without: scikit-learn warns
+    gm.fit(IRIS)
+    assert not hasattr(gm, "feature_names_in_")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        gm.predict(IRIS)
+
+
+def test_blas_is_idle_only_for_small_narrow_work():
+    assert blas_idle(SERIAL_WORK - 1, BLAS_FEATURES - 1)
+    assert not blas_idle(SERIAL_WORK, 1)
+    assert not blas_idle(10, BLAS_FEATURES)  # the GEMM kernels' widths
+    assert not blas_idle(None, 1)  # unknown work
+
+
+def test_small_fits_and_scores_do_not_pin_blas(monkeypatch):
+    pins = _count_calls(monkeypatch, _runtime, "_pin_blas")
+    gm = GaussianMixture(3, random_state=0).fit(IRIS)
+    gm.predict(IRIS)
+    assert pins == []
+    wide = np.random.default_rng(0).normal(size=(200, BLAS_FEATURES))
+    GaussianMixture(2, random_state=0).fit(wide).predict(wide)
+    assert len(pins) == 4  # enter and leave, fit and predict
+    with threads(1, work=10, pin_blas=False):
+        pass
+    assert len(pins) == 4
