@@ -161,6 +161,7 @@ def _compile_kmeans(dtypes=("float64", "float32")):
     from .kernels.cholesky import prec_chol_stack
     from .kernels.kmeans import assign
     from .model import covariance
+    from .model.fused import closed_params
 
     model = covariance.get("full")
     for dtype in map(np.dtype, dtypes):
@@ -174,6 +175,8 @@ def _compile_kmeans(dtypes=("float64", "float32")):
         cnorm = np.einsum("ij,ij->i", centers, centers)
         assign(X, mean, centers, cnorm, data.chunk, labels)
     prec_chol_stack(np.eye(2)[None].copy(), np.empty((1, 2, 2)))  # the M-step's
+    stats = (np.ones(2), np.zeros((2, 2)), np.tile(np.eye(2), (2, 1, 1)))
+    closed_params(model, stats, np.zeros((2, 2)), 1e-6)  # ... of the closed forms
 
 
 def kmeans_kernels():

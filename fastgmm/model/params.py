@@ -11,7 +11,7 @@ the density kernels take;
 posterior, a noise component) feeds with its own per-component terms.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -51,6 +51,15 @@ class Params:
     prec_chol: np.ndarray
     noise: object = None
     posterior: object = None
+    #: kernel inputs made with the parameters (by the fused M-step), or None; not an
+    #: argument, so ``dataclasses.replace`` drops it with the values it was made of
+    kernel: object = field(default=None, init=False, repr=False, compare=False)
+
+    def with_kernel(self, inputs):
+        """These Params with their :class:`KernelInputs` attached (returned by
+        :func:`kernel_inputs` instead of being computed again)."""
+        object.__setattr__(self, "kernel", inputs)
+        return self
 
     @property
     def n_components(self):
@@ -209,6 +218,8 @@ def kernel_inputs(params, tied_as_full=False):
     component's scatter). The noise is one more component, last, with zero
     precision: its log-density is its constant ``log w_0 - log V``.
     """
+    if params.kernel is not None and not tied_as_full and params.noise is None:
+        return params.kernel
     model = params.model
     k, d = params.means.shape
     prec_k = model.to_kernel(params.prec_chol, k, d)
