@@ -23,21 +23,18 @@ EPS10 = 10 * np.finfo(np.float64).eps
 
 @kernel(inputs="nk_raw s1 s2 ref centre total")
 def closed_m_step(
-    nk_raw, s1, s2, ref, reg, form, shared, centre, total, weights, means, cov, prec,
-    const, loc, kprec,
-):  # fmt: skip
-    """M-step of one closed-form model and the next E-step's kernel inputs; returns
-    -1, or k >= 0 when a covariance (k: its component, 0 for a shared one) is not
-    positive definite or not finite (the outputs are then partly written).
+    nk_raw, s1, s2, ref, reg, form, shared, centre, total, weights, means, cov, prec
+):
+    """M-step of one closed-form model; returns -1, or k >= 0 when a covariance
+    (k: its component, 0 for a shared one) is not positive definite or not finite
+    (the outputs are then partly written).
 
     nk_raw (K,), s1 (K, d), s2 (K, p, d) (p = d, lower triangles, for DENSE, else 1)
     about ref (K, d); ``form`` DENSE / DIAGONAL / SCALAR, ``shared`` one covariance
     for all; centre (d,) and total (d, d): the data's total scatter (dense shared).
     Writes weights (K,), means (K, d), and the covariances and their factors (cov,
     prec) as (m, p, q): m = 1 if shared else K; (p, q) = (d, d) DENSE, (1, d)
-    DIAGONAL, (1, 1) SCALAR; and the density kernels' inputs (see
-    ``model.params.density_inputs``): const (K,), loc (K, d) and the factors kprec
-    in the kind's layout (prec itself for full, tied and diag; (K, 1, d) otherwise).
+    DIAGONAL, (1, 1) SCALAR.
     """
     k_count, d = s1.shape
     nk = np.empty(k_count)
@@ -67,15 +64,16 @@ def closed_m_step(
                 if not (np.isfinite(v) and v > 0.0):
                     return k
                 prec[k, 0, j] = 1.0 / np.sqrt(v)
-    _density_inputs(weights, means, prec, form == DENSE, shared, const, loc, kprec)
     return -1
 
 
-@kernel
-def _density_inputs(weights, means, prec, dense, shared, const, loc, kprec):
-    """const[k] = log w_k + log det U_k - d/2 log(2 pi); loc = means (times U for a
-    shared dense factor); kprec[k] = prec[k] (or the shared one), broadcast along
-    the features for a scalar form."""
+@kernel(inputs="weights means prec")
+def density_terms(weights, means, prec, dense, shared, const, loc, kprec):
+    """The density kernels' inputs of a closed-form model (those of
+    ``model.params.density_inputs``) from weights (K,), means (K, d) and factors
+    prec (m, p, q) as ``closed_m_step`` writes them: const[k] = log w_k +
+    log det U_k - d/2 log(2 pi); loc = means (times U for a shared dense factor);
+    kprec (K or 1, p, d) = prec, the shared one and a scalar broadcast."""
     k_count, d = means.shape
     half_log_2pi = 0.5 * d * np.log(2 * np.pi)
     for k in range(k_count):

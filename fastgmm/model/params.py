@@ -11,12 +11,13 @@ the density kernels take;
 posterior, a noise component) feeds with its own per-component terms.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from .._jit import kernel_array
 from ..kernels import FULL, TIED
+from ..kernels.mstep import DENSE, DIAGONAL, SCALAR, density_terms
 from . import covariance, variational
 from .noise import Noise
 
@@ -51,15 +52,6 @@ class Params:
     prec_chol: np.ndarray
     noise: object = None
     posterior: object = None
-    #: kernel inputs made with the parameters (by the fused M-step), or None; not an
-    #: argument, so ``dataclasses.replace`` drops it with the values it was made of
-    kernel: object = field(default=None, init=False, repr=False, compare=False)
-
-    def with_kernel(self, inputs):
-        """These Params with their :class:`KernelInputs` attached (returned by
-        :func:`kernel_inputs` instead of being computed again)."""
-        object.__setattr__(self, "kernel", inputs)
-        return self
 
     @property
     def n_components(self):
@@ -209,6 +201,40 @@ def density_inputs(kind, log_weights, means, prec_k, log_det):
     return KernelInputs(kind, const, kernel_array(loc), kernel_array(prec_k))
 
 
+#: the forms of the covariance models as the closed-form kernels' codes
+FORMS = {"dense": DENSE, "diag": DIAGONAL, "scalar": SCALAR}
+_PLANE = {
+    "dense": lambda d: (d, d),
+    "diag": lambda d: (1, d),
+    "scalar": lambda d: (1, 1),
+}
+
+
+def factor_layout(model, k, d):
+    """Shape (m, p, q) of the covariances and factors of a closed-form model in
+    :mod:`fastgmm.kernels.mstep`: m = 1 if shared else K; (p, q) = (d, d) dense,
+    (1, d) diag, (1, 1) scalar (a view of the model's own shape)."""
+    return (1 if model.shared else k, *_PLANE[model.form](d))
+
+
+def _closed_inputs(params):
+    """Kernel inputs of a closed-form model in one kernel call (``density_terms``:
+    the formulas of :func:`density_inputs`), for every Params alike (an M-step's or
+    a fitted model's), so that equal parameters give bitwise equal inputs."""
+    model = params.model
+    k, d = params.means.shape
+    prec = kernel_array(params.prec_chol).reshape(factor_layout(model, k, d))
+    const, loc = np.empty(k), np.empty((k, d))
+    kind = model.kind
+    kprec = np.empty((1 if kind == TIED else k, prec.shape[1], d))
+    dense = model.form == "dense"
+    density_terms(
+        kernel_array(params.weights), kernel_array(params.means), prec, dense,
+        model.shared, const, loc, kprec,
+    )  # fmt: skip
+    return KernelInputs(kind, const, loc, kprec)
+
+
 def kernel_inputs(params, tied_as_full=False):
     """Kernel inputs of a Gaussian mixture's :class:`Params` (its variational
     E-step when it has a posterior).
@@ -218,9 +244,10 @@ def kernel_inputs(params, tied_as_full=False):
     component's scatter). The noise is one more component, last, with zero
     precision: its log-density is its constant ``log w_0 - log V``.
     """
-    if params.kernel is not None and not tied_as_full and params.noise is None:
-        return params.kernel
     model = params.model
+    if model.closed and params.noise is None and params.posterior is None:
+        if not (tied_as_full and model.kind == TIED):
+            return _closed_inputs(params)
     k, d = params.means.shape
     prec_k = model.to_kernel(params.prec_chol, k, d)
     if params.posterior is not None:

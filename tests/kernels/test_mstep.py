@@ -6,7 +6,7 @@ import pytest
 
 from fastgmm.model import covariance as cov
 from fastgmm.model.fused import closed_params
-from fastgmm.model.params import Params, kernel_inputs
+from fastgmm.model.params import Params, density_inputs, kernel_inputs
 
 from .. import reference as ref
 
@@ -56,24 +56,38 @@ def test_closed_m_step_equals_the_table_to_rounding(rng, name):
         np.testing.assert_allclose(
             getattr(got, name), getattr(want, name), rtol=1e-14, atol=0
         )
-    # the kernel inputs made with them are those of kernel_inputs
-    fused, numpy = got.kernel, kernel_inputs(want)
-    assert fused.kind == numpy.kind
-    for name in ("const", "loc", "prec"):
-        a, b = getattr(fused, name), getattr(numpy, name)
-        assert a.shape == b.shape
-        np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-14)
-    assert kernel_inputs(got) is got.kernel
 
 
-def test_replaced_params_forget_their_kernel_inputs(rng):
-    from dataclasses import replace
+@pytest.mark.parametrize("name", CLOSED)
+def test_closed_kernel_inputs_equal_numpys(rng, name):
+    """kernel_inputs of a closed-form model (one kernel call) equals the NumPy
+    formulas of density_inputs, for M-step and hand-made Params alike."""
+    _, _, _, stats, centre_k, tied = _problem(rng, name, d=3)
+    model = cov.get(name)
+    weights = rng.dirichlet(np.ones(3))
+    for params in (
+        closed_params(model, stats, centre_k, 1e-6, tied),
+        Params(model, weights, *_given(rng, model)),
+    ):
+        got = kernel_inputs(params)
+        k, d = params.means.shape
+        want = density_inputs(
+            model.kind, np.log(params.weights), params.means,
+            model.to_kernel(params.prec_chol, k, d),
+            model.log_det(params.prec_chol, k, d),
+        )  # fmt: skip
+        assert got.kind == want.kind
+        for field in ("const", "loc", "prec"):
+            a, b = getattr(got, field), getattr(want, field)
+            assert a.shape == b.shape, field
+            np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-14)
 
-    _, _, _, stats, centre_k, tied = _problem(rng, "diag")
-    got = closed_params(cov.get("diag"), stats, centre_k, 1e-6, tied)
-    moved = replace(got, means=got.means + 1.0)
-    assert moved.kernel is None
-    np.testing.assert_allclose(kernel_inputs(moved).loc, got.means + 1.0)
+
+def _given(rng, model):
+    """(means, covariances, prec_chol) of a hand-made model of 3 components in 3-D."""
+    _, means, covs, _ = ref.random_params(rng, 3, 3, model.name)
+    covs = np.asarray(covs, dtype=float)
+    return means, covs, model.prec_chol(covs)
 
 
 @pytest.mark.parametrize("name", CLOSED)
