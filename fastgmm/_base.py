@@ -114,10 +114,10 @@ def fitted_arrays(p, dtype):
             "precisions_cholesky_": np.asarray(p.prec_chol, dtype=dtype),
             "precisions_": np.asarray(p.model.precisions(p.prec_chol), dtype=dtype),
         }
-    k, d = p.means.shape
+    dense = p.model.form == "dense"
     for name in ("covariances_", "precisions_cholesky_", "precisions_"):
         a = arrays[name]
-        diag = p.model.full(a, k, d).diagonal(0, 1, 2) if np.isfinite(a).all() else a
+        diag = np.diagonal(a, axis1=-2, axis2=-1) if dense else a  # every variance
         if not (np.isfinite(a).all() and (diag > 0).all()):
             raise ValueError(
                 f"The fitted {name} cannot be represented in {np.dtype(dtype)}: "
@@ -293,16 +293,16 @@ class BaseMixture(DensityMixin, BaseEstimator):
     # ------------------------------------------------------------- inference
     def _score(self, X, **wanted):
         model = snapshot(self)  # one consistent state, whatever a refit does
-        check_is_fitted(model)
+        params = model._params()  # NotFittedError unless fitted; shapes checked
         if is_dask_array(X):
             model._check_features(X.shape[1])
             ((what, _),) = wanted.items()
-            params, k = model._params(), model.n_components
+            k = model.n_components
             return (lazy_score(X, params, model.covariance_type, what, k),)
         if is_source(X):
             source = as_source(X)
             model._check_features(source.n_features)
-            return score_blocks(source, model._params(), model.n_jobs, **wanted)
+            return score_blocks(source, params, model.n_jobs, **wanted)
         plain = not hasattr(model, "feature_names_in_") and _plain_rows(
             X, 1, getattr(model, "n_features_in_", -1)
         )
@@ -310,7 +310,7 @@ class BaseMixture(DensityMixin, BaseEstimator):
             X = validate_data(
                 model, X, reset=False, dtype=[np.float64, np.float32], order="C"
             )
-        return score(X, model._params(), n_jobs=model.n_jobs, **wanted)
+        return score(X, params, n_jobs=model.n_jobs, **wanted)
 
     def _check_features(self, n_features):
         if n_features != self.n_features_in_:

@@ -131,3 +131,22 @@ def test_small_fits_and_scores_do_not_pin_blas(monkeypatch):
     with threads(1, work=10, pin_blas=False):
         pass
     assert len(pins) == 4
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_kmeans_centres_average_as_scikit_learns_loop(rng, dtype):
+    """The one-call average equals scikit-learn's loop (``_average_centers``: each
+    row times 1 / weight) bit for bit; an empty cluster keeps the loop's rule."""
+    from fastgmm.engine.init import _average
+
+    s1, nk = rng.normal(size=(5, 3)) * 100, rng.uniform(0.5, 50.0, 5)
+    expected = np.array([s1[k] * (1.0 / nk[k]) for k in range(5)]).astype(dtype)
+    got = _average(s1.copy(), nk, dtype)
+    assert got.dtype == dtype
+    np.testing.assert_array_equal(got, expected)
+    nk[3] = 0.0  # empty: copies the heaviest centre
+    got = _average(s1.copy(), nk, dtype)
+    heaviest = int(np.argmax(nk))
+    np.testing.assert_array_equal(
+        got[3], got[heaviest] if heaviest < 3 else s1[heaviest].astype(dtype)
+    )

@@ -157,6 +157,8 @@ def _relocate_empty(data, mean, centers, nk, s1, labels):
 def _average(s1, nk, dtype):
     """scikit-learn's ``_average_centers``: sums times 1 / weight; an empty cluster
     copies the heaviest one (as it stands at that point of the loop)."""
+    if nk.all():  # no empty cluster: the same products, in one call
+        return (s1 * (1.0 / nk)[:, None]).astype(dtype)
     heaviest = int(np.argmax(nk))
     for k in range(s1.shape[0]):
         if nk[k] > 0:
