@@ -368,6 +368,27 @@ def _measured(r):
     )  # fmt: skip
 
 
+def blas_line():
+    """The BLAS libraries of this process and the kernels they run: OpenBLAS picks
+    them from the CPU when it loads, unless OPENBLAS_CORETYPE names a core (some
+    machine images pin an older core; the GEMMs of the d >= 16 and large-K cases
+    run about twice as fast with the AVX-512 kernels where the CPU has them)."""
+    import scipy.linalg.cython_blas  # noqa: F401 (the BLAS fastgmm's kernels call)
+    from threadpoolctl import threadpool_info
+
+    libs = [
+        f"{Path(p.get('filepath', '')).name} {p.get('version')}: "
+        f"{p.get('architecture')} kernels"
+        for p in threadpool_info()
+        if p.get("user_api") == "blas"
+    ]
+    core = os.environ.get("OPENBLAS_CORETYPE")
+    return (
+        f"BLAS in this process (fastgmm, scikit-learn): {'; '.join(libs) or 'none'}; "
+        + (f"OPENBLAS_CORETYPE={core}." if core else "OPENBLAS_CORETYPE unset.")
+    )
+
+
 def report(rows, args, load):
     out = [f"# fastgmm and its peers per EM iteration ({load})", ""]
     out.append(
@@ -380,7 +401,7 @@ def report(rows, args, load):
         "parameters' mean log-likelihood from fastgmm's; *others* = cores used by "
         "other processes (a spinner included) meanwhile."
     )
-    out.append("")
+    out += ["", blas_line(), ""]
     out += md_table(
         ["case", "system", "per iter", "vs fastgmm", "iters", "|Δ mean ll|", "others"],
         [

@@ -286,8 +286,8 @@ def read_inputs(args):
 
 def em_options(args):
     """The EM options of the command line as estimator keywords (scikit-learn's
-    names: ``--seed`` is random_state)."""
-    return dict(
+    names: ``--seed`` is random_state; ``--top-components`` only when given)."""
+    options = dict(
         n_init=args.n_init,
         init_params=args.init_params,
         random_state=args.seed,
@@ -295,6 +295,22 @@ def em_options(args):
         reg_covar=args.reg_covar,
         max_iter=args.max_iter,
         n_jobs=args.n_jobs,
+    )
+    if getattr(args, "top_components", None) is not None:
+        options["top_components"] = args.top_components
+    return options
+
+
+def top_components_arg(p):
+    """--top-components C (diagonal models, many components)."""
+    p.add_argument(
+        "--top-components",
+        type=number(int, 1),
+        metavar="C",
+        help="approximate E-step for diagonal models with many components: each "
+        "row's responsibilities over its C most likely components, reselected "
+        "every few iterations (Kaldi's gselect; convergence and the saved model's "
+        "scores are exact). Default: off, the exact E-step",
     )
 
 

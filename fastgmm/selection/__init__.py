@@ -223,14 +223,17 @@ def _seeds(random_state, ks):
     return {k: int(rs.randint(np.iinfo(np.int32).max)) for k in ks}
 
 
-def _validate(X, sample_weight, settings):
+def _validate(X, sample_weight, settings, cov_types):
     """(X, sample_weight, fitted feature attributes) validated as ``fit`` does."""
     from sklearn.utils.validation import _check_sample_weight, validate_data
 
+    from ..engine.gselect import check_top_components
     from ..mixture import GaussianMixture
 
     proto = GaussianMixture(**settings)
     proto._validate_params()
+    for cov in cov_types:
+        check_top_components(settings["top_components"], cov, proto._model_based(), X)
     X = validate_data(
         proto, X, dtype=[np.float64, np.float32], ensure_min_samples=2, order="C"
     )
@@ -267,6 +270,7 @@ def select(
     degenerate="exclude",
     parallel="auto",
     monitor=None,
+    top_components=None,
 ):
     """Fit every (K, covariance type) candidate and choose the best by a criterion.
 
@@ -324,6 +328,11 @@ def select(
         Progress hooks (see :class:`Monitor`); with parallel candidates the run
         hooks of different K are called from their threads, one at a time, and
         interleave.
+    top_components : int or None, default=None
+        Top-C component selection (Kaldi's gselect) for every candidate, as for
+        :class:`fastgmm.GaussianMixture`: an explicit approximation for diagonal
+        models with many components, off by default. Every covariance type must
+        then be of the diagonal kind, without noise or prior.
 
     Returns
     -------
@@ -339,10 +348,11 @@ def select(
         "tol": tol, "reg_covar": reg_covar, "max_iter": max_iter, "n_init": n_init,
         "init_params": init_params, "n_jobs": n_jobs, "on_degenerate": on_degenerate,
         "noise": noise, "noise_volume": noise_volume, "prior": prior,
+        "top_components": top_components,
     }  # fmt: skip
     cov_types = _check_choices(covariance_types, criterion, init_params)
     _check_options(degenerate, parallel)
-    X, sample_weight, names = _validate(X, sample_weight, settings)
+    X, sample_weight, names = _validate(X, sample_weight, settings, cov_types)
     ks = k_values(k_range, name="k_range", n_samples=X.shape[0])
     seeds = _seeds(random_state, ks)
     monitor = Monitor() if monitor is None else monitor

@@ -116,6 +116,22 @@ def test_fit_writes_model_sidecar_and_outputs(files):
     assert "price" in run.stdout and "3 components" in run.stdout
 
 
+def test_fit_top_components(files):
+    """--top-components reaches the fit: the saved model is the estimator's top-C
+    fit with the command's settings (seed 0)."""
+    d, X, _ = files
+    out = d / "top.fgmm"
+    argv = ["fit", str(d / "data.npy"), "-k", "3", "--covariance-type", "diag"]
+    assert main([*argv, "--top-components", "1", "-o", str(out), "-q"]) == 0
+    model = fastgmm.load(out)
+    cold = fastgmm.GaussianMixture(
+        3, covariance_type="diag", top_components=1, random_state=0
+    ).fit(X)
+    assert model.top_components == 1
+    np.testing.assert_array_equal(model.means_, cold.means_)
+    assert model.lower_bound_ == cold.lower_bound_
+
+
 def test_predict_csv_to_stdout(files):
     d, X, _ = files
     run = run_cli("predict", "model.fgmm", "data.csv", cwd=d)
@@ -275,6 +291,15 @@ def test_sample_in_original_units(files, capsys):
         (
             ["predict", "data.csv", "plain.csv"],
             ["ModelFileError", "not a readable fastgmm model"],
+        ),
+        (
+            ["fit", "data.npy", "-k", "2", "--top-components", "1", "-o", "t.fgmm"],
+            ["top_components needs a diagonal covariance model", "'full'"],
+        ),
+        (
+            ["fit", "data.npy", "-k", "2", "--top-components", "1", "--bayesian"]
+            + ["-o", "t.fgmm"],
+            ["--top-components", "--bayesian"],
         ),
         (
             ["predict", "newer.fgmm", "plain.csv"],

@@ -35,9 +35,16 @@ def _problem(rng, name, G=3, d=4, n=400):
     return X, resp
 
 
-def assert_close(got, expected, rtol=1e-8):
-    """Equal to rtol relative to the largest entry: VEE, EVE and VVE stop on the
-    objective (as mclust), which pins the parameters to about its square root."""
+#: models whose M-step iterates until its objective stops changing (as mclust's)
+OBJECTIVE_STOPPED = ("VEE", "EVE", "VVE")
+
+
+def assert_close(got, expected, rtol=1e-8, name=None):
+    """Equal to rtol relative to the largest entry. VEE, EVE and VVE (``name``) stop
+    on the objective (as mclust), which pins the parameters to about its square root:
+    sqrt(1e-15) ~ 3e-8 under ``tight``, so 1e-7 for them (the GEMM kernels OpenBLAS
+    picks for the CPU move them by up to ~1.3e-8 of the largest entry)."""
+    rtol = max(rtol, 1e-7) if name in OBJECTIVE_STOPPED else rtol
     scale = float(np.max(np.abs(expected)))
     np.testing.assert_allclose(got, expected, rtol=rtol, atol=rtol * scale)
 
@@ -73,7 +80,7 @@ def test_scatter_form_m_step_matches_reference(rng, tight, name):
     scatter = W if model.form == "dense" else np.diagonal(W, axis1=1, axis2=2)
     got = _dense(model.fit(scatter, nk), name, 3, 4)
     expected = ref.mclust_covariances(name, W, nk)
-    assert_close(got, expected)
+    assert_close(got, expected, name=name)
 
 
 @pytest.mark.parametrize("weighted", [False, True])
@@ -90,7 +97,7 @@ def test_record_m_step_matches_reference(rng, tight, name, weighted):
     w_o, means_o, c_o = ref.mclust_m_step(X, resp, reg, name, sw)
     np.testing.assert_allclose(w, w_o, rtol=1e-12)
     np.testing.assert_allclose(means, means_o, rtol=1e-10, atol=1e-12)
-    assert_close(c, c_o)
+    assert_close(c, c_o, name=name)
     assert np.shape(c) == cov.get(name).shape(3, 4)
 
 

@@ -256,6 +256,9 @@ def test_max_iter_zero_returns_the_start(X):
         ({"tol": -1.0}, "tol"),
         ({"degenerate": "drop"}, "degenerate"),
         ({"parallel": "processes"}, "parallel"),
+        ({"covariance_types": ("diag", "full"), "top_components": 1}, "diagonal"),
+        ({"covariance_types": "diag", "top_components": 0}, "top_components"),
+        ({"covariance_types": "diag", "top_components": 1, "noise": True}, "noise"),
     ],
 )
 def test_invalid_arguments(X, kwargs, match):
@@ -268,3 +271,21 @@ def test_single_int_and_string_cov_type(X):
     assert [(r["n_components"], r["covariance_type"]) for r in res.table] == [
         (2, "diag")
     ]
+
+
+def test_top_components_reach_every_candidate():
+    """select(top_components=C) fits each candidate as GaussianMixture(top_components=C)
+    does; on overlapping clusters a top-1 E-step ends elsewhere than the exact one."""
+    gen = np.random.default_rng(5)
+    X = np.vstack([c + gen.normal(size=(150, 4)) for c in (0.0, 1.0, 2.0, 3.0)])
+    kw = {"random_state": 2}
+    res = select(X, [3, 4], ("diag", "spherical"), top_components=1, **kw)
+    exact = select(X, [3, 4], ("diag", "spherical"), **kw)
+    moved = 0
+    for row, model, other in zip(res.table, res.models, exact.models, strict=True):
+        cold = _cold(X, row, top_components=1, **kw)
+        assert model.top_components == 1
+        np.testing.assert_array_equal(model.means_, cold.means_)
+        assert model.lower_bound_ == cold.lower_bound_
+        moved += not np.array_equal(model.means_, other.means_)
+    assert moved > 0

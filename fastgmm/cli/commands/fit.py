@@ -17,6 +17,7 @@ from fastgmm.cli.args import (
     output_args,
     read_inputs,
     save_model,
+    top_components_arg,
 )
 
 
@@ -46,6 +47,7 @@ def register(sub):
         "--proba", metavar="FILE", help="also write responsibilities (.csv or .npy)"
     )
     em_args(p)
+    top_components_arg(p)
     p.add_argument(
         "--bayesian",
         nargs="?",
@@ -73,6 +75,8 @@ def run(args):
 
     if args.prune is not None and not args.bayesian:
         raise ValueError("--prune needs --bayesian")
+    if args.top_components is not None and args.bayesian:
+        raise ValueError("--top-components does not apply to --bayesian fits")
     outputs = Outputs(DATA=args.data)
     outputs.add_model("-o", args.output)
     formats = {

@@ -18,6 +18,7 @@ from fastgmm.cli.args import (
     read_inputs,
     save_curve,
     save_model,
+    top_components_arg,
 )
 
 
@@ -53,6 +54,7 @@ def register(sub):
     p.add_argument("--table", metavar="CSV", help="also write the table (.csv, .tsv)")
     p.add_argument("-o", "--output", metavar="MODEL", help="save the best model")
     em_args(p)
+    top_components_arg(p)
     output_args(p)
     p.set_defaults(run=run)
 
