@@ -32,7 +32,7 @@ from .engine.data import (
     streamed_data,
 )
 from .engine.fit import Schedule, fit
-from .engine.init import initialize
+from .engine.init import initialize, seeded
 from .engine.report import VerboseMonitor
 from .engine.score import score, score_blocks
 from .engine.sources import is_source
@@ -257,13 +257,15 @@ class BaseMixture(DensityMixin, BaseEstimator):
         # a batch fit starts a new stream: partial_fit continues from the fitted
         # model (fastgmm.engine.online.state_from_params), with its row count
         self.__dict__.pop("_online_state", None)
-        random_state = check_random_state(self.random_state)
         k = self.n_components
         warm = None
         if self.warm_start and hasattr(self, "converged_"):
             warm = (self._params(), self.lower_bound_)
         work = fit_work(X, k, self.covariance_type)  # small fits: one thread
-        with threads(self.n_jobs, work=work, pin_blas=pins_blas(X, work)):
+        with (
+            seeded(self.random_state) as random_state,
+            threads(self.n_jobs, work=work, pin_blas=pins_blas(X, work)),
+        ):
             data, init_data, dtype = self._training_data(X, sample_weight, random_state)
             self._n_fit_rows = data.n_rows
             family = self._family()  # after the data: a family may depend on it

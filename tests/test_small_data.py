@@ -150,3 +150,61 @@ def test_kmeans_centres_average_as_scikit_learns_loop(rng, dtype):
     np.testing.assert_array_equal(
         got[3], got[heaviest] if heaviest < 3 else s1[heaviest].astype(dtype)
     )
+
+
+@pytest.mark.parametrize("seed", [0, 7, 2**32 - 1, np.int64(5)])
+def test_seeded_gives_random_states_stream(seed):
+    from fastgmm.engine.init import seeded
+
+    want = np.random.RandomState(seed)
+    with seeded(seed) as rs:
+        for draw in ("random_sample", "standard_normal", "uniform"):
+            np.testing.assert_array_equal(
+                getattr(rs, draw)(size=5), getattr(want, draw)(size=5)
+            )
+    with seeded(seed) as again:  # the spare, seeded afresh
+        np.testing.assert_array_equal(
+            again.random_sample(3), np.random.RandomState(seed).random_sample(3)
+        )
+
+
+def test_seeded_nested_and_other_seeds():
+    from fastgmm.engine.init import seeded
+
+    with seeded(3) as outer:
+        first = outer.random_sample()
+        with seeded(3) as inner:  # a fit inside a fit: its own generator
+            assert inner is not outer
+            inner.random_sample(10)
+        assert outer.random_sample() == np.random.RandomState(3).random_sample(2)[1]
+    assert first == np.random.RandomState(3).random_sample()
+    given = np.random.RandomState(1)
+    with seeded(given) as rs:
+        assert rs is given
+    with seeded(None) as rs:
+        assert isinstance(rs, np.random.RandomState)
+    for bad in (-1, 2**32, 1.5, "x"):
+        with pytest.raises(ValueError), seeded(bad):
+            pass
+
+
+def test_fits_with_an_int_seed_equal_fits_with_its_random_state():
+    for cov_type in ("full", "spherical"):
+        a = GaussianMixture(3, covariance_type=cov_type, random_state=4).fit(IRIS)
+        b = GaussianMixture(3, covariance_type=cov_type, random_state=4)
+        b.set_params(random_state=np.random.RandomState(4)).fit(IRIS)
+        np.testing.assert_array_equal(a.means_, b.means_)
+        np.testing.assert_array_equal(a.covariances_, b.covariances_)
+
+
+def test_scoring_a_fitted_model_skips_scikit_learns_fitted_check(monkeypatch):
+    import sklearn.utils.validation as validation
+    from sklearn.exceptions import NotFittedError
+
+    gm = GaussianMixture(2, random_state=0).fit(IRIS)
+    calls = _count_calls(monkeypatch, validation, "check_is_fitted")
+    gm.predict(IRIS), gm.score_samples(IRIS), gm.predict_proba(IRIS)
+    assert calls == []  # means_ is there: fitted by scikit-learn's own rule
+    with pytest.raises(NotFittedError):
+        GaussianMixture(2).predict(IRIS)
+    assert len(calls) == 1
