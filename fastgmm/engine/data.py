@@ -10,6 +10,7 @@ execution engines (in memory, blocks from disk, Dask) live.
 """
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -60,9 +61,10 @@ class Data:
         """dtype of the data (float32 or float64)."""
         return self.X.dtype if self.source is None else np.dtype(self.source.dtype)
 
-    @property
+    @cached_property
     def jitter(self):
-        """First diagonal increment used to repair a degenerate covariance."""
+        """First diagonal increment used to repair a degenerate covariance (read
+        by every M-step: computed once)."""
         scale = float(np.mean(self.feature_var))
         return 1e-6 * scale if scale > 0 and np.isfinite(scale) else 1e-6
 
