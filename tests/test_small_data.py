@@ -208,3 +208,15 @@ def test_scoring_a_fitted_model_skips_scikit_learns_fitted_check(monkeypatch):
     with pytest.raises(NotFittedError):
         GaussianMixture(2).predict(IRIS)
     assert len(calls) == 1
+
+
+def test_repair_jitter_is_computed_once_per_data(monkeypatch):
+    from fastgmm.engine.data import make_data
+    from fastgmm.model import covariance
+
+    data = make_data(IRIS, None, 3, covariance.get("diag"))
+    expected = 1e-6 * float(np.mean(data.feature_var))
+    means = _count_calls(monkeypatch, np, "mean")
+    assert data.jitter == expected
+    assert data.jitter == expected
+    assert len(means) == 1
