@@ -9,6 +9,7 @@
 
 import warnings
 from contextlib import contextmanager
+from numbers import Integral
 
 import numpy as np
 from sklearn.base import BaseEstimator, DensityMixin
@@ -102,6 +103,22 @@ def _plain_rows(X, min_rows, n_features=None):
     )
 
 
+def _no_bool_counts(estimator, params):
+    """scikit-learn's integer intervals accept True and False (bool is an Integral);
+    a count given as a bool is a mistake that would fail deep inside the fit."""
+    from sklearn.utils._param_validation import Interval, InvalidParameterError
+
+    for name, value in params.items():
+        if type(value) is not bool:
+            continue
+        for c in estimator._parameter_constraints.get(name, ()):
+            if isinstance(c, Interval) and c.type is Integral:
+                raise InvalidParameterError(
+                    f"The {name!r} parameter of {type(estimator).__name__} must be "
+                    f"{c}. Got {value!r} instead."
+                )
+
+
 def fitted_arrays(p, dtype):
     """The fitted arrays of Params ``p`` in ``dtype``; ValueError when one of them
     cannot be represented there (a float32 fit whose covariances or precisions
@@ -173,6 +190,7 @@ class BaseMixture(DensityMixin, BaseEstimator):
         if key is not None and valid is not None and key in valid:
             return
         super()._validate_params()
+        _no_bool_counts(self, params)
         if key is not None:
             if valid is None or len(valid) >= 64:
                 valid = type(self)._valid_params = set()
