@@ -9,6 +9,7 @@
 
 import warnings
 from contextlib import contextmanager
+from numbers import Integral
 
 import numpy as np
 from sklearn.base import BaseEstimator, DensityMixin
@@ -27,11 +28,12 @@ from .engine.data import (
     check_n_samples,
     fit_work,
     make_data,
+    pins_blas,
     present_rows,
     streamed_data,
 )
 from .engine.fit import Schedule, fit
-from .engine.init import initialize
+from .engine.init import initialize, seeded
 from .engine.report import VerboseMonitor
 from .engine.score import score, score_blocks
 from .engine.sources import is_source
@@ -67,6 +69,56 @@ def publish(estimator):
     estimator.__dict__ = work.__dict__
 
 
+#: types of parameter values whose validation is remembered (immutable, hashable)
+_PLAIN = (type(None), bool, int, float, str)
+
+
+def _plain_key(params):
+    """A hashable key of ``params`` (name -> value) when every value is a plain
+    immutable scalar, the type included (True and 1 validate differently); else
+    None (arrays, generators, dicts: validated every time)."""
+    key = []
+    for name, value in params.items():
+        if type(value) not in _PLAIN:
+            return None
+        key.append((name, type(value), value))
+    return tuple(key)
+
+
+def _plain_rows(X, min_rows, n_features=None):
+    """Whether ``X`` is what scikit-learn's ``validate_data`` would return unchanged:
+    a C-contiguous float32/float64 ndarray (no subclass), 2-D, at least ``min_rows``
+    rows and one column (``n_features`` of them when given), every value finite.
+    Then the checks are done (~2 us instead of ~50); anything else goes through
+    ``validate_data`` for its conversions and messages."""
+    return (
+        type(X) is np.ndarray
+        and X.ndim == 2
+        and (X.dtype == np.float64 or X.dtype == np.float32)
+        and X.flags.c_contiguous
+        and X.shape[0] >= min_rows
+        and X.shape[1] >= 1
+        and (n_features is None or X.shape[1] == n_features)
+        and bool(np.isfinite(X).all())
+    )
+
+
+def _no_bool_counts(estimator, params):
+    """scikit-learn's integer intervals accept True and False (bool is an Integral);
+    a count given as a bool is a mistake that would fail deep inside the fit."""
+    from sklearn.utils._param_validation import Interval, InvalidParameterError
+
+    for name, value in params.items():
+        if type(value) is not bool:
+            continue
+        for c in estimator._parameter_constraints.get(name, ()):
+            if isinstance(c, Interval) and c.type is Integral:
+                raise InvalidParameterError(
+                    f"The {name!r} parameter of {type(estimator).__name__} must be "
+                    f"{c}. Got {value!r} instead."
+                )
+
+
 def fitted_arrays(p, dtype):
     """The fitted arrays of Params ``p`` in ``dtype``; ValueError when one of them
     cannot be represented there (a float32 fit whose covariances or precisions
@@ -79,10 +131,10 @@ def fitted_arrays(p, dtype):
             "precisions_cholesky_": np.asarray(p.prec_chol, dtype=dtype),
             "precisions_": np.asarray(p.model.precisions(p.prec_chol), dtype=dtype),
         }
-    k, d = p.means.shape
+    dense = p.model.form == "dense"
     for name in ("covariances_", "precisions_cholesky_", "precisions_"):
         a = arrays[name]
-        diag = p.model.full(a, k, d).diagonal(0, 1, 2) if np.isfinite(a).all() else a
+        diag = np.diagonal(a, axis1=-2, axis2=-1) if dense else a  # every variance
         if not (np.isfinite(a).all() and (diag > 0).all()):
             raise ValueError(
                 f"The fitted {name} cannot be represented in {np.dtype(dtype)}: "
@@ -117,6 +169,32 @@ class BaseMixture(DensityMixin, BaseEstimator):
 
     def _user_init(self, n_features):
         return (None, None, None)
+
+    @classmethod
+    def _get_param_names(cls):
+        """scikit-learn's parameter names (from the signature of ``__init__``, which
+        ``inspect`` reads at ~20 us a call), read once per class."""
+        names = cls.__dict__.get("_param_names")
+        if names is None:
+            names = super()._get_param_names()
+            cls._param_names = names
+        return list(names)
+
+    def _validate_params(self):
+        """scikit-learn's parameter validation; a set of plain values (numbers,
+        strings, None) that passed once for this class is not checked again (the
+        constraints are a pure function of the values)."""
+        params = self.get_params(deep=False)
+        key = _plain_key(params)
+        valid = type(self).__dict__.get("_valid_params")
+        if key is not None and valid is not None and key in valid:
+            return
+        super()._validate_params()
+        _no_bool_counts(self, params)
+        if key is not None:
+            if valid is None or len(valid) >= 64:
+                valid = type(self)._valid_params = set()
+            valid.add(key)
 
     def _start_is_given(self):
         """Whether the user gave every starting parameter (nothing to initialise)."""
@@ -156,9 +234,13 @@ class BaseMixture(DensityMixin, BaseEstimator):
         return self.fit(X, sample_weight=sample_weight).predict(X)
 
     def _validate_fit_input(self, X, sample_weight):
-        X = validate_data(
-            self, X, dtype=[np.float64, np.float32], ensure_min_samples=2, order="C"
-        )
+        if _plain_rows(X, 2):  # validate_data's result and attributes, directly
+            self.__dict__.pop("feature_names_in_", None)
+            self.n_features_in_ = X.shape[1]
+        else:
+            X = validate_data(
+                self, X, dtype=[np.float64, np.float32], ensure_min_samples=2, order="C"
+            )
         if sample_weight is not None:
             sample_weight = _check_sample_weight(
                 sample_weight, X, dtype=np.float64, ensure_non_negative=True
@@ -186,16 +268,22 @@ class BaseMixture(DensityMixin, BaseEstimator):
 
     def _fit(self, X, sample_weight):
         self._validate_params()
+        self._fit_validated(X, sample_weight)
+
+    def _fit_validated(self, X, sample_weight):
+        """``_fit`` after ``_validate_params``."""
         # a batch fit starts a new stream: partial_fit continues from the fitted
         # model (fastgmm.engine.online.state_from_params), with its row count
         self.__dict__.pop("_online_state", None)
-        random_state = check_random_state(self.random_state)
         k = self.n_components
         warm = None
         if self.warm_start and hasattr(self, "converged_"):
             warm = (self._params(), self.lower_bound_)
         work = fit_work(X, k, self.covariance_type)  # small fits: one thread
-        with threads(self.n_jobs, work=work):
+        with (
+            seeded(self.random_state) as random_state,
+            threads(self.n_jobs, work=work, pin_blas=pins_blas(X, work)),
+        ):
             data, init_data, dtype = self._training_data(X, sample_weight, random_state)
             self._n_fit_rows = data.n_rows
             family = self._family()  # after the data: a family may depend on it
@@ -225,20 +313,24 @@ class BaseMixture(DensityMixin, BaseEstimator):
     # ------------------------------------------------------------- inference
     def _score(self, X, **wanted):
         model = snapshot(self)  # one consistent state, whatever a refit does
-        check_is_fitted(model)
+        params = model._params()  # NotFittedError unless fitted; shapes checked
         if is_dask_array(X):
             model._check_features(X.shape[1])
             ((what, _),) = wanted.items()
-            params, k = model._params(), model.n_components
+            k = model.n_components
             return (lazy_score(X, params, model.covariance_type, what, k),)
         if is_source(X):
             source = as_source(X)
             model._check_features(source.n_features)
-            return score_blocks(source, model._params(), model.n_jobs, **wanted)
-        X = validate_data(
-            model, X, reset=False, dtype=[np.float64, np.float32], order="C"
+            return score_blocks(source, params, model.n_jobs, **wanted)
+        plain = not hasattr(model, "feature_names_in_") and _plain_rows(
+            X, 1, getattr(model, "n_features_in_", -1)
         )
-        return score(X, model._params(), n_jobs=model.n_jobs, **wanted)
+        if not plain:
+            X = validate_data(
+                model, X, reset=False, dtype=[np.float64, np.float32], order="C"
+            )
+        return score(X, params, n_jobs=model.n_jobs, **wanted)
 
     def _check_features(self, n_features):
         if n_features != self.n_features_in_:

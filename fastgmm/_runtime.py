@@ -80,6 +80,19 @@ def n_threads_for(n_jobs):
 SERIAL_WORK = 2_000_000
 
 
+#: fewer features than this: no kernel calls BLAS (the GEMM forms start at d = 16,
+#: ``kernels.fullgemm`` / ``kernels.diaggemm``)
+BLAS_FEATURES = 16
+
+
+def blas_idle(work, n_features):
+    """Whether calls of this ``work`` (:func:`pass_work`) on ``n_features`` features
+    can leave BLAS unpinned: small (one thread, :data:`SERIAL_WORK`) and narrow
+    (no kernel GEMM), their only BLAS calls are on K x d x d arrays, below OpenBLAS's
+    threading threshold. Pinning costs ~10 us a call (threadpoolctl)."""
+    return work is not None and work < SERIAL_WORK and n_features < BLAS_FEATURES
+
+
 def pass_work(n_rows, n_features, n_components, dense):
     """Estimated work of one pass (E-step and statistics), in units of roughly one
     floating-point operation: n K (d + 8) for diagonal and spherical models, and
@@ -145,7 +158,7 @@ def _pin_blas(enter):
 
 
 @contextmanager
-def threads(n_jobs=None, work=None):
+def threads(n_jobs=None, work=None, pin_blas=True):
     """Run fastgmm kernels on ``n_jobs`` threads and pin BLAS to one thread.
 
     Parameters
@@ -156,6 +169,9 @@ def threads(n_jobs=None, work=None):
     work : float or None
         The estimated work of one pass of the calls inside (:func:`pass_work`);
         below :data:`SERIAL_WORK` they run on one thread. None: no cut-off.
+    pin_blas : bool
+        False: leave BLAS as it is, for calls that run no threaded BLAS
+        (:func:`blas_idle`).
 
     Notes
     -----
@@ -173,7 +189,8 @@ def threads(n_jobs=None, work=None):
     if work is not None and work < SERIAL_WORK:
         n_threads = 1
     numba.set_num_threads(n_threads)
-    _pin_blas(True)
+    if pin_blas:
+        _pin_blas(True)
     try:
         yield
     except SystemError as exc:
@@ -181,7 +198,8 @@ def threads(n_jobs=None, work=None):
             raise KeyboardInterrupt from None
         raise
     finally:
-        _pin_blas(False)
+        if pin_blas:
+            _pin_blas(False)
         numba.set_num_threads(previous)
 
 

@@ -158,9 +158,10 @@ def _compile_kmeans(dtypes=("float64", "float32")):
 
     from .engine.data import make_data
     from .engine.init import initial_stats, label_dtype
-    from .kernels.cholesky import prec_chol_stack
     from .kernels.kmeans import assign
     from .model import covariance
+    from .model.fused import closed_params
+    from .model.params import kernel_inputs
 
     model = covariance.get("full")
     for dtype in map(np.dtype, dtypes):
@@ -173,7 +174,11 @@ def _compile_kmeans(dtypes=("float64", "float32")):
         centers, mean = X[:2].copy(), X.mean(axis=0)
         cnorm = np.einsum("ij,ij->i", centers, centers)
         assign(X, mean, centers, cnorm, data.chunk, labels)
-    prec_chol_stack(np.eye(2)[None].copy(), np.empty((1, 2, 2)))  # the M-step's
+    # the M-step of the closed forms (scikit-learn's models) and their E-step inputs
+    # (kernels.mstep; cholesky.prec_chol_stack is compiled into the M-step, and from
+    # Python only by the NumPy M-step: repairs, mclust's models, a prior)
+    stats = (np.ones(2), np.zeros((2, 2)), np.tile(np.eye(2), (2, 1, 1)))
+    kernel_inputs(closed_params(model, stats, np.zeros((2, 2)), 1e-6))
 
 
 def kmeans_kernels():

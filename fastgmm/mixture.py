@@ -313,10 +313,10 @@ class GaussianMixture(BaseMixture):
         top, model_based = self.top_components, self._model_based()
         check_top_components(top, self.covariance_type, model_based, X)
         if not model_based:
-            return super()._fit(X, sample_weight)
+            return self._fit_validated(X, sample_weight)
         self._setup = model_based_setup(self, X, sample_weight)
         try:
-            super()._fit(X, sample_weight)
+            self._fit_validated(X, sample_weight)
         finally:
             self.__dict__.pop("_setup", None)
 

@@ -850,6 +850,21 @@ def test_bad_parameter(params, name):
 
 
 @pytest.mark.parametrize(
+    "name, value",
+    [("n_components", True), ("max_iter", False), ("n_init", True),
+     ("verbose_interval", True), ("top_components", True)],
+)  # fmt: skip
+def test_bool_counts_are_refused(name, value):
+    """scikit-learn's integer intervals take bools (bool is an Integral), and
+    n_components=True then failed inside k-means++ with a TypeError about sequences."""
+    params = {"covariance_type": "diag", name: value}
+    fg = fit_error(GaussianMixture, _X(), params)
+    assert isinstance(fg, InvalidParameterError)
+    assert f"The '{name}' parameter of GaussianMixture must be an int" in str(fg)
+    assert f"Got {value!r} instead" in str(fg)
+
+
+@pytest.mark.parametrize(
     "params, match", [pytest.param(*c[1:], id=c[0]) for c in INIT_ERRORS]
 )
 def test_bad_user_start(params, match):

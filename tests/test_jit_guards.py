@@ -449,11 +449,16 @@ BUDGET_PROBE = """
 #: with mixture_pass, not compiled again) and one more in main meanwhile; compiled
 #: only by float32 fits of full/diag/spherical models at d <= 8 (the float64 demo
 #: compiles none of them).
-#: 81: add_slots' flat loops (blocks._add_rows, and blocks._slot_sum: the ll sum kept
-#: strict), which every chunked pass shares (51 -> 7 us of serial time per 1M x 3
-#: pass), and lowd32.block_rows and lowd32stats._flush_part (blocks of up to 1152
-#: rows, a chunk's float64 sums flushed once), compiled only by the float32 pass.
-BUDGET_TOTAL = 81
+#: 82: the closed-form M-step in one call (kernels.mstep: closed_m_step and its three
+#: helpers, density_terms for the E-step inputs; prec_chol_stack, called from
+#: closed_m_step with writable arrays, is compiled by it and no longer from Python in
+#: these calls): a separate compile, 1.4 s + 0.4 s here, which replaces ~40 us of
+#: NumPy calls per EM iteration on small data (issue 13, benchmarks/small_data.py).
+#: 86: add_slots' flat loops (blocks._add_rows, and blocks._slot_sum: the ll sum
+#: kept strict), which every chunked pass shares (51 -> 7 us of serial time per
+#: 1M x 3 pass), and lowd32.block_rows and lowd32stats._flush_part (blocks of up to
+#: 1152 rows, a chunk's float64 sums flushed once), compiled only by the float32 pass.
+BUDGET_TOTAL = 86
 #: slot_buffers: per literal size and dtype its callers pass (the mixture pass 2,
 #: the k-means kernels 3)
 BUDGET_PER_KERNEL = {"passes._store": 4, "blocks.slot_buffers": 5}

@@ -13,11 +13,12 @@ execution engines (in memory, blocks from disk, Dask) live.
 """
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
 from .._jit import chunk_rows, kernel_array, kernel_input
-from .._runtime import pass_work
+from .._runtime import blas_idle, pass_work
 from ..kernels import DIAG, FULL, TIED
 from ..kernels.kmeans import label_stats
 from ..model import covariance
@@ -72,9 +73,10 @@ class Data:
         """dtype of the data (float32 or float64)."""
         return self.X.dtype if self.source is None else np.dtype(self.source.dtype)
 
-    @property
+    @cached_property
     def jitter(self):
-        """First diagonal increment used to repair a degenerate covariance."""
+        """First diagonal increment used to repair a degenerate covariance (read
+        by every M-step: computed once)."""
         scale = float(np.mean(self.feature_var))
         return 1e-6 * scale if scale > 0 and np.isfinite(scale) else 1e-6
 
@@ -179,6 +181,14 @@ def fit_work(X, n_components, model):
         return None
     dense = covariance.get(model).form == "dense"
     return pass_work(n_rows, n_features, int(n_components), dense)
+
+
+def pins_blas(X, work):
+    """Whether a fit of ``X`` of this ``work`` (:func:`fit_work`) pins BLAS to one
+    thread: not when it is small and narrow (:func:`fastgmm._runtime.blas_idle`),
+    or when the width of X is not known yet."""
+    d = X.shape[1] if getattr(X, "ndim", 0) == 2 else None
+    return d is None or not blas_idle(work, d)
 
 
 def check_n_samples(n_samples, n_components):

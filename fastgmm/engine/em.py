@@ -34,6 +34,7 @@ from ..kernels.fullgemm import use_gemm as use_full_gemm
 from ..kernels.lowd32 import lowd32_em_pass, use_lowd32
 from ..kernels.passes import em_pass
 from ..model import covariance, prior
+from ..model.fused import closed_params
 from ..model.noise import Noise
 from ..model.params import Params, kernel_inputs
 from .gselect import Selection
@@ -158,6 +159,9 @@ def params_from_stats(stats, ref, family, tied_total, jitter, previous=None):
     :class:`DegenerateComponentWarning`.
     """
     model = family.model
+    fused = closed_params(model, stats, ref, family.reg_covar, tied_total)
+    if fused is not None:  # a closed form, positive definite: one kernel call
+        return fused
     prev = None if previous is None else previous.covariances
     weights, means, cov = covariance.estimate(
         model, stats, ref, family.reg_covar, tied_total, prev
@@ -216,9 +220,12 @@ def block_em(X, sw, kind, const, loc, prec, ref, chunk):
     return em_pass(X, sw, kind, const, loc, prec, ref, chunk)
 
 
-def pass_stats(data, params, family):
-    """One fused pass: (log-likelihood sum, (nk, s1, s2), ref) under ``params``."""
-    params.check(data.n_features)  # the kernels do not check bounds
+def pass_stats(data, params, family, check=True):
+    """One fused pass: (log-likelihood sum, (nk, s1, s2), ref) under ``params``
+    (``check=False``: their shapes are known to be right, e.g. made by an M-step
+    from checked ones)."""
+    if check:
+        params.check(data.n_features)  # the kernels do not check bounds
     inputs = family.inputs(params)
     ref = params.means
     extra = inputs.const.shape[0] - ref.shape[0]  # a noise component: about 0
@@ -230,9 +237,9 @@ def pass_stats(data, params, family):
     return ll, (nk, s1, s2), ref
 
 
-def em_step(data, params, family):
+def em_step(data, params, family, check=True):
     """One EM iteration: (lower bound of ``params``, next params)."""
-    ll, stats, ref = pass_stats(data, params, family)
+    ll, stats, ref = pass_stats(data, params, family, check)
     bound = family.bound(ll, stats, params, data)
     return bound, family.update(stats, ref, data, previous=params)
 
@@ -250,11 +257,12 @@ def run_em(data, start, family, tol, max_iter, lower_bound=-math.inf, on_iter=No
     params, lower_bounds, converged, n_iter = start, [], False, 0
     pacer = pacing("em")
     selection = Selection.of(data, family, start.means.shape[0])
+    start.check(data.n_features)  # once: each M-step keeps the shapes
     for n_iter in range(1, max_iter + 1):
         previous = lower_bound
         if selection is None:
             with pacer.iteration():
-                lower_bound, params = em_step(data, params, family)
+                lower_bound, params = em_step(data, params, family, check=False)
         else:  # paced by the kind of pass it runs
             last = n_iter == max_iter
             lower_bound, params = selection.step(data, params, family, last)

@@ -19,6 +19,8 @@ in :mod:`fastgmm.engine.starts` (hc trees: :mod:`fastgmm.engine.hc`).
 """
 
 import functools
+import threading
+from contextlib import contextmanager
 from dataclasses import replace
 
 import numpy as np
@@ -52,6 +54,36 @@ METHODS = ("kmeans", "k-means++", "random", "random_from_data", "hc", "short-em"
 ROBUST = ("hc", "short-em")
 KMEANS_MAX_ITER = 300
 KMEANS_TOL = 1e-4
+
+
+_spare = threading.local()
+
+
+@contextmanager
+def seeded(random_state):
+    """scikit-learn's ``check_random_state(random_state)`` for the length of a fit.
+
+    For an int seed it yields ``RandomState(seed)``'s stream without the ~60 us of
+    making a new MT19937 (its SeedSequence): this thread's spare bit generator,
+    seeded as ``RandomState(seed)`` seeds its own (``_legacy_seeding``). The spare
+    serves one fit at a time: a fit inside a fit gets a new one.
+    """
+    from sklearn.utils import check_random_state
+
+    integer = isinstance(random_state, int | np.integer)
+    if not integer or isinstance(random_state, bool) or not 0 <= random_state < 2**32:
+        yield check_random_state(random_state)
+        return
+    spare = getattr(_spare, "generator", None) or np.random.MT19937()
+    _spare.generator = None  # taken
+    if not hasattr(spare, "_legacy_seeding"):  # a NumPy without it
+        yield np.random.RandomState(int(random_state))
+        return
+    try:
+        spare._legacy_seeding(int(random_state))
+        yield np.random.RandomState(spare)
+    finally:
+        _spare.generator = spare
 
 
 def label_dtype(n_components):
@@ -157,6 +189,8 @@ def _relocate_empty(data, mean, centers, nk, s1, labels):
 def _average(s1, nk, dtype):
     """scikit-learn's ``_average_centers``: sums times 1 / weight; an empty cluster
     copies the heaviest one (as it stands at that point of the loop)."""
+    if nk.all():  # no empty cluster: the same products, in one call
+        return (s1 * (1.0 / nk)[:, None]).astype(dtype)
     heaviest = int(np.argmax(nk))
     for k in range(s1.shape[0]):
         if nk[k] > 0:
@@ -186,14 +220,14 @@ def lloyd(data, centers, mean, tol, max_iter=KMEANS_MAX_ITER):
             nk, s1, changed = lloyd_step(
                 X, data.sample_weight, mean, centers, cnorm, data.chunk, labels
             )
-        if np.any(nk == 0):
+        if not nk.all():
             _relocate_empty(data, mean, centers, nk, s1, labels)
         new = _average(s1, nk, X.dtype)
+        if changed == 0:
+            centers, strict = new, True
+            break
         shift = np.sqrt(((new - centers) ** 2).sum(axis=1))
         centers = new
-        if changed == 0:
-            strict = True
-            break
         if float((shift**2).sum()) <= tol:
             break
     if not strict:

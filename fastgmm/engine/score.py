@@ -9,7 +9,7 @@ thread scope once (threads for the kernels, BLAS pinned to one thread).
 import numpy as np
 
 from .._jit import chunk_rows, kernel_input
-from .._runtime import pass_work, threads
+from .._runtime import blas_idle, pass_work, threads
 from ..kernels import DIAG, FULL
 from ..kernels.fullgemm import full_score_pass, use_gemm
 from ..kernels.passes import score_pass
@@ -62,7 +62,7 @@ def score(X, params, *, lse=False, resp=False, labels=False, n_jobs=None, family
     n, d = X.shape
     params.check(d)  # the kernels do not check bounds
     work = pass_work(n, d, params.n_components, params.model.kind != DIAG)
-    with threads(n_jobs, work=work):
+    with threads(n_jobs, work=work, pin_blas=not blas_idle(work, d)):
         inputs = kernel_inputs(params) if family is None else family.inputs(params)
         return _score(kernel_input(X), inputs, lse, resp, labels)
 

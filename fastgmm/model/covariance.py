@@ -258,6 +258,9 @@ class CovarianceModel:
     n_var : callable or None
         (K, d) -> free covariance parameters (mclust's ``nVarParams``) when they are
         not the form's count (one covariance of the form per component, or one).
+    closed : bool
+        ``m_step`` is a closed form that :mod:`fastgmm.kernels.mstep` also computes,
+        with the factors, in one kernel call (see :mod:`fastgmm.model.fused`).
     """
 
     name: str
@@ -269,6 +272,7 @@ class CovarianceModel:
     sklearn: bool = False
     fit: Callable = None
     n_var: Callable = None
+    closed: bool = False
 
     # -- what the kernels see
     @property
@@ -393,12 +397,12 @@ def _rot(d):
 #: every covariance model, in the order tables and help texts list them (scikit-learn's
 #: four, then mclust's others in mclust's order)
 MODELS = (
-    _record("full", ("VVV",), "dense", False, mclust.vvv, "each component its own general covariance", True, m_step=_m_dense),
-    _record("tied", ("EEE",), "dense", True, mclust.eee, "one general covariance shared by all components", True, m_step=_m_dense_shared),
-    _record("diag", ("VVI",), "diag", False, mclust.vvi, "each component its own diagonal covariance", True, m_step=_m_diag),
-    _record("spherical", ("VII",), "scalar", False, mclust.vii, "each component its own single variance", True, m_step=_m_scalar),
-    _record("EII", (), "scalar", True, mclust.eii, "one single variance shared by all components", m_step=_m_scalar_shared),
-    _record("EEI", (), "diag", True, mclust.eei, "one diagonal covariance shared by all components", m_step=_m_diag_shared),
+    _record("full", ("VVV",), "dense", False, mclust.vvv, "each component its own general covariance", True, m_step=_m_dense, closed=True),
+    _record("tied", ("EEE",), "dense", True, mclust.eee, "one general covariance shared by all components", True, m_step=_m_dense_shared, closed=True),
+    _record("diag", ("VVI",), "diag", False, mclust.vvi, "each component its own diagonal covariance", True, m_step=_m_diag, closed=True),
+    _record("spherical", ("VII",), "scalar", False, mclust.vii, "each component its own single variance", True, m_step=_m_scalar, closed=True),
+    _record("EII", (), "scalar", True, mclust.eii, "one single variance shared by all components", m_step=_m_scalar_shared, closed=True),
+    _record("EEI", (), "diag", True, mclust.eei, "one diagonal covariance shared by all components", m_step=_m_diag_shared, closed=True),
     _record("VEI", (), "diag", False, mclust.vei, "diagonal, equal shape", n_var=lambda g, d: g + d - 1),
     _record("EVI", (), "diag", False, mclust.evi, "diagonal, equal volume, varying shape", n_var=lambda g, d: 1 + g * (d - 1)),
     _record("VEE", (), "dense", False, mclust.vee, "ellipsoidal, equal shape and orientation", n_var=lambda g, d: g + d - 1 + _rot(d)),

@@ -17,6 +17,7 @@ import numpy as np
 
 from .._jit import kernel_array
 from ..kernels import FULL, TIED
+from ..kernels.mstep import DENSE, DIAGONAL, SCALAR, density_terms
 from . import covariance, variational
 from .noise import Noise
 
@@ -133,9 +134,10 @@ def from_fitted(model):
         or with ``n_features_in_``): hand-assigned attributes are checked here,
         before any kernel reads them.
     """
-    from sklearn.utils.validation import check_is_fitted
+    if not hasattr(model, "means_"):  # else fitted by scikit-learn's rule
+        from sklearn.utils.validation import check_is_fitted
 
-    check_is_fitted(model)
+        check_is_fitted(model)  # (~10 us: its tags)
     f64 = lambda a: np.asarray(a, dtype=np.float64)  # noqa: E731
     cov = getattr(model, "covariances_", None)
     noise = None
@@ -200,6 +202,40 @@ def density_inputs(kind, log_weights, means, prec_k, log_det):
     return KernelInputs(kind, const, kernel_array(loc), kernel_array(prec_k))
 
 
+#: the forms of the covariance models as the closed-form kernels' codes
+FORMS = {"dense": DENSE, "diag": DIAGONAL, "scalar": SCALAR}
+_PLANE = {
+    "dense": lambda d: (d, d),
+    "diag": lambda d: (1, d),
+    "scalar": lambda d: (1, 1),
+}
+
+
+def factor_layout(model, k, d):
+    """Shape (m, p, q) of the covariances and factors of a closed-form model in
+    :mod:`fastgmm.kernels.mstep`: m = 1 if shared else K; (p, q) = (d, d) dense,
+    (1, d) diag, (1, 1) scalar (a view of the model's own shape)."""
+    return (1 if model.shared else k, *_PLANE[model.form](d))
+
+
+def _closed_inputs(params):
+    """Kernel inputs of a closed-form model in one kernel call (``density_terms``:
+    the formulas of :func:`density_inputs`), for every Params alike (an M-step's or
+    a fitted model's), so that equal parameters give bitwise equal inputs."""
+    model = params.model
+    k, d = params.means.shape
+    prec = kernel_array(params.prec_chol).reshape(factor_layout(model, k, d))
+    const, loc = np.empty(k), np.empty((k, d))
+    kind = model.kind
+    kprec = np.empty((1 if kind == TIED else k, prec.shape[1], d))
+    dense = model.form == "dense"
+    density_terms(
+        kernel_array(params.weights), kernel_array(params.means), prec, dense,
+        model.shared, const, loc, kprec,
+    )  # fmt: skip
+    return KernelInputs(kind, const, loc, kprec)
+
+
 def kernel_inputs(params, tied_as_full=False):
     """Kernel inputs of a Gaussian mixture's :class:`Params` (its variational
     E-step when it has a posterior).
@@ -210,6 +246,9 @@ def kernel_inputs(params, tied_as_full=False):
     precision: its log-density is its constant ``log w_0 - log V``.
     """
     model = params.model
+    if model.closed and params.noise is None and params.posterior is None:
+        if not (tied_as_full and model.kind == TIED):
+            return _closed_inputs(params)
     k, d = params.means.shape
     prec_k = model.to_kernel(params.prec_chol, k, d)
     if params.posterior is not None:

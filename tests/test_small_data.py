@@ -1,0 +1,222 @@
+"""Small data: the fixed costs of a fit and of the public methods (issue 13).
+
+What a small fit no longer does, each with the behaviour it must keep: parameters
+validated once per set of values, plain float arrays not passed through
+scikit-learn's ``validate_data``, BLAS left unpinned where nothing uses it.
+"""
+
+import warnings
+
+import numpy as np
+import pytest
+import sklearn.base
+from sklearn.datasets import load_iris
+from sklearn.utils._param_validation import InvalidParameterError
+
+import fastgmm._base
+from fastgmm import GaussianMixture, _runtime
+from fastgmm._runtime import BLAS_FEATURES, SERIAL_WORK, blas_idle, threads
+
+IRIS = load_iris().data
+
+
+def _count_calls(monkeypatch, module, name):
+    calls = []
+    original = getattr(module, name)
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, counted)
+    return calls
+
+
+def test_parameters_are_validated_once_per_fit_and_once_per_values(monkeypatch):
+    GaussianMixture._valid_params = set()  # a fresh memory for this test
+    calls = _count_calls(monkeypatch, sklearn.base, "validate_parameter_constraints")
+    gm = GaussianMixture(3, random_state=0)
+    gm.fit(IRIS)
+    assert len(calls) == 1  # not once more inside the shared fit
+    gm.fit(IRIS)
+    GaussianMixture(3, random_state=0).fit(IRIS)
+    assert len(calls) == 1  # the same values: validated already
+    GaussianMixture(3, random_state=1).fit(IRIS)
+    assert len(calls) == 2
+
+
+def test_remembered_validation_still_refuses_bad_values():
+    gm = GaussianMixture(3, random_state=0).fit(IRIS)
+    means = gm.means_.copy()
+    for name, bad in [("n_components", 0), ("tol", -1.0), ("covariance_type", "x")]:
+        with pytest.raises(InvalidParameterError, match=name):
+            GaussianMixture(3, random_state=0).set_params(**{name: bad}).fit(IRIS)
+    np.testing.assert_array_equal(gm.means_, means)
+
+
+def test_unhashable_parameters_are_validated_every_time(monkeypatch):
+    calls = _count_calls(monkeypatch, sklearn.base, "validate_parameter_constraints")
+    gm = GaussianMixture(2, means_init=IRIS[:2], random_state=0)
+    gm.fit(IRIS)
+    gm.fit(IRIS)
+    assert len(calls) == 2
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_plain_arrays_skip_validate_data_with_the_same_result(monkeypatch, dtype):
+    X = np.ascontiguousarray(IRIS, dtype=dtype)
+    expected = GaussianMixture(3, random_state=0).fit(X)
+    calls = _count_calls(monkeypatch, fastgmm._base, "validate_data")
+    gm = GaussianMixture(3, random_state=0).fit(X)
+    assert gm.n_features_in_ == 4 and not hasattr(gm, "feature_names_in_")
+    for method in ("predict", "predict_proba", "score_samples"):
+        got, want = getattr(gm, method)(X), getattr(expected, method)(X)
+        np.testing.assert_array_equal(got, want)
+    assert calls == []
+    # anything else goes through validate_data: lists, Fortran order, ints
+    GaussianMixture(3, random_state=0).fit(X.tolist())
+    gm.predict(np.asfortranarray(X))
+    gm.predict(X.astype(np.int64))
+    assert len(calls) == 3
+
+
+def test_plain_path_keeps_scikit_learns_checks_and_messages():
+    gm = GaussianMixture(2, random_state=0).fit(IRIS)
+    bad = IRIS.copy()
+    bad[3, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        GaussianMixture(2, random_state=0).fit(bad)
+    with pytest.raises(ValueError, match="NaN"):
+        gm.predict(bad)
+    with pytest.raises(ValueError, match="expecting 4 features"):
+        gm.predict(IRIS[:, :3])
+    with pytest.raises(ValueError, match="minimum of 2 is required"):
+        GaussianMixture(1).fit(IRIS[:1])
+    with pytest.raises(ValueError, match="2D array"):
+        GaussianMixture(1).fit(IRIS[0])
+
+
+def test_refit_on_an_array_forgets_the_feature_names():
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame(IRIS, columns=list("abcd"))
+    gm = GaussianMixture(2, random_state=0).fit(frame)
+    assert list(gm.feature_names_in_) == list("abcd")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        gm.predict(frame)
+    with pytest.warns(UserWarning, match="feature names"):
+        gm.predict(IRIS)  # fitted with names, scored without: scikit-learn warns
+    gm.fit(IRIS)
+    assert not hasattr(gm, "feature_names_in_")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        gm.predict(IRIS)
+
+
+def test_blas_is_idle_only_for_small_narrow_work():
+    assert blas_idle(SERIAL_WORK - 1, BLAS_FEATURES - 1)
+    assert not blas_idle(SERIAL_WORK, 1)
+    assert not blas_idle(10, BLAS_FEATURES)  # the GEMM kernels' widths
+    assert not blas_idle(None, 1)  # unknown work
+
+
+def test_small_fits_and_scores_do_not_pin_blas(monkeypatch):
+    pins = _count_calls(monkeypatch, _runtime, "_pin_blas")
+    gm = GaussianMixture(3, random_state=0).fit(IRIS)
+    gm.predict(IRIS)
+    assert pins == []
+    wide = np.random.default_rng(0).normal(size=(200, BLAS_FEATURES))
+    GaussianMixture(2, random_state=0).fit(wide).predict(wide)
+    assert len(pins) == 4  # enter and leave, fit and predict
+    with threads(1, work=10, pin_blas=False):
+        pass
+    assert len(pins) == 4
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_kmeans_centres_average_as_scikit_learns_loop(rng, dtype):
+    """The one-call average equals scikit-learn's loop (``_average_centers``: each
+    row times 1 / weight) bit for bit; an empty cluster keeps the loop's rule."""
+    from fastgmm.engine.init import _average
+
+    s1, nk = rng.normal(size=(5, 3)) * 100, rng.uniform(0.5, 50.0, 5)
+    expected = np.array([s1[k] * (1.0 / nk[k]) for k in range(5)]).astype(dtype)
+    got = _average(s1.copy(), nk, dtype)
+    assert got.dtype == dtype
+    np.testing.assert_array_equal(got, expected)
+    nk[3] = 0.0  # empty: copies the heaviest centre
+    got = _average(s1.copy(), nk, dtype)
+    heaviest = int(np.argmax(nk))
+    np.testing.assert_array_equal(
+        got[3], got[heaviest] if heaviest < 3 else s1[heaviest].astype(dtype)
+    )
+
+
+@pytest.mark.parametrize("seed", [0, 7, 2**32 - 1, np.int64(5)])
+def test_seeded_gives_random_states_stream(seed):
+    from fastgmm.engine.init import seeded
+
+    want = np.random.RandomState(seed)
+    with seeded(seed) as rs:
+        for draw in ("random_sample", "standard_normal", "uniform"):
+            np.testing.assert_array_equal(
+                getattr(rs, draw)(size=5), getattr(want, draw)(size=5)
+            )
+    with seeded(seed) as again:  # the spare, seeded afresh
+        np.testing.assert_array_equal(
+            again.random_sample(3), np.random.RandomState(seed).random_sample(3)
+        )
+
+
+def test_seeded_nested_and_other_seeds():
+    from fastgmm.engine.init import seeded
+
+    with seeded(3) as outer:
+        first = outer.random_sample()
+        with seeded(3) as inner:  # a fit inside a fit: its own generator
+            assert inner is not outer
+            inner.random_sample(10)
+        assert outer.random_sample() == np.random.RandomState(3).random_sample(2)[1]
+    assert first == np.random.RandomState(3).random_sample()
+    given = np.random.RandomState(1)
+    with seeded(given) as rs:
+        assert rs is given
+    with seeded(None) as rs:
+        assert isinstance(rs, np.random.RandomState)
+    for bad in (-1, 2**32, 1.5, "x"):
+        with pytest.raises(ValueError), seeded(bad):
+            pass
+
+
+def test_fits_with_an_int_seed_equal_fits_with_its_random_state():
+    for cov_type in ("full", "spherical"):
+        a = GaussianMixture(3, covariance_type=cov_type, random_state=4).fit(IRIS)
+        b = GaussianMixture(3, covariance_type=cov_type, random_state=4)
+        b.set_params(random_state=np.random.RandomState(4)).fit(IRIS)
+        np.testing.assert_array_equal(a.means_, b.means_)
+        np.testing.assert_array_equal(a.covariances_, b.covariances_)
+
+
+def test_scoring_a_fitted_model_skips_scikit_learns_fitted_check(monkeypatch):
+    import sklearn.utils.validation as validation
+    from sklearn.exceptions import NotFittedError
+
+    gm = GaussianMixture(2, random_state=0).fit(IRIS)
+    calls = _count_calls(monkeypatch, validation, "check_is_fitted")
+    gm.predict(IRIS), gm.score_samples(IRIS), gm.predict_proba(IRIS)
+    assert calls == []  # means_ is there: fitted by scikit-learn's own rule
+    with pytest.raises(NotFittedError):
+        GaussianMixture(2).predict(IRIS)
+    assert len(calls) == 1
+
+
+def test_repair_jitter_is_computed_once_per_data(monkeypatch):
+    from fastgmm.engine.data import make_data
+    from fastgmm.model import covariance
+
+    data = make_data(IRIS, None, 3, covariance.get("diag"))
+    expected = 1e-6 * float(np.mean(data.feature_var))
+    means = _count_calls(monkeypatch, np, "mean")
+    assert data.jitter == expected
+    assert data.jitter == expected
+    assert len(means) == 1
