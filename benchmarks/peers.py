@@ -449,8 +449,14 @@ def make_systems(args, tmp):
         systems.append(InProcess("scikit-learn", Sk))
     for name, script, module, option in WORKERS:
         python = getattr(args, option) or sys.executable
-        probe = subprocess.run([python, "-c", f"import {module}"], capture_output=True)
-        if probe.returncode == 0:
+        try:
+            probe = subprocess.run(
+                [python, "-c", f"import {module}"], capture_output=True
+            ).returncode
+        except OSError as exc:  # not a Python we can run (a wrong --daal-python)
+            say(f"{python}: {exc.strerror}")
+            probe = 1
+        if probe == 0:
             systems.append(Worker(name, script, python, args.threads, tmp))
         else:
             flag = "--" + option.replace("_", "-")
