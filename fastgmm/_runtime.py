@@ -301,15 +301,19 @@ class Pacer:
         self.n_threads, self.clock = n_threads, clock
         self.meter = LoadMeter(clock=clock) if meter is None else meter
         self.times = {}  # thread count -> [(when, seconds)], newest last
+        self._previous = None  # the count of the last recorded iteration
 
     def _recent(self, count, now):
-        """The time of ``count`` threads: the least of its last (up to 3) times
-        within TIME_VALID, or None. Other processes and the first iteration after
-        a change of count (caches, thread wake-up) only add time, so the least is
-        what the count can do now; a count has to time worse three times in a row
-        before its better time is forgotten."""
-        kept = [s for w, s in self.times.get(count, []) if now - w <= TIME_VALID]
-        return min(kept) if kept else None
+        """The time of ``count`` threads: the median of its last (up to 3) times
+        within TIME_VALID, or None. Under a busy process the times of a count come
+        in two modes (the other process on or off the core): the least of them
+        chose two threads for their lucky iterations while one thread was faster
+        on average, and the median does not."""
+        kept = sorted(s for w, s in self.times.get(count, []) if now - w <= TIME_VALID)
+        if not kept:
+            return None
+        half = len(kept) // 2
+        return kept[half] if len(kept) % 2 else 0.5 * (kept[half - 1] + kept[half])
 
     def next_count(self):
         """Threads for the next iteration."""
@@ -329,8 +333,17 @@ class Pacer:
         return best
 
     def record(self, count, seconds):
+        """Keep the time of an iteration at ``count`` threads, unless it is the
+        first after a change of count and the count has a recent time: that one
+        also pays the change (caches, threads waking up), which would count
+        against going back to a count that was faster."""
+        now = self.clock()
+        first = count != self._previous
+        self._previous = count
+        if first and self._recent(count, now) is not None:
+            return
         kept = self.times.setdefault(count, [])
-        kept.append((self.clock(), seconds))
+        kept.append((now, seconds))
         del kept[:-3]
 
     @contextmanager

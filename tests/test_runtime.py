@@ -173,6 +173,29 @@ def test_pacer_steps_down_more_than_one_thread_and_times_again_later():
     assert used[0] == 4 and sorted(used[:4]) == [1, 2, 3, 4] and used[4:] == [2, 2]
 
 
+def test_pacer_judges_a_count_by_its_median_time():
+    """Two threads beside a busy process: one lucky iteration in three. The least
+    time would keep them; the median goes to the thread that is faster on average."""
+    clock = _Clock()
+    pacer = _runtime.Pacer(2, _Load(1.0), clock)
+    for seconds in (0.008, 0.020, 0.020):
+        pacer.record(2, seconds)
+    pacer.record(1, 0.011)
+    assert pacer._recent(2, clock.now) == 0.020
+    assert pacer.next_count() == 1
+
+
+def test_pacer_skips_the_first_iteration_after_a_change_of_count():
+    clock = _Clock()
+    pacer = _runtime.Pacer(2, _Load(1.0), clock)
+    pacer.record(2, 0.012)
+    pacer.record(1, 0.015)  # a count's first time is kept
+    pacer.record(2, 0.030)  # back to two threads: the change's cost, not kept
+    assert pacer._recent(1, clock.now) == 0.015
+    assert pacer._recent(2, clock.now) == 0.012
+    assert pacer.next_count() == 2
+
+
 def test_pacer_returns_to_every_thread_when_the_load_goes():
     clock = _Clock()
     load = _Load(1.0)
