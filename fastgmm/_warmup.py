@@ -157,8 +157,7 @@ def _compile_kmeans(dtypes=("float64", "float32")):
     import numpy as np
 
     from .engine.data import make_data
-    from .engine.init import initial_stats, label_dtype
-    from .kernels.kmeans import assign
+    from .engine.init import initial_stats
     from .model import covariance
     from .model.fused import closed_params
     from .model.params import kernel_inputs
@@ -169,11 +168,6 @@ def _compile_kmeans(dtypes=("float64", "float32")):
         X = X.astype(dtype)
         data = make_data(X, None, 2, model)
         initial_stats(data, 2, model, "kmeans", np.random.RandomState(0))
-        # the last labelling of a k-means that stopped on its tolerance
-        labels = np.empty(len(X), label_dtype(2))
-        centers, mean = X[:2].copy(), X.mean(axis=0)
-        cnorm = np.einsum("ij,ij->i", centers, centers)
-        assign(X, mean, centers, cnorm, data.chunk, labels)
     # the M-step of the closed forms (scikit-learn's models) and their E-step inputs
     # (kernels.mstep; cholesky.prec_chol_stack is compiled into the M-step, and from
     # Python only by the NumPy M-step: repairs, mclust's models, a prior)
@@ -185,7 +179,7 @@ def kmeans_kernels():
     """The parallel k-means kernels a default start uses (for cache checks)."""
     from .kernels import kmeans
 
-    return (kmeans.lloyd_step, kmeans.potentials, kmeans.label_stats)
+    return (kmeans.lloyd_run, kmeans.potentials, kmeans.label_stats)
 
 
 #: what each of the two compiles is called in status lines

@@ -1116,12 +1116,12 @@ def test_read_only_input_uses_the_same_kernels():
     the kernels typed read-only, one specialisation for every X dtype."""
     from numba import types
 
-    from fastgmm.kernels.kmeans import label_stats, lloyd_step
+    from fastgmm.kernels.kmeans import label_stats, lloyd_run
     from fastgmm.kernels.passes import mixture_pass
 
     X = _blob_data()
     signatures = {}
-    kmeans_kernels = (lloyd_step, label_stats)  # one specialisation per X dtype
+    kmeans_kernels = (lloyd_run, label_stats)  # one specialisation per X dtype
     for data in (X, _readonly(X), X.astype(np.float32)):
         gm = GaussianMixture(3, random_state=0).fit(data)
         gm.predict_proba(data)
@@ -1134,7 +1134,7 @@ def test_read_only_input_uses_the_same_kernels():
             signatures.setdefault(key, set(kernel.signatures))
             if kernel is mixture_pass or data.dtype == np.float64:
                 assert set(kernel.signatures) == signatures[key]  # nothing new
-    assert len(lloyd_step.signatures) == 2  # float64 and float32
+    assert len(lloyd_run.signatures) == 2  # float64 and float32
     for kernel in (mixture_pass, *kmeans_kernels):
         for signature in kernel.signatures:
             inputs = [signature[i] for i in kernel.input_positions]

@@ -466,7 +466,7 @@ MIXTURE_ENTRIES = {"passes.mixture_pass"}
 KMEANS_ENTRIES = {
     "kmeans.chunk_sums",
     "kmeans.label_stats",
-    "kmeans.lloyd_step",
+    "kmeans.lloyd_run",
     "kmeans.potentials",
     "kmeans.update_min_dist",
 }

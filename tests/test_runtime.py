@@ -286,7 +286,7 @@ def test_em_under_load_runs_on_the_faster_count_with_the_same_result(monkeypatch
     monkeypatch.setattr(_runtime, "_pacers", __import__("threading").local())
     monkeypatch.setattr(_runtime, "_machine_busy_seconds", lambda: 0.0)
     paced = _record_threads(monkeypatch, fastgmm.engine.em, "block_em")
-    lloyd = _record_threads(monkeypatch, fastgmm.engine.init, "lloyd_step")
+    lloyd = _record_threads(monkeypatch, fastgmm.engine.init, "lloyd_run")
     gm = GaussianMixture(**kwargs).fit(X)
     assert set(paced) == {1, 2}
     assert len(lloyd) >= 3 and set(lloyd) == {1, 2}  # k-means is paced too

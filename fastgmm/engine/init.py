@@ -29,11 +29,10 @@ from .._jit import kernel_array
 from .._runtime import pacing
 from ..kernels import DIAG
 from ..kernels.kmeans import (
-    assign,
     choice_index,
     chunk_sums,
     label_stats,
-    lloyd_step,
+    lloyd_run,
     locate,
     potentials,
     update_min_dist,
@@ -203,37 +202,47 @@ def _average(s1, nk, dtype):
 def lloyd(data, centers, mean, tol, max_iter=KMEANS_MAX_ITER):
     """scikit-learn's ``_kmeans_single_lloyd`` on the rows ``X - mean`` from centred
     ``centers`` (data dtype). Returns (centres (K, d) float64, centred; labels (n,)
-    in the smallest integer dtype holding K).
+    in the smallest integer dtype holding K; the number of passes, its ``n_iter_``).
 
     Stops when no label changes (strict convergence), or when the squared centre
     shift is within ``tol`` (then labels are recomputed for the last centres), after
-    at most ``max_iter`` passes; empty clusters take the farthest rows. Sums are
-    float64 and chunk-ordered (scikit-learn's depend on its thread count).
+    at most ``max_iter`` passes; empty clusters take the farthest rows. The loop
+    runs in ``kernels.kmeans.lloyd_run``: on one thread in one call, on more one
+    pass a call (paced); back here only for a pass that leaves a cluster empty.
+    Sums are float64 and chunk-ordered (scikit-learn's depend on its thread count).
     """
-    X = data.X
-    labels = np.full(X.shape[0], -1, label_dtype(centers.shape[0]))
-    strict = False
+    X, sw = data.X, data.sample_weight
+    centers = np.array(centers, dtype=X.dtype, order="C")  # updated in place
+    n_components = centers.shape[0]
+    labels = np.full(X.shape[0], -1, label_dtype(n_components))
+    nk, s1 = np.empty(n_components), np.empty(centers.shape)
+    state = np.zeros(2, np.int64)  # passes done, labels changed by the last
     pacer = pacing("kmeans")
-    for _ in range(max_iter):
-        cnorm = np.einsum("ij,ij->i", centers, centers)  # scikit-learn's row_norms
+    # on one thread the whole loop is one call; on more, one pass a call, so that
+    # the pacer times passes (the problem is then large enough for ~10 us a call)
+    per_call = max_iter if pacer.n_threads <= 1 else 1
+    limit = max_iter
+    while True:
         with pacer.iteration():
-            nk, s1, changed = lloyd_step(
-                X, data.sample_weight, mean, centers, cnorm, data.chunk, labels
-            )
-        if not nk.all():
-            _relocate_empty(data, mean, centers, nk, s1, labels)
+            pause = int(state[0]) + per_call
+            status = lloyd_run(
+                X, sw, mean, centers, tol, limit, pause, data.chunk, labels, nk, s1,
+                state,
+            )  # fmt: skip
+        if status == 3:  # paused
+            continue
+        if status != 2:
+            break
+        _relocate_empty(data, mean, centers, nk, s1, labels)
         new = _average(s1, nk, X.dtype)
-        if changed == 0:
-            centers, strict = new, True
+        if state[1] == 0:  # strict convergence
+            centers[:] = new
             break
         shift = np.sqrt(((new - centers) ** 2).sum(axis=1))
-        centers = new
+        centers[:] = new
         if float((shift**2).sum()) <= tol:
-            break
-    if not strict:
-        cnorm = np.einsum("ij,ij->i", centers, centers)
-        assign(X, mean, centers, cnorm, data.chunk, labels)
-    return centers.astype(np.float64), labels
+            limit = int(state[0])  # no more passes: label by these centres
+    return centers.astype(np.float64), labels, int(state[0])
 
 
 def kmeans(data, n_components, random_state):
@@ -244,7 +253,7 @@ def kmeans(data, n_components, random_state):
     """
     mean = data.X.mean(axis=0)  # scikit-learn centres the data, in its dtype
     centers, _ = kmeans_plusplus(data, n_components, random_state, mean)
-    centers, labels = lloyd(data, centers, mean, _unweighted_tolerance(data))
+    centers, labels, _ = lloyd(data, centers, mean, _unweighted_tolerance(data))
     return centers + mean, labels
 
 

@@ -57,15 +57,14 @@ def _block_nearest(xt, nb, centers, cnorm, best, best_d, dist):
 
 
 @kernel
-def _chunk_lloyd(X, sw, mean, centers, cnorm, start, stop, labels, nk, s1):
+def _chunk_lloyd(X, sw, mean, centers, cnorm, start, stop, labels, nk, s1, sums):
     """Assign rows start:stop (labels, in place); add weights and weighted centred
-    rows to nk, s1 (when nk has entries). Returns the number of labels changed."""
+    rows to nk, s1 when ``sums``. Returns the number of labels changed."""
     d = X.shape[1]
     xt = np.empty((d, BLOCK), X.dtype)
     dist = np.empty(BLOCK, X.dtype)
     best_d = np.empty(BLOCK, X.dtype)
     best = np.empty(BLOCK, np.int64)
-    sums = nk.shape[0] > 0
     changed = 0
     for b0 in range(start, stop, BLOCK):
         nb = min(BLOCK, stop - b0)
@@ -93,54 +92,171 @@ def _no_sums(n_chunks, d):
     return np.zeros(n_chunks), np.zeros(0), np.zeros((0, d)), read_only(np.zeros(0))
 
 
-@kernel
-def _total(counts):
-    acc = 0.0
-    for c in range(counts.shape[0]):
-        acc += counts[c]
-    return int(acc)
+@kernel(strict="exact")
+def _row_norms(centers, out):
+    """out[k] = ||c_k||^2 in the centres' dtype, rounding for rounding as NumPy's
+    ``einsum("ij,ij->i", c, c)`` (scikit-learn's ``row_norms``) on an x86-64 build:
+    16-byte lanes of products added without FMA, 4 vectors at a time taken last to
+    first, then the lanes added in adjacent pairs."""
+    d = centers.shape[1]
+    lanes = 16 // centers.itemsize
+    acc = np.empty(lanes, centers.dtype)
+    for k in range(centers.shape[0]):
+        acc[:] = 0
+        j = 0
+        while d - j >= 4 * lanes:
+            for v in range(3, -1, -1):
+                for lane in range(lanes):
+                    x = centers[k, j + v * lanes + lane]
+                    acc[lane] += x * x
+            j += 4 * lanes
+        while j < d:
+            for lane in range(min(lanes, d - j)):
+                x = centers[k, j + lane]
+                acc[lane] += x * x
+            j += lanes
+        w = lanes
+        while w > 1:
+            w //= 2
+            for lane in range(w):
+                acc[lane] = acc[2 * lane] + acc[2 * lane + 1]
+        out[k] = acc[0]
 
 
-@kernel(parallel=True, inputs="X mean centers cnorm")
-def assign(X, mean, centers, cnorm, chunk, labels):
-    """labels[i] = the nearest centre of row i - mean (see _block_nearest).
-    Returns the number of labels changed."""
-    n, d = X.shape
-    n_chunks = (n + chunk - 1) // chunk
-    pch, none_k, none_s, sw = _no_sums(n_chunks, d)
-    queue, n_workers = task_queue(n_chunks)
-    for _ in prange(n_workers):
-        c = next_task(queue)
-        while c < n_chunks:
-            start, stop = c * chunk, min(n, (c + 1) * chunk)
-            pch[c] = _chunk_lloyd(
-                X, sw, mean, centers, cnorm, start, stop, labels, none_k, none_s
+@kernel(strict="exact")
+def _move_centers(s1, nk, centers, shift):
+    """centers = s1 / nk (``s1 * (1 / nk)`` in float64, then the centres' dtype);
+    returns scikit-learn's total squared centre shift: shift[k] = the root of
+    ``_euclidean_dense_dense`` (4 squares a step) between the old and new centre,
+    squared, summed as NumPy sums (pairwise), all in the centres' dtype."""
+    n_components, d = centers.shape
+    acc = shift[n_components:]  # [acc, step] in the centres' dtype
+    for k in range(n_components):
+        alpha = 1.0 / nk[k]
+        acc[0] = 0
+        for j in range(d):
+            old = centers[k, j]
+            centers[k, j] = s1[k, j] * alpha
+            diff = centers[k, j] - old
+            if j >= d - d % 4:  # the remainder: one square at a time
+                acc[0] += diff * diff
+            elif j % 4 == 0:
+                acc[1] = diff * diff
+            else:
+                acc[1] += diff * diff
+                if j % 4 == 3:
+                    acc[0] += acc[1]
+        root = np.sqrt(acc[0])
+        shift[k] = root * root
+    return _pairwise_sum(shift, n_components)
+
+
+@kernel(strict="exact")
+def _pairwise_block(a, start, n):
+    """NumPy's pairwise sum of a[start:start + n], n <= 128 (8 accumulators)."""
+    r = np.zeros(8, a.dtype)
+    if n < 8:
+        for i in range(start, start + n):
+            r[0] += a[i]
+        return r[0]
+    r[:] = a[start : start + 8]
+    i = 8
+    while i < n - n % 8:
+        for m in range(8):
+            r[m] += a[start + i + m]
+        i += 8
+    res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
+    for m in range(i, n):
+        res += a[start + m]
+    return res
+
+
+@kernel(strict="exact")
+def _pairwise_sum(a, n):
+    """NumPy's pairwise sum of a[:n] in a's dtype: halves (split at a multiple of
+    8) added, down to blocks of at most 128 (a stack, not recursion: Numba's cache
+    does not keep recursive functions)."""
+    if n <= 128:
+        return _pairwise_block(a, 0, n)
+    todo = np.empty((192, 3), np.int64)  # (start, length, halves done): post-order
+    values = np.empty(192, a.dtype)
+    top, n_values = 1, 0
+    todo[0, 0], todo[0, 1], todo[0, 2] = 0, n, 0
+    while top > 0:
+        top -= 1
+        start, length, done = todo[top, 0], todo[top, 1], todo[top, 2]
+        if length <= 128:
+            values[n_values] = _pairwise_block(a, start, length)
+            n_values += 1
+        elif done:  # both halves summed: left + right
+            n_values -= 1
+            values[n_values - 1] = values[n_values - 1] + values[n_values]
+        else:
+            half = length // 2
+            half -= half % 8
+            todo[top, 2] = 1  # back to this one after its halves
+            todo[top + 1, 0], todo[top + 1, 1], todo[top + 1, 2] = (
+                start + half,
+                length - half,
+                0,
             )
-            c = next_task(queue)
-    return _total(pch)
+            todo[top + 2, 0], todo[top + 2, 1], todo[top + 2, 2] = start, half, 0
+            top += 3
+    return values[0]
 
 
-@kernel(parallel=True, inputs="X sw mean centers cnorm")
-def lloyd_step(X, sw, mean, centers, cnorm, chunk, labels):
-    """One Lloyd pass: assign each row to its nearest centre (labels in place) and
-    sum, per centre, the weights and the weighted centred rows (float64).
-    Returns (nk (K,), s1 (K, d), n_changed)."""
+@kernel(parallel=True, inputs="X sw mean")
+def lloyd_run(X, sw, mean, centers, tol, max_iter, pause, chunk, labels, nk, s1, state):
+    """scikit-learn's Lloyd loop (``_kmeans_single_lloyd``) on the rows X - mean in
+    one call: passes (each row to its nearest centre, labels in place; per centre
+    the sums of weights and weighted rows, float64, chunk-ordered) and new centres
+    (in place, data dtype) until no label changes, the squared centre shift is
+    within ``tol``, or the passes done (state[0]) reach ``max_iter``; then, unless
+    no label changed, the rows are labelled by the last centres.
+
+    ``state`` (2,) int64: the passes done (in and out), the labels the last pass
+    changed (out). Returns 0: converged strictly; 1: stopped on tol or max_iter;
+    2: the last pass left a centre without weight: nk (K,), s1 (K, d) hold its
+    sums and ``centers`` the centres it assigned to, for the caller to relocate
+    rows (scikit-learn's argpartition) and finish the pass; 3: paused, not
+    converged, when the passes done reach ``pause`` (call again to go on).
+    """
     n, d = X.shape
     n_components = centers.shape[0]
     n_chunks = (n + chunk - 1) // chunk
     pch, pnk, ps1, ps2 = slot_buffers(n_chunks, n_components, 0, d)
-    _, nk, s1, s2 = slot_buffers(1, n_components, 0, d)
-    queue, n_workers = task_queue(n_chunks)
-    for _ in prange(n_workers):
-        c = next_task(queue)
-        while c < n_chunks:
-            start, stop = c * chunk, min(n, (c + 1) * chunk)
-            pch[c] = _chunk_lloyd(
-                X, sw, mean, centers, cnorm, start, stop, labels, pnk[c], ps1[c]
-            )
+    cnorm = np.empty(n_components, centers.dtype)
+    shift = np.empty(n_components + 2, centers.dtype)
+    sums = True
+    while state[0] < max_iter or sums:
+        sums = state[0] < max_iter  # else: the last labelling, no sums
+        _row_norms(centers, cnorm)
+        queue, n_workers = task_queue(n_chunks)
+        for _ in prange(n_workers):
             c = next_task(queue)
-    changed = add_slots(n_chunks, pch, pnk, ps1, ps2, nk[0], s1[0], s2[0])
-    return nk[0], s1[0], int(changed)
+            while c < n_chunks:
+                start, stop = c * chunk, min(n, (c + 1) * chunk)
+                pch[c] = _chunk_lloyd(
+                    X, sw, mean, centers, cnorm, start, stop, labels, pnk[c], ps1[c],
+                    sums,
+                )  # fmt: skip
+                c = next_task(queue)
+        if not sums:
+            return 1
+        nk[:] = 0.0
+        s1[:] = 0.0
+        changed = add_slots(n_chunks, pch, pnk, ps1, ps2, nk, s1, ps2[0])
+        state[0] += 1
+        state[1] = int(changed)
+        if np.any(nk == 0.0):
+            return 2
+        if _move_centers(s1, nk, centers, shift) <= tol and state[1] != 0:
+            max_iter = state[0]  # stop on tol: label by these centres
+        if state[1] == 0:
+            return 0
+        if state[0] >= pause and state[0] < max_iter:
+            return 3
+    return 1
 
 
 # ------------------------------------------------------------------ k-means++

@@ -11,6 +11,7 @@ from sklearn import datasets
 from sklearn.cluster import KMeans, kmeans_plusplus
 from sklearn.metrics import adjusted_rand_score
 
+from fastgmm._runtime import threads
 from fastgmm.engine.data import make_data
 from fastgmm.engine.init import kmeans, label_dtype, lloyd
 from fastgmm.engine.init import kmeans_plusplus as fg_plusplus
@@ -69,6 +70,38 @@ def test_kmeans_labels_equal_scikit_learns(name):
         assert fg_rs.random_sample() == sk_rs.random_sample()
 
 
+@pytest.mark.parametrize("name", ["iris", "wine", "digits", "coffee"])
+def test_lloyd_passes_equal_scikit_learns(name, monkeypatch):
+    """The compiled Lloyd loop takes as many passes as scikit-learn's (its n_iter_)
+    to the same labels and centres, float64 and float32, from the same k-means++
+    seeds; on one thread the whole loop is one kernel call."""
+    import fastgmm.engine.init as init
+
+    calls = []
+    run = init.lloyd_run
+    monkeypatch.setattr(init, "lloyd_run", lambda *a: calls.append(1) or run(*a))
+    X, k = load(name)
+    for dtype in (np.float64, np.float32):
+        Xd = X.astype(dtype)
+        data = _data(Xd, k)
+        mean = Xd.mean(axis=0)
+        for seed in range(3):
+            sk = sklearn_kmeans(Xd, k, seed)
+            centers, _ = fg_plusplus(data, k, np.random.RandomState(seed), mean)
+            calls.clear()
+            with threads(1):
+                fg_centers, labels, n_iter = lloyd(
+                    data, centers, mean, init._unweighted_tolerance(data)
+                )
+            assert n_iter == sk.n_iter_
+            np.testing.assert_array_equal(labels, sk.labels_)
+            tol = 1e-9 if dtype == np.float64 else 1e-5
+            np.testing.assert_allclose(
+                fg_centers + mean, sk.cluster_centers_, rtol=tol, atol=tol
+            )
+            assert len(calls) == 1
+
+
 def test_weighted_kmeans_equals_scikit_learns(rng):
     X, k = load("wine")
     w = rng.uniform(0, 3, len(X))
@@ -103,15 +136,16 @@ def test_empty_clusters_are_relocated_as_scikit_learn_does(rng, weighted):
     mean = X.mean(axis=0)
     Xc = X - mean
     centers = np.vstack([Xc[[3, 70, 140]], Xc[[70]], [[50.0] * 13, [-40.0] * 13]])
-    labels, _, sk_centers, _ = _kmeans_single_lloyd(
+    labels, _, sk_centers, sk_iter = _kmeans_single_lloyd(
         Xc,
         np.ones(len(X)) if w is None else w,
         centers.copy(),
         tol=1e-4 * X.var(0).mean(),
     )
-    fg_centers, fg_labels = lloyd(data, centers, mean, 1e-4 * X.var(0).mean())
+    fg_centers, fg_labels, n_iter = lloyd(data, centers, mean, 1e-4 * X.var(0).mean())
     np.testing.assert_array_equal(fg_labels, labels)
     np.testing.assert_allclose(fg_centers, sk_centers, rtol=1e-10, atol=1e-10)
+    assert n_iter == sk_iter
     assert len(np.unique(labels)) == 6
 
 
@@ -124,10 +158,13 @@ def test_duplicate_rows_fewer_than_clusters():
     mean = X.mean(axis=0)
     Xc = X - mean
     centers = Xc[[0, 60, 90, 0, 60]]
-    labels, _, sk_centers, _ = _kmeans_single_lloyd(Xc, np.ones(100), centers.copy())
-    fg_centers, fg_labels = lloyd(_data(X, 5), centers, mean, 1e-4)
+    labels, _, sk_centers, sk_iter = _kmeans_single_lloyd(
+        Xc, np.ones(100), centers.copy()
+    )
+    fg_centers, fg_labels, n_iter = lloyd(_data(X, 5), centers, mean, 1e-4)
     np.testing.assert_array_equal(fg_labels, labels)
     np.testing.assert_array_equal(fg_centers, sk_centers)
+    assert n_iter == sk_iter
 
 
 def test_tolerance_exit_recomputes_labels(monkeypatch):

@@ -19,10 +19,9 @@ from fastgmm.kernels import FULL
 from fastgmm.kernels.blocks import n_slots_for, next_task, task_queue
 from fastgmm.kernels.fullgemm import PENDING, full_em_pass
 from fastgmm.kernels.kmeans import (
-    assign,
     chunk_sums,
     label_stats,
-    lloyd_step,
+    lloyd_run,
     potentials,
     update_min_dist,
 )
@@ -614,11 +613,10 @@ def _all_kernels(X, sw, params, covariance_type, chunk):
     out += list(label_stats(X, sw, labels, n_components, kind, ref_point, chunk))
     mean = X.mean(axis=0)
     centers = np.ascontiguousarray(ref_point - mean, X.dtype)
-    cnorm = np.einsum("ij,ij->i", centers, centers)
     lab = np.full(n, -1, np.int8)
-    out += [assign(X, mean, centers, cnorm, chunk, lab), lab.copy()]
-    lab = np.zeros(n, np.int8)
-    out += list(lloyd_step(X, sw, mean, centers, cnorm, chunk, lab)) + [lab]
+    nk, s1, state = np.empty(n_components), np.empty(centers.shape), np.zeros(2, int)
+    status = lloyd_run(X, sw, mean, centers, 1e-4, 300, 300, chunk, lab, nk, s1, state)
+    out += [np.asarray(status), lab, centers, state] + ([nk, s1] if status == 2 else [])
     d2 = np.full(n, np.inf, X.dtype)
     update_min_dist(X, mean, ref_point[0] + 0.5, chunk, d2)
     out += [d2.copy(), chunk_sums(sw, d2, chunk)]

@@ -9,10 +9,11 @@ from sklearn.cluster._kmeans import _labels_inertia
 from fastgmm._jit import BLOCK, chunk_rows
 from fastgmm.engine.init import _ones_sum
 from fastgmm.kernels.kmeans import (
-    assign,
+    _move_centers,
+    _row_norms,
     choice_index,
     chunk_sums,
-    lloyd_step,
+    lloyd_run,
     locate,
     potentials,
     update_min_dist,
@@ -39,33 +40,94 @@ def _pseudo_dist(Xc, centers):
     return (centers**2).sum(1)[None] - 2 * Xc @ centers.T
 
 
+def _lloyd(X, sw, mean, centers, chunk, labels, max_iter, tol=0.0):
+    """lloyd_run for at most ``max_iter`` passes (0: label only): (status, nk, s1,
+    state); ``centers`` are moved in place."""
+    k = centers.shape[0]
+    nk, s1, state = np.zeros(k), np.zeros(centers.shape), np.zeros(2, np.int64)
+    status = lloyd_run(
+        X, sw, mean, centers, tol, max_iter, max_iter, chunk, labels, nk, s1, state
+    )
+    return status, nk, s1, state
+
+
+def _assign(X, mean, centers, chunk, labels):
+    """Label the rows by ``centers`` (no pass): lloyd_run with max_iter=0."""
+    return _lloyd(X, np.empty(0), mean, centers.copy(), chunk, labels, 0)[0]
+
+
 @pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 @pytest.mark.parametrize("n, d, k, chunk", SHAPES)
-def test_lloyd_step_matches_numpy(rng, n, d, k, chunk, dtype, weighted):
+def test_one_lloyd_pass_matches_numpy(rng, n, d, k, chunk, dtype, weighted):
+    """One pass (max_iter=1): the nearest centres, their sums, the centres moved to
+    the means, then the rows labelled by the moved centres."""
     X = (rng.normal(size=(n, d)) + 5.0).astype(dtype)
-    sw = rng.uniform(0, 2, n) if weighted else np.empty(0)
+    sw = rng.uniform(0.1, 2, n) if weighted else np.empty(0)
     mean = X.mean(axis=0)
     Xc = X - mean
     centers = Xc[rng.choice(n, k, replace=False)] + dtype(0.1)
-    cnorm = np.einsum("ij,ij->i", centers, centers)
-    labels = rng.integers(0, k, n).astype(np.int8)
-    before = labels.copy()
-    nk, s1, changed = lloyd_step(
-        X, sw, mean, centers, cnorm, _chunk(chunk, d, k), labels
-    )
+    start = centers.copy()
+    labels = np.full(n, -1, np.int8)
+    status, nk, s1, state = _lloyd(X, sw, mean, centers, _chunk(chunk, d, k), labels, 1)
+    dist = _pseudo_dist(Xc, start)
+    first = dist.argmin(1)
+    w = sw if weighted else np.ones(n)
+    onehot = np.eye(k)[first] * w[:, None]
+    if np.any(onehot.sum(0) == 0):
+        assert status == 2  # an empty centre: back to the caller, unmoved
+        np.testing.assert_array_equal(centers, start)
+        return
+    np.testing.assert_allclose(nk, onehot.sum(0), rtol=1e-12)
+    np.testing.assert_allclose(s1, onehot.T @ Xc.astype(float), rtol=1e-9, atol=1e-9)
+    assert state[0] == 1 and state[1] == n  # every label was -1
+    assert status == 1  # max_iter reached: labelled by the moved centres
+    np.testing.assert_array_equal(centers, (s1 * (1.0 / nk)[:, None]).astype(dtype))
     dist = _pseudo_dist(Xc, centers)
     srt = np.sort(dist, axis=1)
     clear = np.ones(n, bool) if k == 1 else (srt[:, 1] - srt[:, 0]) > 1e-3
     np.testing.assert_array_equal(labels[clear], dist.argmin(1)[clear])
-    assert changed == np.sum(labels != before)
-    w = sw if weighted else np.ones(n)
-    onehot = np.eye(k)[labels] * w[:, None]
-    np.testing.assert_allclose(nk, onehot.sum(0), rtol=1e-12)
-    np.testing.assert_allclose(s1, onehot.T @ Xc.astype(float), rtol=1e-9, atol=1e-9)
     again = labels.copy()
-    assert assign(X, mean, centers, cnorm, _chunk(chunk, d, k), again) == 0
+    assert _assign(X, mean, centers, _chunk(chunk, d, k), again) == 1
     np.testing.assert_array_equal(again, labels)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+def test_row_norms_are_numpys_einsum_bit_for_bit(rng, dtype):
+    """The centres' squared norms of the Lloyd loop equal scikit-learn's row_norms
+    (NumPy's einsum), rounding for rounding, for every width up to 3 SIMD blocks."""
+    for d in range(1, 50):
+        centers = (rng.normal(size=(7, d)) * rng.uniform(0.1, 100, (7, 1))).astype(
+            dtype
+        )
+        out = np.empty(7, dtype)
+        _row_norms(centers, out)
+        np.testing.assert_array_equal(out, np.einsum("ij,ij->i", centers, centers))
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+def test_centre_shift_is_scikit_learns(rng, dtype):
+    """The new centres are s1 / nk as before (float64, then the data dtype) and the
+    total squared shift is scikit-learn's (per centre ``_euclidean_dense_dense``,
+    then NumPy's sum of the squares) up to its rounding; bit for bit against a
+    plain Python rendering of those two steps."""
+    for k, d in ((1, 1), (3, 4), (9, 7), (20, 13), (130, 3)):
+        old = rng.normal(size=(k, d)).astype(dtype)
+        nk = rng.uniform(1, 50, k)
+        s1 = rng.normal(size=(k, d)) * nk[:, None]
+        centers = old.copy()
+        total = _move_centers(s1, nk, centers, np.empty(k + 2, dtype))
+        new = (s1 * (1.0 / nk)[:, None]).astype(dtype)
+        np.testing.assert_array_equal(centers, new)
+        shift = np.empty(k, dtype)
+        for c in range(k):
+            acc, sq = dtype(0), (new[c] - old[c]) ** 2
+            for j in range(0, d - d % 4, 4):
+                acc += ((sq[j] + sq[j + 1]) + sq[j + 2]) + sq[j + 3]
+            for j in range(d - d % 4, d):
+                acc += sq[j]
+            shift[c] = np.sqrt(acc)
+        assert total == (shift**2).sum()
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
@@ -79,9 +141,8 @@ def test_ties_resolve_as_scikit_learn(rng, d, dtype):
         mean = X.mean(axis=0)
         Xc = X - mean
         centers = np.ascontiguousarray(Xc[idx])
-        cnorm = np.einsum("ij,ij->i", centers, centers)
         labels = np.full(len(X), -1, np.int8)
-        assign(X, mean, centers, cnorm, 2 * BLOCK, labels)
+        _assign(X, mean, centers, 2 * BLOCK, labels)
         expected = _labels_inertia(
             Xc, np.ones(len(X), dtype), centers, return_inertia=False
         )
@@ -92,8 +153,8 @@ def test_duplicate_centres_give_the_first_index(rng):
     X = rng.normal(size=(500, 3))
     mean = X.mean(axis=0)
     centers = np.repeat((X[:1] - mean), 3, axis=0)
-    labels = np.full(500, -1, np.int16)
-    assign(X, mean, centers, np.einsum("ij,ij->i", centers, centers), BLOCK, labels)
+    labels = np.full(500, -1, np.int8)
+    _assign(X, mean, centers, BLOCK, labels)
     assert np.all(labels == 0)
 
 

@@ -28,7 +28,7 @@ def _args(name):
     rng = np.random.default_rng(0)
     X, K, d = rng.random((300, 3)), 2, 3
     labels, d2 = np.zeros(300, np.int8), np.full(300, np.inf)
-    mean, cnorm = X.mean(axis=0), np.ones(K)
+    mean = X.mean(axis=0)
     prec = np.tile(np.eye(d), (K, 1, 1))
     return {
         "mixture_pass": (
@@ -44,8 +44,10 @@ def _args(name):
             np.empty((0, K)),
             np.empty(0, np.int64),
         ),
-        "assign": (X, mean, X[:K].copy(), cnorm, 128, labels),
-        "lloyd_step": (X, np.empty(0), mean, X[:K].copy(), cnorm, 128, labels),
+        "lloyd_run": (
+            *(X, np.empty(0), mean, X[:K].copy(), 1e-4, 300, 300, 128, labels),
+            *(np.empty(K), np.empty((K, d)), np.zeros(2, np.int64)),
+        ),
         "update_min_dist": (X, mean, X[0].copy(), 128, d2),
         "potentials": (X, np.empty(0), mean, np.ones(300), X[:4].copy(), 128),
         "chunk_sums": (np.empty(0), np.ones(300), 128),
@@ -55,8 +57,7 @@ def _args(name):
 
 KERNELS = [
     (_estep, "mixture_pass"),
-    (_kmeans, "assign"),
-    (_kmeans, "lloyd_step"),
+    (_kmeans, "lloyd_run"),
     (_kmeans, "update_min_dist"),
     (_kmeans, "potentials"),
     (_kmeans, "chunk_sums"),
