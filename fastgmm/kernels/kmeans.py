@@ -92,6 +92,15 @@ def _no_sums(n_chunks, d):
     return np.zeros(n_chunks), np.zeros(0), np.zeros((0, d)), read_only(np.zeros(0))
 
 
+@kernel
+def _lloyd_chunk(X, sw, mean, centers, cnorm, c, chunk, labels, pnk, ps1, sums):
+    """_chunk_lloyd on chunk c into its slots pnk[c], ps1[c]."""
+    start, stop = c * chunk, min(X.shape[0], (c + 1) * chunk)
+    return _chunk_lloyd(
+        X, sw, mean, centers, cnorm, start, stop, labels, pnk[c], ps1[c], sums
+    )
+
+
 @kernel(strict="exact")
 def _row_norms(centers, out):
     """out[k] = ||c_k||^2 in the centres' dtype, rounding for rounding as NumPy's
@@ -232,15 +241,19 @@ def lloyd_run(X, sw, mean, centers, tol, max_iter, pause, chunk, labels, nk, s1,
         sums = state[0] < max_iter  # else: the last labelling, no sums
         _row_norms(centers, cnorm)
         queue, n_workers = task_queue(n_chunks)
-        for _ in prange(n_workers):
-            c = next_task(queue)
-            while c < n_chunks:
-                start, stop = c * chunk, min(n, (c + 1) * chunk)
-                pch[c] = _chunk_lloyd(
-                    X, sw, mean, centers, cnorm, start, stop, labels, pnk[c], ps1[c],
-                    sums,
-                )  # fmt: skip
+        if n_workers == 1:  # no parallel region (~5 us a pass on small data)
+            for c in range(n_chunks):
+                pch[c] = _lloyd_chunk(
+                    X, sw, mean, centers, cnorm, c, chunk, labels, pnk, ps1, sums
+                )
+        else:
+            for _ in prange(n_workers):
                 c = next_task(queue)
+                while c < n_chunks:
+                    pch[c] = _lloyd_chunk(
+                        X, sw, mean, centers, cnorm, c, chunk, labels, pnk, ps1, sums
+                    )
+                    c = next_task(queue)
         if not sums:
             return 1
         nk[:] = 0.0
