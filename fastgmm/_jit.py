@@ -65,9 +65,8 @@ def kernel(fn=None, *, parallel=False, strict=False, inputs="", floats=""):
     are validated before any kernel runs).
 
     ``strict=True`` allows only FMA contraction: for code that relies on exact
-    IEEE rounding, which re-association would optimise away. ``strict="exact"``
-    allows nothing (no FMA either): for code that reproduces another library's
-    products and sums rounding for rounding.
+    IEEE rounding, which re-association would optimise away; ``strict="exact"``
+    not even that: for code reproducing another library's rounding (no FMA).
 
     ``inputs`` names the array arguments a kernel called from Python only reads
     (``"X sw const"``). They reach it as read-only views (:func:`kernel_input`)
@@ -122,24 +121,16 @@ def kernel(fn=None, *, parallel=False, strict=False, inputs="", floats=""):
 
 def _read_only(a):
     """A read-only view of ndarray ``a`` (``a`` itself if it already is one)."""
-    if type(a) is np.ndarray:
-        if not a.flags.writeable:
-            return a
-        view = a.view()
-    elif isinstance(a, np.ndarray):  # a subclass: a plain ndarray view
-        view = a.view(np.ndarray)
-    else:
+    plain = type(a) is np.ndarray
+    if plain and not a.flags.writeable or not isinstance(a, np.ndarray):
         return a
-    view.setflags(write=False)  # (half the time of flags.writeable = False)
+    view = a.view() if plain else a.view(np.ndarray)
+    view.setflags(write=False)  # half the time of flags.writeable = False
     return view
 
 
-#: dtype -> (slot of a float pair, the other dtype); any other dtype is not a float
-_PAIR_SLOTS = {
-    np.dtype(np.float64): (0, np.dtype(np.float32)),
-    np.dtype(np.float32): (1, np.dtype(np.float64)),
-}
-_EMPTY = {}
+_F64, _F32 = np.dtype(np.float64), np.dtype(np.float32)
+_PAIR_SLOTS, _EMPTY = {_F64: (0, _F32), _F32: (1, _F64)}, {}  # dtype: (slot, other)
 
 
 def _empty_like_pair(dtype, shape, read_only):
@@ -170,20 +161,13 @@ def float_pair(a, read_only=False):
         )
     if read_only:
         a = _read_only(a)
-    other = _EMPTY.get((slot[1], a.shape[1:], read_only))
-    if other is None:
-        other = _empty_like_pair(slot[1], a.shape, read_only)
+    other = _empty_like_pair(slot[1], a.shape, read_only)
     return (other, a) if slot[0] else (a, other)
 
 
-def _read_only_pair(a):
-    return float_pair(a, True)
-
-
 def _converter(read, pair):
-    if pair:
-        return _read_only_pair if read else float_pair
-    return _read_only
+    read_pair = functools.partial(float_pair, read_only=True)
+    return (read_pair if read else float_pair) if pair else _read_only
 
 
 def _convert(convert, args, kwargs):

@@ -177,9 +177,9 @@ def _compile_kmeans(dtypes=("float64", "float32")):
 
 def kmeans_kernels():
     """The parallel k-means kernels a default start uses (for cache checks)."""
-    from .kernels import kmeans
+    from .kernels import kmeans, seeding
 
-    return (kmeans.lloyd_run, kmeans.potentials, kmeans.label_stats)
+    return (kmeans.lloyd_run, seeding.plusplus_run, kmeans.label_stats)
 
 
 #: what each of the two compiles is called in status lines

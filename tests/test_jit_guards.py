@@ -464,11 +464,9 @@ BUDGET_TOTAL = 86
 BUDGET_PER_KERNEL = {"passes._store": 4, "blocks.slot_buffers": 5}
 MIXTURE_ENTRIES = {"passes.mixture_pass"}
 KMEANS_ENTRIES = {
-    "kmeans.chunk_sums",
     "kmeans.label_stats",
     "kmeans.lloyd_run",
-    "kmeans.potentials",
-    "kmeans.update_min_dist",
+    "seeding.plusplus_run",
 }
 #: the float32 pass at few features (kernels.lowd32, full/diag/spherical, d <= 8):
 #: float32 data only, one specialisation, compiled by a float32 fit alone

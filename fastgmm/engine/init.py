@@ -28,15 +28,8 @@ import numpy as np
 from .._jit import kernel_array
 from .._pacing import pacing
 from ..kernels import DIAG
-from ..kernels.kmeans import (
-    choice_index,
-    chunk_sums,
-    label_stats,
-    lloyd_run,
-    locate,
-    potentials,
-    update_min_dist,
-)
+from ..kernels.kmeans import label_stats, lloyd_run
+from ..kernels.seeding import choice_index, plusplus_run
 from ..model.params import Params
 from .starts import (
     HC_MODELS,
@@ -119,32 +112,20 @@ def kmeans_plusplus(data, n_components, random_state, mean=None):
 
     Returns (centres (K, d) in the data's dtype, centred; indices (K,) int64).
     The distances to the nearest centre are held in the data's dtype (one array of
-    n); cumulative sums are taken chunk by chunk (see ``kernels.kmeans.locate``).
+    n); the seeding is one kernel call (``kernels.seeding.plusplus_run``).
     """
     X, n, chunk, sw = data.X, data.X.shape[0], data.chunk, data.sample_weight
     mean = np.zeros(X.shape[1], X.dtype) if mean is None else mean
     n_trials = 2 + int(np.log(n_components))
     p_unit, w_total = _choice_p(data)
     first = choice_index(sw, n, p_unit, w_total, random_state.random_sample())
+    # scikit-learn's uniform(size=n_trials) per centre: the same doubles of the
+    # stream (0 + 1 * u), drawn at once
+    draws = random_state.random_sample((n_components - 1, n_trials))
     indices = np.empty(n_components, np.int64)
     centers = np.empty((n_components, X.shape[1]), X.dtype)
     d2 = np.full(n, np.inf, X.dtype)
-
-    def take(c, row):
-        indices[c], centers[c] = row, X[row] - mean
-        update_min_dist(X, mean, np.asarray(centers[c], np.float64), chunk, d2)
-        return chunk_sums(sw, d2, chunk)
-
-    sums = take(0, first)
-    pot = float(np.sum(sums))  # scikit-learn: closest_dist_sq @ sample_weight
-    for c in range(1, n_components):
-        targets = random_state.uniform(size=n_trials) * pot
-        cand = locate(sw, d2, chunk, sums, targets)
-        points = np.asarray(X[cand] - mean, np.float64)
-        pots = potentials(X, sw, mean, d2, points, chunk)
-        t = int(np.argmin(pots))  # the first of equal potentials
-        pot = float(pots[t])
-        sums = take(c, int(cand[t]))
+    plusplus_run(X, sw, mean, first, draws, chunk, centers, indices, d2)
     return centers, indices
 
 

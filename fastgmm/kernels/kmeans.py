@@ -1,12 +1,12 @@
-"""Kernels for initialisation: scikit-learn's k-means (k-means++ seeding and Lloyd
-passes), and statistics of hard labels.
+"""Kernels for initialisation: scikit-learn's k-means (its Lloyd loop; the
+k-means++ seeding is in :mod:`fastgmm.kernels.seeding`), and statistics of hard
+labels.
 
 The k-means kernels reproduce ``sklearn.cluster.KMeans`` (lloyd) on the data it
 sees: rows centred by their mean (``x - mean``, in the data's dtype). The nearest
 centre minimises ``||c||^2 - 2 x.c`` computed as scikit-learn's BLAS GEMM computes it
 (one fused multiply-add chain over the features, in the data's dtype), the first of
-equal distances wins, so ties resolve as in scikit-learn. k-means++ sampling
-searches cumulative sums of ``w * d2`` chunk by chunk (no array of n partial sums).
+equal distances wins, so ties resolve as in scikit-learn.
 
 Parallel over fixed-size chunks with partial sums added in chunk order, like the
 E-step, so results do not depend on the thread count; chunks go to the threads
@@ -23,9 +23,7 @@ from .blocks import (
     add_slots,
     n_slots_for,
     next_task,
-    read_only,
     slot_buffers,
-    sum_rows,
     task_queue,
 )
 
@@ -83,13 +81,6 @@ def _chunk_lloyd(X, sw, mean, centers, cnorm, start, stop, labels, nk, s1, sums)
                 for j in range(d):
                     s1[k, j] += w * xt[j, b]
     return changed
-
-
-@kernel
-def _no_sums(n_chunks, d):
-    """Per-chunk counts (zeroed), empty nk, s1 (outputs) and sample weights (an
-    input: typed read-only)."""
-    return np.zeros(n_chunks), np.zeros(0), np.zeros((0, d)), read_only(np.zeros(0))
 
 
 @kernel
@@ -270,120 +261,6 @@ def lloyd_run(X, sw, mean, centers, tol, max_iter, pause, chunk, labels, nk, s1,
         if state[0] >= pause and state[0] < max_iter:
             return 3
     return 1
-
-
-# ------------------------------------------------------------------ k-means++
-@kernel
-def _centred_sq_dist(X, i, mean, point):
-    """||(x_i - mean) - point||^2 in float64 (x_i - mean in the data's dtype)."""
-    acc = 0.0
-    for j in range(X.shape[1]):
-        t = (X[i, j] - mean[j]) - point[j]
-        acc += t * t
-    return acc
-
-
-@kernel(parallel=True, inputs="X mean point")
-def update_min_dist(X, mean, point, chunk, d2):
-    """d2[i] = min(d2[i], ||(x_i - mean) - point||^2) in place (point float64)."""
-    n = X.shape[0]
-    n_chunks = (n + chunk - 1) // chunk
-    queue, n_workers = task_queue(n_chunks)
-    for _ in prange(n_workers):
-        c = next_task(queue)
-        while c < n_chunks:
-            for i in range(c * chunk, min(n, (c + 1) * chunk)):
-                d2[i] = min(d2[i], _centred_sq_dist(X, i, mean, point))
-            c = next_task(queue)
-
-
-@kernel(parallel=True, inputs="X sw mean d2 cands")
-def potentials(X, sw, mean, d2, cands, chunk):
-    """pot[t] = sum_i w_i min(d2_i, ||(x_i - mean) - cand_t||^2) (sw of length 0:
-    unit weights), chunk partial sums added in order."""
-    n = X.shape[0]
-    n_cand = cands.shape[0]
-    n_chunks = (n + chunk - 1) // chunk
-    _, part, _, _ = slot_buffers(n_chunks, n_cand, 0, 0)
-    queue, n_workers = task_queue(n_chunks)
-    for _ in prange(n_workers):
-        c = next_task(queue)
-        while c < n_chunks:
-            for i in range(c * chunk, min(n, (c + 1) * chunk)):
-                w = sw[i] if sw.shape[0] > 0 else 1.0
-                for t in range(n_cand):
-                    dt = _centred_sq_dist(X, i, mean, cands[t])
-                    part[c, t] += w * min(d2[i], dt)
-            c = next_task(queue)
-    return sum_rows(part)
-
-
-@kernel(strict=True)
-def _running_sum(sw, d2, start, stop, base, target):
-    """Add w_i d2_i (i = start, ...) to ``base`` in order; return (first i whose
-    running sum reaches ``target``, or -1; the sum over start:stop)."""
-    acc = base
-    for i in range(start, stop):
-        acc += (sw[i] if sw.shape[0] > 0 else 1.0) * d2[i]
-        if acc >= target:
-            return i, acc
-    return -1, acc
-
-
-@kernel(parallel=True, strict=True, inputs="sw d2")
-def chunk_sums(sw, d2, chunk):
-    """Per chunk, sum_i w_i d2_i added in row order (the totals ``locate`` scans)."""
-    n = d2.shape[0]
-    n_chunks = (n + chunk - 1) // chunk
-    out = _no_sums(n_chunks, 0)[0]
-    queue, n_workers = task_queue(n_chunks)
-    for _ in prange(n_workers):
-        c = next_task(queue)
-        while c < n_chunks:
-            stop = min(n, (c + 1) * chunk)
-            out[c] = _running_sum(sw, d2, c * chunk, stop, 0.0, np.inf)[1]
-            c = next_task(queue)
-    return out
-
-
-@kernel(strict=True, inputs="sw d2 sums targets")
-def locate(sw, d2, chunk, sums, targets):
-    """For each target: the first row whose cumulative sum of w d2 reaches it
-    (``np.searchsorted(np.cumsum(w * d2), target)``, clipped to n - 1), the cumulative
-    sum taken chunk by chunk (chunk totals ``sums``, then in order within a chunk)."""
-    n = d2.shape[0]
-    out = np.empty(targets.shape[0], np.int64)
-    for t in range(targets.shape[0]):
-        v = targets[t]
-        out[t] = n - 1
-        base = 0.0
-        for c in range(sums.shape[0]):
-            start = c * chunk
-            stop = min(n, start + chunk)
-            if base + sums[c] >= v:
-                i = _running_sum(sw, d2, start, stop, base, v)[0]
-                # the running sum from base may round below base + sums[c]: a miss
-                # falls back to the chunk's last row
-                out[t] = i if i >= 0 else stop - 1
-                break
-            base += sums[c]
-    return out
-
-
-@kernel(strict=True, inputs="sw")
-def choice_index(sw, n, p_unit, w_total, u):
-    """numpy's ``RandomState.choice(n, p=p)`` given its uniform draw ``u``, with
-    p_i = w_i / w_total (or p_unit for unit weights): the first i with
-    cdf_i / cdf_{n-1} > u, cdf the running sum of p in row order, as numpy computes it."""
-    total = 0.0
-    for i in range(n):
-        total += sw[i] / w_total if sw.shape[0] > 0 else p_unit
-    acc = 0.0
-    for i in range(n):
-        acc += sw[i] / w_total if sw.shape[0] > 0 else p_unit
-        if acc / total > u:
-            return i
-    return n - 1
 
 
 # ------------------------------------------------------------ label statistics

@@ -18,16 +18,11 @@ from fastgmm.engine.score import score
 from fastgmm.kernels import FULL
 from fastgmm.kernels.blocks import n_slots_for, next_task, task_queue
 from fastgmm.kernels.fullgemm import PENDING, full_em_pass
-from fastgmm.kernels.kmeans import (
-    chunk_sums,
-    label_stats,
-    lloyd_run,
-    potentials,
-    update_min_dist,
-)
+from fastgmm.kernels.kmeans import label_stats, lloyd_run
 from fastgmm.kernels.logdensity import GEMM_MIN_D
 from fastgmm.kernels.lowd32 import use_lowd32
 from fastgmm.kernels.passes import em_pass, score_pass
+from fastgmm.kernels.seeding import plusplus_run
 from fastgmm.kernels.vecmath import FLOOR, exp_shifted_sum, log_pos
 from fastgmm.model import covariance as cov
 from fastgmm.model.params import Params, kernel_inputs
@@ -618,9 +613,10 @@ def _all_kernels(X, sw, params, covariance_type, chunk):
     status = lloyd_run(X, sw, mean, centers, 1e-4, 300, 300, chunk, lab, nk, s1, state)
     out += [np.asarray(status), lab, centers, state] + ([nk, s1] if status == 2 else [])
     d2 = np.full(n, np.inf, X.dtype)
-    update_min_dist(X, mean, ref_point[0] + 0.5, chunk, d2)
-    out += [d2.copy(), chunk_sums(sw, d2, chunk)]
-    out.append(potentials(X, sw, mean, d2, ref_point, chunk))
+    draws = np.random.default_rng(1).random((n_components - 1, 3))
+    seeds = np.empty(centers.shape, X.dtype), np.empty(n_components, np.int64)
+    plusplus_run(X, sw, mean, 0, draws, chunk, *seeds, d2)
+    out += [*seeds, d2]
     return [np.asarray(a) for a in out]
 
 

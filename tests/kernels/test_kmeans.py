@@ -1,5 +1,5 @@
 """The k-means kernels against NumPy and scikit-learn: nearest centres with
-scikit-learn's distance and tie rule, Lloyd sums, k-means++ distances, potentials,
+scikit-learn's distance and tie rule, the Lloyd loop, the k-means++ seeding,
 chunked cumulative-sum search, and numpy's weighted choice."""
 
 import numpy as np
@@ -8,16 +8,8 @@ from sklearn.cluster._kmeans import _labels_inertia
 
 from fastgmm._jit import BLOCK, chunk_rows
 from fastgmm.engine.init import _ones_sum
-from fastgmm.kernels.kmeans import (
-    _move_centers,
-    _row_norms,
-    choice_index,
-    chunk_sums,
-    lloyd_run,
-    locate,
-    potentials,
-    update_min_dist,
-)
+from fastgmm.kernels.kmeans import _move_centers, _row_norms, lloyd_run
+from fastgmm.kernels.seeding import choice_index, locate, plusplus_run
 
 DTYPES = [np.float32, np.float64]
 
@@ -158,27 +150,43 @@ def test_duplicate_centres_give_the_first_index(rng):
     assert np.all(labels == 0)
 
 
+def _plusplus_reference(Xc, w, first, draws):
+    """Greedy k-means++ in NumPy (float64) from the same draws: (indices, d2)."""
+    n = len(Xc)
+    d2 = ((Xc - Xc[first]) ** 2).sum(1)
+    indices, pot = [first], (w * d2).sum()
+    for c in range(1, draws.shape[0] + 1):
+        cand = np.minimum(np.searchsorted(np.cumsum(w * d2), draws[c - 1] * pot), n - 1)
+        dist = ((Xc[:, None] - Xc[cand][None]) ** 2).sum(-1)
+        pots = (w[:, None] * np.minimum(d2[:, None], dist)).sum(0)
+        t = int(np.argmin(pots))
+        pot = pots[t]
+        indices.append(int(cand[t]))
+        d2 = np.minimum(d2, dist[:, t])
+    return np.array(indices), d2
+
+
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 @pytest.mark.parametrize("n, d, k, chunk", SHAPES)
-def test_min_dist_and_potentials_match_numpy(rng, n, d, k, chunk, dtype):
+def test_plusplus_run_matches_numpy(rng, n, d, k, chunk, dtype, weighted):
+    """The one-call k-means++: the rows NumPy's greedy k-means++ picks from the same
+    draws, their centred rows as centres, the distances to the nearest one."""
     X = rng.normal(size=(n, d)).astype(dtype)
-    sw = rng.uniform(0, 2, n)
+    sw = rng.uniform(0.1, 2, n) if weighted else np.empty(0)
     mean = X.mean(axis=0)
-    Xc = (X - mean).astype(float)
+    Xc = X - mean
+    draws = rng.random((k - 1, 2 + int(np.log(k))))
+    first = int(rng.integers(n))
+    centers, indices = np.empty((k, d), dtype), np.empty(k, np.int64)
     d2 = np.full(n, np.inf, dtype)
-    point = Xc[0] + 0.25
-    chunk = _chunk(chunk, d, k)
-    update_min_dist(X, mean, point, chunk, d2)
-    first = ((Xc - point) ** 2).sum(1)
-    np.testing.assert_allclose(d2, first, rtol=1e-6 if dtype == np.float32 else 1e-12)
-    cands = Xc[rng.choice(n, k + 1)]
-    dist = ((Xc[:, None] - cands[None]) ** 2).sum(-1)
-    expected = (sw[:, None] * np.minimum(d2.astype(float)[:, None], dist)).sum(0)
-    pots = potentials(X, sw, mean, d2, cands, chunk)
-    np.testing.assert_allclose(pots, expected, rtol=1e-10)
-    unit = potentials(X, np.empty(0), mean, d2, cands, chunk)
-    expected = np.minimum(d2.astype(float)[:, None], dist).sum(0)
-    np.testing.assert_allclose(unit, expected, rtol=1e-10)
+    plusplus_run(X, sw, mean, first, draws, _chunk(chunk, d, k), centers, indices, d2)
+    w = sw if weighted else np.ones(n)
+    expected, d2_expected = _plusplus_reference(Xc.astype(float), w, first, draws)
+    np.testing.assert_array_equal(indices, expected)
+    np.testing.assert_array_equal(centers, Xc[expected])
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(d2, d2_expected, rtol=tol, atol=tol)
 
 
 @pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
@@ -194,7 +202,8 @@ def test_locate_is_searchsorted_of_the_cumulative_sum(rng, chunk, weighted):
     targets = np.concatenate(
         [rng.uniform(0, cum[-1], 50), cum[rng.integers(0, n, 20)], [0.0, cum[-1] + 1]]
     )
-    sums = chunk_sums(sw, d2, chunk)
+    wd2 = d2 * (sw if weighted else 1.0)  # integers: exact in any order
+    sums = np.add.reduceat(wd2, np.arange(0, n, chunk))
     assert sums.sum() == cum[-1]
     found = locate(sw, d2, chunk, sums, targets)
     expected = np.minimum(np.searchsorted(cum, targets), n - 1)

@@ -20,6 +20,7 @@ from fastgmm._jit import FASTMATH, _convert
 from fastgmm.kernels import FULL
 from fastgmm.kernels import kmeans as _kmeans
 from fastgmm.kernels import passes as _estep
+from fastgmm.kernels import seeding as _seeding
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -48,9 +49,10 @@ def _args(name):
             *(X, np.empty(0), mean, X[:K].copy(), 1e-4, 300, 300, 128, labels),
             *(np.empty(K), np.empty((K, d)), np.zeros(2, np.int64)),
         ),
-        "update_min_dist": (X, mean, X[0].copy(), 128, d2),
-        "potentials": (X, np.empty(0), mean, np.ones(300), X[:4].copy(), 128),
-        "chunk_sums": (np.empty(0), np.ones(300), 128),
+        "plusplus_run": (
+            *(X, np.empty(0), mean, 7, np.random.default_rng(0).random((K - 1, 3))),
+            *(128, np.empty((K, d)), np.empty(K, np.int64), d2),
+        ),
         "label_stats": (X, np.empty(0), labels, K, FULL, X[:K].copy(), 128),
     }[name]
 
@@ -58,9 +60,7 @@ def _args(name):
 KERNELS = [
     (_estep, "mixture_pass"),
     (_kmeans, "lloyd_run"),
-    (_kmeans, "update_min_dist"),
-    (_kmeans, "potentials"),
-    (_kmeans, "chunk_sums"),
+    (_seeding, "plusplus_run"),
     (_kmeans, "label_stats"),
 ]
 
