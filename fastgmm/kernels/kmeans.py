@@ -102,7 +102,8 @@ def _row_norms(centers, out):
     lanes = 16 // centers.itemsize
     acc = np.empty(lanes, centers.dtype)
     for k in range(centers.shape[0]):
-        acc[:] = 0
+        for lane in range(lanes):
+            acc[lane] = 0
         j = 0
         while d - j >= 4 * lanes:
             for v in range(3, -1, -1):
@@ -159,7 +160,8 @@ def _pairwise_block(a, start, n):
         for i in range(start, start + n):
             r[0] += a[i]
         return r[0]
-    r[:] = a[start : start + 8]
+    for m in range(8):  # (a slice assignment here cost ~2 s of compile)
+        r[m] = a[start + m]
     i = 8
     while i < n - n % 8:
         for m in range(8):
@@ -205,6 +207,22 @@ def _pairwise_sum(a, n):
     return values[0]
 
 
+@kernel
+def _pass_sums(m, pch, pnk, ps1, ps2, nk, s1):
+    """nk, s1 = the sums of slots 0..m-1 (zeroing them); returns (labels changed,
+    whether a centre has no weight). Loops, not array expressions: in the parallel
+    caller each of those would be a parallel region of its own."""
+    for k in range(nk.shape[0]):
+        nk[k] = 0.0
+        for j in range(s1.shape[1]):
+            s1[k, j] = 0.0
+    changed = add_slots(m, pch, pnk, ps1, ps2, nk, s1, ps2[0])
+    empty = False
+    for k in range(nk.shape[0]):
+        empty |= nk[k] == 0.0
+    return changed, empty
+
+
 @kernel(parallel=True, inputs="X sw mean")
 def lloyd_run(X, sw, mean, centers, tol, max_iter, pause, chunk, labels, nk, s1, state):
     """scikit-learn's Lloyd loop (``_kmeans_single_lloyd``) on the rows X - mean in
@@ -247,12 +265,10 @@ def lloyd_run(X, sw, mean, centers, tol, max_iter, pause, chunk, labels, nk, s1,
                     c = next_task(queue)
         if not sums:
             return 1
-        nk[:] = 0.0
-        s1[:] = 0.0
-        changed = add_slots(n_chunks, pch, pnk, ps1, ps2, nk, s1, ps2[0])
+        changed, empty = _pass_sums(n_chunks, pch, pnk, ps1, ps2, nk, s1)
         state[0] += 1
         state[1] = int(changed)
-        if np.any(nk == 0.0):
+        if empty:
             return 2
         if _move_centers(s1, nk, centers, shift) <= tol and state[1] != 0:
             max_iter = state[0]  # stop on tol: label by these centres

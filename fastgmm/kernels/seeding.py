@@ -13,7 +13,7 @@ import numpy as np
 from numba import prange
 
 from .._jit import kernel
-from .blocks import next_task, sum_rows, task_queue
+from .blocks import next_task, slot_buffers, sum_rows, task_queue
 from .kmeans import _pairwise_sum
 
 
@@ -95,6 +95,23 @@ def _seed_chunk(X, sw, mean, d2, points, take, start, stop, part):
     return 0.0
 
 
+@kernel
+def _least_potential(part):
+    """(t, pot_t): the candidate of least potential (the first of equal ones) of the
+    chunks' partial potentials part (n_chunks, n_trials), added in chunk order;
+    zeroes part. Loops, not array expressions: in the parallel caller each of those
+    would be a parallel region of its own."""
+    pots = sum_rows(part)
+    for c in range(part.shape[0]):
+        for t in range(part.shape[1]):
+            part[c, t] = 0.0
+    best = 0
+    for t in range(1, pots.shape[0]):
+        if pots[t] < pots[best]:
+            best = t
+    return best, pots[best]
+
+
 @kernel(parallel=True, inputs="X sw mean draws")
 def plusplus_run(X, sw, mean, first, draws, chunk, centers, indices, d2):
     """scikit-learn's greedy k-means++ in one call: centre 0 is row ``first``; each
@@ -111,8 +128,8 @@ def plusplus_run(X, sw, mean, first, draws, chunk, centers, indices, d2):
     n, d = X.shape
     n_components, n_trials = centers.shape[0], draws.shape[1]
     n_chunks = (n + chunk - 1) // chunk
-    sums = np.zeros(n_chunks)
-    part = np.zeros((n_chunks, n_trials))
+    sums, part, _, _ = slot_buffers(n_chunks, n_trials, 0, 0)  # zeroed
+    targets = np.empty(n_trials)
     points = np.empty((n_trials, d))
     rows = np.empty(n_trials, np.int64)
     row, pot, c = first, 0.0, 0
@@ -124,7 +141,11 @@ def plusplus_run(X, sw, mean, first, draws, chunk, centers, indices, d2):
                 centers[c, j] = X[row, j] - mean[j]
                 points[0, j] = centers[c, j]
         else:  # candidates for centre c
-            rows[:] = locate(sw, d2, chunk, sums, draws[c - 1] * pot)
+            for t in range(n_trials):
+                targets[t] = draws[c - 1, t] * pot
+            found = locate(sw, d2, chunk, sums, targets)
+            for t in range(n_trials):
+                rows[t] = found[t]
             for t in range(n_trials):
                 for j in range(d):
                     points[t, j] = X[rows[t], j] - mean[j]
@@ -151,7 +172,5 @@ def plusplus_run(X, sw, mean, first, draws, chunk, centers, indices, d2):
                 pot = _pairwise_sum(sums, n_chunks)
             c += 1
         else:
-            pots = sum_rows(part)
-            part[:] = 0.0
-            t = np.argmin(pots)  # the first of equal potentials
-            pot, row = pots[t], rows[t]
+            t, pot = _least_potential(part)
+            row = rows[t]
