@@ -83,15 +83,6 @@ def _chunk_lloyd(X, sw, mean, centers, cnorm, start, stop, labels, nk, s1, sums)
     return changed
 
 
-@kernel
-def _lloyd_chunk(X, sw, mean, centers, cnorm, c, chunk, labels, pnk, ps1, sums):
-    """_chunk_lloyd on chunk c into its slots pnk[c], ps1[c]."""
-    start, stop = c * chunk, min(X.shape[0], (c + 1) * chunk)
-    return _chunk_lloyd(
-        X, sw, mean, centers, cnorm, start, stop, labels, pnk[c], ps1[c], sums
-    )
-
-
 @kernel(strict="exact")
 def _row_norms(centers, out):
     """out[k] = ||c_k||^2 in the centres' dtype, rounding for rounding as NumPy's
@@ -153,42 +144,35 @@ def _move_centers(s1, nk, centers, shift):
 
 
 @kernel(strict="exact")
-def _pairwise_block(a, start, n):
-    """NumPy's pairwise sum of a[start:start + n], n <= 128 (8 accumulators)."""
-    r = np.zeros(8, a.dtype)
-    if n < 8:
-        for i in range(start, start + n):
-            r[0] += a[i]
-        return r[0]
-    for m in range(8):  # (a slice assignment here cost ~2 s of compile)
-        r[m] = a[start + m]
-    i = 8
-    while i < n - n % 8:
-        for m in range(8):
-            r[m] += a[start + i + m]
-        i += 8
-    res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
-    for m in range(i, n):
-        res += a[start + m]
-    return res
-
-
-@kernel(strict="exact")
 def _pairwise_sum(a, n):
     """NumPy's pairwise sum of a[:n] in a's dtype: halves (split at a multiple of
-    8) added, down to blocks of at most 128 (a stack, not recursion: Numba's cache
-    does not keep recursive functions)."""
-    if n <= 128:
-        return _pairwise_block(a, 0, n)
+    8) added, down to blocks of at most 128 summed with 8 accumulators (a stack,
+    not recursion: Numba's cache does not keep recursive functions)."""
     todo = np.empty((192, 3), np.int64)  # (start, length, halves done): post-order
     values = np.empty(192, a.dtype)
+    r = np.empty(8, a.dtype)
     top, n_values = 1, 0
     todo[0, 0], todo[0, 1], todo[0, 2] = 0, n, 0
     while top > 0:
         top -= 1
         start, length, done = todo[top, 0], todo[top, 1], todo[top, 2]
-        if length <= 128:
-            values[n_values] = _pairwise_block(a, start, length)
+        if length < 8:
+            values[n_values] = 0
+            for i in range(start, start + length):
+                values[n_values] += a[i]
+            n_values += 1
+        elif length <= 128:  # 8 accumulators, then the remainder
+            for m in range(8):
+                r[m] = a[start + m]
+            i = 8
+            while i < length - length % 8:
+                for m in range(8):
+                    r[m] += a[start + i + m]
+                i += 8
+            res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
+            for m in range(i, length):
+                res += a[start + m]
+            values[n_values] = res
             n_values += 1
         elif done:  # both halves summed: left + right
             n_values -= 1
@@ -252,16 +236,20 @@ def lloyd_run(X, sw, mean, centers, tol, max_iter, pause, chunk, labels, nk, s1,
         queue, n_workers = task_queue(n_chunks)
         if n_workers == 1:  # no parallel region (~5 us a pass on small data)
             for c in range(n_chunks):
-                pch[c] = _lloyd_chunk(
-                    X, sw, mean, centers, cnorm, c, chunk, labels, pnk, ps1, sums
-                )
+                start, stop = c * chunk, min(n, (c + 1) * chunk)
+                pch[c] = _chunk_lloyd(
+                    X, sw, mean, centers, cnorm, start, stop, labels, pnk[c], ps1[c],
+                    sums,
+                )  # fmt: skip
         else:
             for _ in prange(n_workers):
                 c = next_task(queue)
                 while c < n_chunks:
-                    pch[c] = _lloyd_chunk(
-                        X, sw, mean, centers, cnorm, c, chunk, labels, pnk, ps1, sums
-                    )
+                    start, stop = c * chunk, min(n, (c + 1) * chunk)
+                    pch[c] = _chunk_lloyd(
+                        X, sw, mean, centers, cnorm, start, stop, labels, pnk[c],
+                        ps1[c], sums,
+                    )  # fmt: skip
                     c = next_task(queue)
         if not sums:
             return 1
