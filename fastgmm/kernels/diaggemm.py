@@ -11,7 +11,8 @@ component means, against cancellation),
     log w_k N(x | mu_k) = const_k - 1/2 sum_j q_kj m_kj^2
                           + sum_j y_j^2 (-q_kj / 2) + sum_j y_j (m_kj q_kj),  m_k = mu_k - c
 
-so a block's log-densities are one sgemm W (K, 2d) @ [y^2; y] (2d, BLOCK). Rows whose
+so the log-densities of GEMM_ROWS = 512 rows are one sgemm W (K, 2d) @ [y^2; y]
+(2d, 512) (at 128 rows a call ran at a third of the sgemm rate of 512). Rows whose
 product is not finite (points so far away that y^2 overflows) are recomputed term by
 term, so far outliers behave as in em_pass. Float64 data keeps em_pass's term-by-term
 loop: on this machine (two FMA and two add pipes) it runs at the dgemm rate (2 FMAs
@@ -23,11 +24,14 @@ dropped, i.e. get a responsibility of exactly 0, as Kaldi, yael and VLFeat do: a
 them together are below 2^-24 of the point's density, float32's resolution, so the
 log-likelihood moves by less than one float32 rounding and the kept responsibilities
 by less than 2^-24 relative. With many components nearly all of them are dropped
-(0.6 % kept on the UBM case of ``benchmarks/large_k.py``): a block's kept terms are
-listed component by component (kept_terms), and only those go through exp, the
-logsumexp and the statistics (sparse_resp_stats); a block with more than SPARSE_MAX
-of its terms kept, or a point beyond every density, goes the dense way (truncate,
-then as float64). float64 data keeps every term down to exp(-500).
+(0.4 % kept on the UBM case of ``benchmarks/large_k.py``): a GEMM block's kept terms are
+found by a float32 scan of its products (:mod:`fastgmm.kernels.kept32`: the same set
+as converting every term to float64, proven there, at a fraction of the cost), listed
+component by component, and only those go through exp, the logsumexp and the
+statistics (sparse_resp_stats); a block with more than SPARSE_MAX of its terms kept,
+a product that is not finite, or a pass that records a selection goes the dense way
+in blocks of BLOCK rows (every term in float64: kept_terms, or truncate, then as
+float64). float64 data keeps every term down to exp(-500).
 
 **Statistics over the non-zero responsibilities only.** Responsibilities below
 exp(-500) relative to the largest are exactly zero (``passes.block_resp``); a block
