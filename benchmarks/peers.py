@@ -128,17 +128,17 @@ class InProcess:
 
 class Unpaced(InProcess):
     """fastgmm with its EM iterations kept on every thread whatever the load
-    (``fastgmm._runtime.pacing`` off): the pacer's A/B under ``--busy``."""
+    (``fastgmm._pacing.pacing`` off): the pacer's A/B under ``--busy``."""
 
     def run(self, m):
-        from fastgmm import _runtime
+        from fastgmm import _pacing
 
-        saved = _runtime.BUSY_CORES
-        _runtime.BUSY_CORES = float("inf")
+        saved = _pacing.BUSY_CORES
+        _pacing.BUSY_CORES = float("inf")
         try:
             return super().run(m)
         finally:
-            _runtime.BUSY_CORES = saved
+            _pacing.BUSY_CORES = saved
 
 
 class Worker:

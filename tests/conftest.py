@@ -30,6 +30,6 @@ def no_serial_cutoff(monkeypatch):
     """Kernels run on the threads asked for whatever the problem size (the serial
     cut-off of ``fastgmm._runtime.threads`` off): thread-count tests on small data
     then compare real parallel runs (and EM iterations do not move to fewer threads
-    when other processes are busy: ``fastgmm._runtime.pacing`` off)."""
+    when other processes are busy: ``fastgmm._pacing.pacing`` off)."""
     monkeypatch.setattr("fastgmm._runtime.SERIAL_WORK", 0)
-    monkeypatch.setattr("fastgmm._runtime.BUSY_CORES", float("inf"))
+    monkeypatch.setattr("fastgmm._pacing.BUSY_CORES", float("inf"))

@@ -3,7 +3,7 @@
 Every ``import`` in the package (at module level or inside a function) is read from
 the source. Layers, lowest first (see docs/architecture.md):
 
-    base          _jit (JIT policy), _runtime (threads), exceptions, the package root
+    base          _jit (JIT policy), _runtime (threads), _pacing, exceptions, the package root
     kernels       every Numba kernel; imports only the JIT policy and other kernels
     model         per-model maths: the covariance table, params, criteria, checks
     engine, io    data and sources, the fit driver, init, online EM, scoring; model files
@@ -22,7 +22,7 @@ import fastgmm
 ROOT = Path(fastgmm.__file__).resolve().parent
 
 LAYERS = {
-    "base": ["fastgmm", "fastgmm._jit", "fastgmm._runtime", "fastgmm.exceptions"],
+    "base": ["fastgmm", "fastgmm._jit", "fastgmm._runtime", "fastgmm._pacing", "fastgmm.exceptions"],
     "kernels": ["fastgmm.kernels"],
     "model": ["fastgmm.model"],
     "engine": ["fastgmm.engine", "fastgmm.io"],

@@ -1,4 +1,4 @@
-"""Threads at run time: the serial cut-off for small problems (fastgmm._runtime)."""
+"""Threads at run time: the serial cut-off for small problems (fastgmm._runtime) and the pacing of EM iterations under load (fastgmm._pacing)."""
 
 import numba
 import numpy as np
@@ -7,7 +7,7 @@ import pytest
 import fastgmm.engine.em
 import fastgmm.engine.init
 import fastgmm.engine.score
-from fastgmm import GaussianMixture, _runtime
+from fastgmm import GaussianMixture, _pacing, _runtime
 from fastgmm._runtime import SERIAL_WORK, pass_work, threads
 from fastgmm.engine.data import fit_work
 
@@ -86,7 +86,7 @@ def test_small_fit_and_scoring_run_on_one_thread(monkeypatch, covariance_type):
 def test_fits_above_the_cutoff_use_the_threads_asked_for(monkeypatch):
     X = np.random.default_rng(0).normal(size=(150, 4))
     monkeypatch.setattr(_runtime, "SERIAL_WORK", fit_work(X, 3, "full"))  # not below
-    monkeypatch.setattr(_runtime, "BUSY_CORES", float("inf"))  # a busy machine too
+    monkeypatch.setattr(_pacing, "BUSY_CORES", float("inf"))  # a busy machine too
     em = _record_threads(monkeypatch, fastgmm.engine.em, "block_em")
     scored = _record_threads(monkeypatch, fastgmm.engine.score, "score_pass")
     gm = GaussianMixture(3, n_jobs=2, random_state=0, max_iter=3).fit(X)
@@ -141,13 +141,13 @@ def test_pacer_keeps_every_thread_on_a_quiet_machine(others):
     """Nothing else running (or unknown): every iteration on all threads, even
     where fewer would be faster (no trial iteration is spent)."""
     clock = _Clock()
-    pacer = _runtime.Pacer(4, _Load(others), clock)
+    pacer = _pacing.Pacer(4, _Load(others), clock)
     assert _run(pacer, clock, {1: 0.01, 2: 0.01, 3: 0.01, 4: 0.05}, 10) == [4] * 10
 
 
 def test_pacer_moves_to_fewer_threads_when_they_are_faster_under_load():
     clock = _Clock()
-    pacer = _runtime.Pacer(2, _Load(1.0), clock)
+    pacer = _pacing.Pacer(2, _Load(1.0), clock)
     used = _run(pacer, clock, {1: 0.012, 2: 0.020}, 12)
     assert used[:3] == [2, 1, 1]  # one iteration timed at each count, then the faster
     assert used[3:] == [1] * 9
@@ -155,20 +155,24 @@ def test_pacer_moves_to_fewer_threads_when_they_are_faster_under_load():
 
 def test_pacer_stays_with_all_threads_when_they_are_faster_or_tied_under_load():
     clock = _Clock()
-    pacer = _runtime.Pacer(2, _Load(1.0), clock)
+    pacer = _pacing.Pacer(2, _Load(1.0), clock)
     assert _run(pacer, clock, {1: 0.020, 2: 0.012}, 8) == [2, 1] + [2] * 6
-    pacer = _runtime.Pacer(2, _Load(1.0), clock)
+    pacer = _pacing.Pacer(2, _Load(1.0), clock)
     tie = {1: 0.0100, 2: 0.0104}  # within TIE: more threads win
     assert _run(pacer, clock, tie, 5) == [2, 1, 2, 2, 2]
 
 
 def test_pacer_steps_down_more_than_one_thread_and_times_again_later():
     clock = _Clock()
-    pacer = _runtime.Pacer(4, _Load(2.0), clock)
+    pacer = _pacing.Pacer(4, _Load(2.0), clock)
     seconds = {1: 0.030, 2: 0.010, 3: 0.020, 4: 0.040}
     used = _run(pacer, clock, seconds, 6)
     assert used == [4, 3, 2, 1, 2, 2]
-    clock.now += _runtime.TIME_VALID + 1  # the times are stale: each count again
+    # stale times, but one thread was found slower: its time stays twice as long,
+    # and the counts next to the fastest are timed again
+    clock.now += _pacing.TIME_VALID + 1
+    assert _run(pacer, clock, seconds, 6) == [2, 3, 2, 2, 2, 2]
+    clock.now += 2 * _pacing.TIME_VALID + 1  # every time stale: each count again
     used = _run(pacer, clock, seconds, 6)
     assert used[0] == 4 and sorted(used[:4]) == [1, 2, 3, 4] and used[4:] == [2, 2]
 
@@ -177,7 +181,7 @@ def test_pacer_judges_a_count_by_its_median_time():
     """Two threads beside a busy process: one lucky iteration in three. The least
     time would keep them; the median goes to the thread that is faster on average."""
     clock = _Clock()
-    pacer = _runtime.Pacer(2, _Load(1.0), clock)
+    pacer = _pacing.Pacer(2, _Load(1.0), clock)
     for seconds in (0.008, 0.020, 0.020):
         pacer.record(2, seconds)
     pacer.record(1, 0.011)
@@ -187,7 +191,7 @@ def test_pacer_judges_a_count_by_its_median_time():
 
 def test_pacer_skips_the_first_iteration_after_a_change_of_count():
     clock = _Clock()
-    pacer = _runtime.Pacer(2, _Load(1.0), clock)
+    pacer = _pacing.Pacer(2, _Load(1.0), clock)
     pacer.record(2, 0.012)
     pacer.record(1, 0.015)  # a count's first time is kept
     pacer.record(2, 0.030)  # back to two threads: the change's cost, not kept
@@ -199,10 +203,54 @@ def test_pacer_skips_the_first_iteration_after_a_change_of_count():
 def test_pacer_returns_to_every_thread_when_the_load_goes():
     clock = _Clock()
     load = _Load(1.0)
-    pacer = _runtime.Pacer(2, load, clock)
+    pacer = _pacing.Pacer(2, load, clock)
     assert _run(pacer, clock, {1: 0.01, 2: 0.02}, 4) == [2, 1, 1, 1]
     load.others = 0.1
     assert _run(pacer, clock, {1: 0.01, 2: 0.02}, 2) == [2, 2]
+
+
+def _trials(pacer, clock, seconds_at, duration):
+    """Iterations at a count other than the faster one over ``duration`` seconds."""
+    used = []
+    end = clock.now + duration
+    while clock.now < end:
+        used += _run(pacer, clock, seconds_at, 1)
+    return sum(c != min(seconds_at, key=seconds_at.get) for c in used)
+
+
+def test_pacer_tries_a_count_found_slower_less_and_less_often():
+    """A steady load: two threads stay slower, so each trial of them doubles how
+    long their time is trusted (5, 10, 20, 40 s): 3 trials in 60 s, not 12."""
+    clock = _Clock()
+    pacer = _pacing.Pacer(2, _Load(1.0), clock)
+    n_trials = _trials(pacer, clock, {1: 0.010, 2: 0.020}, 60.0)
+    assert 3 <= n_trials <= 4
+    assert pacer.valid[2][0] == _pacing.VALID_MAX
+
+
+def test_pacer_tries_again_at_once_when_the_load_changes():
+    clock = _Clock()
+    load = _Load(1.0)
+    pacer = _pacing.Pacer(2, load, clock)
+    seconds = {1: 0.010, 2: 0.020}
+    _trials(pacer, clock, seconds, 20.0)  # trials at 0, 5 and 15 s: valid 20 s
+    assert _trials(pacer, clock, seconds, _pacing.TIME_VALID + 0.5) == 0
+    load.others = 1.0 + _pacing.LOAD_SHIFT  # a second process: time them again
+    assert _run(pacer, clock, seconds, 3) == [2, 1, 1]
+
+
+def test_pacer_keeps_its_choice_while_the_load_is_unknown():
+    """A fit starting after a pause has no load reading for its first window:
+    it keeps the count recently found faster instead of going back to every
+    thread, and spends no trial."""
+    clock = _Clock()
+    load = _Load(1.0)
+    pacer = _pacing.Pacer(2, load, clock)
+    assert _run(pacer, clock, {1: 0.012, 2: 0.020}, 3) == [2, 1, 1]
+    load.others = None
+    assert _run(pacer, clock, {1: 0.012, 2: 0.020}, 3) == [1, 1, 1]
+    clock.now += _pacing.TIME_VALID + 1  # nothing recent: every thread
+    assert _run(pacer, clock, {1: 0.012, 2: 0.020}, 2) == [2, 2]
 
 
 def test_load_meter_reads_once_per_window_and_subtracts_its_own_cpu():
@@ -212,7 +260,7 @@ def test_load_meter_reads_once_per_window_and_subtracts_its_own_cpu():
         reads.append(clock.now)
         return machine[0]
 
-    meter = _runtime.LoadMeter(read, lambda: own[0], clock)
+    meter = _pacing.LoadMeter(read, lambda: own[0], clock)
     meter.tick()
     for _ in range(4):  # iterations of 30 ms: this process 2 cores, others 1.5
         clock.now += 0.03
@@ -225,14 +273,14 @@ def test_load_meter_reads_once_per_window_and_subtracts_its_own_cpu():
     machine[0] += 0.12
     meter.tick()
     assert meter.others == pytest.approx(1.0)
-    clock.now += _runtime.LOAD_STALE + 1  # a long pause: measured afresh
+    clock.now += _pacing.LOAD_STALE + 1  # a long pause: measured afresh
     meter.tick()
     assert meter.others is None
 
 
 def test_load_meter_is_silent_without_proc_stat():
     clock = _Clock()
-    meter = _runtime.LoadMeter(lambda: None, lambda: 0.0, clock)
+    meter = _pacing.LoadMeter(lambda: None, lambda: 0.0, clock)
     meter.tick()
     clock.now += 1.0
     meter.tick()
@@ -241,15 +289,15 @@ def test_load_meter_is_silent_without_proc_stat():
 
 def test_pacer_on_one_thread_does_nothing_but_the_body():
     calls = []
-    meter = _runtime.LoadMeter(lambda: calls.append(1), lambda: 0.0, _Clock())
-    pacer = _runtime.Pacer(1, meter, _Clock())
+    meter = _pacing.LoadMeter(lambda: calls.append(1), lambda: 0.0, _Clock())
+    pacer = _pacing.Pacer(1, meter, _Clock())
     with pacer.iteration() as count:
         pass
     assert count == 1 and calls == [] and pacer.times == {}
 
 
 @pytest.mark.skipif(
-    _runtime._machine_busy_seconds() is None, reason="no /proc/stat (not Linux)"
+    _pacing._machine_busy_seconds() is None, reason="no /proc/stat (not Linux)"
 )
 def test_load_meter_sees_a_spinning_process():
     import subprocess
@@ -259,9 +307,9 @@ def test_load_meter_sees_a_spinning_process():
     spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:
         time.sleep(0.3)  # started
-        meter = _runtime.LoadMeter()
+        meter = _pacing.LoadMeter()
         meter.tick()
-        time.sleep(max(0.3, _runtime.LOAD_WINDOW))
+        time.sleep(max(0.3, _pacing.LOAD_WINDOW))
         meter.tick()
     finally:
         spinner.kill()
@@ -277,14 +325,14 @@ def test_em_under_load_runs_on_the_faster_count_with_the_same_result(monkeypatch
     X = np.random.default_rng(0).normal(size=(2000, 3))
     monkeypatch.setattr(_runtime, "SERIAL_WORK", 0)
     kwargs = dict(n_components=3, n_jobs=2, random_state=0, max_iter=12, tol=0)
-    monkeypatch.setattr(_runtime, "BUSY_CORES", float("inf"))
+    monkeypatch.setattr(_pacing, "BUSY_CORES", float("inf"))
     steady = _record_threads(monkeypatch, fastgmm.engine.em, "block_em")
     reference = GaussianMixture(**kwargs).fit(X)
     assert set(steady) == {2}
-    monkeypatch.setattr(_runtime, "BUSY_CORES", -1.0)
-    monkeypatch.setattr(_runtime, "LOAD_WINDOW", 0.0)
-    monkeypatch.setattr(_runtime, "_pacers", __import__("threading").local())
-    monkeypatch.setattr(_runtime, "_machine_busy_seconds", lambda: 0.0)
+    monkeypatch.setattr(_pacing, "BUSY_CORES", -1.0)
+    monkeypatch.setattr(_pacing, "LOAD_WINDOW", 0.0)
+    monkeypatch.setattr(_pacing, "_pacers", __import__("threading").local())
+    monkeypatch.setattr(_pacing, "_machine_busy_seconds", lambda: 0.0)
     paced = _record_threads(monkeypatch, fastgmm.engine.em, "block_em")
     lloyd = _record_threads(monkeypatch, fastgmm.engine.init, "lloyd_step")
     gm = GaussianMixture(**kwargs).fit(X)

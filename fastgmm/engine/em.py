@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from .._jit import kernel_array
-from .._runtime import pacing
+from .._pacing import pacing
 from ..exceptions import DegenerateComponentWarning
 from ..kernels import DIAG, FULL
 from ..kernels.diaggemm import diag_em_pass, use_gemm

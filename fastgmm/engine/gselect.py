@@ -27,7 +27,7 @@ import math
 import numpy as np
 
 from .._jit import kernel_array
-from .._runtime import pacing
+from .._pacing import pacing
 from ..kernels import DIAG
 from ..kernels.diaggemm import TRUNCATE_LOG
 from ..kernels.gselect import restricted_pass, select_pass

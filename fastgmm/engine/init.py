@@ -26,7 +26,7 @@ from dataclasses import replace
 import numpy as np
 
 from .._jit import kernel_array
-from .._runtime import pacing
+from .._pacing import pacing
 from ..kernels import DIAG
 from ..kernels.kmeans import (
     assign,
