@@ -22,8 +22,8 @@ the rows was slower: LLVM makes its update a masked store, which the next
 component's load of the max waits for.)
 
 **Statistics eight features per pass.** s1 and s2 about the current means (no
-E[x^2] - mu^2 cancellation, as em_pass) for eight (then four, then one) features per
-loop over the block: the responsibility row is loaded once per eight features, each
+E[x^2] - mu^2 cancellation, as em_pass) for eight features per loop over the block
+(the last d % 8 one per loop): the responsibility row is loaded once per eight features, each
 loop has sixteen independent sums, and the sums' set-up and horizontal adds come
 once per eight features (em_pass: one loop per feature). The expanded form (sum r y,
 sum r y^2 with y^2 once per point) was not taken: it saves the subtraction and one
@@ -185,8 +185,10 @@ def _resp(lp, nb, wb, s, mx, scale, scratch):
 def _stats(nb, refc, lp, scale, xt, nk, s1, s2):
     """Add the block's statistics about ref (module docstring) into nk, s1, s2, with
     r[k, b] = lp[k, b] * scale[b] (written back into lp) and xt, refc both about the
-    centre. Eight (then four, then one) features per pass over the block (module
-    docstring)."""
+    centre. Eight features per pass over the block, the last d % 8 one per pass
+    (module docstring). The loop is written out here: moved into a function of its
+    own (called per eight features) it measured 1.8x slower (diag_stages.py; the
+    cause was not found)."""
     d = xt.shape[0]
     for k in range(lp.shape[0]):
         r = lp[k]
@@ -197,12 +199,41 @@ def _stats(nb, refc, lp, scale, xt, nk, s1, s2):
             acc += v
         nk[k] += acc
         j = 0
+        m = refc[k]
         while j + 8 <= d:
-            _stats8(nb, r, xt, j, refc[k], s1[k], s2[k, 0])
+            x0, x1, x2, x3 = xt[j], xt[j + 1], xt[j + 2], xt[j + 3]
+            x4, x5, x6, x7 = xt[j + 4], xt[j + 5], xt[j + 6], xt[j + 7]
+            m0, m1, m2, m3 = m[j], m[j + 1], m[j + 2], m[j + 3]
+            m4, m5, m6, m7 = m[j + 4], m[j + 5], m[j + 6], m[j + 7]
+            a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = 0.0
+            q0 = q1 = q2 = q3 = q4 = q5 = q6 = q7 = 0.0
+            for b in range(nb):
+                rb = r[b]
+                y0, y1, y2, y3 = x0[b] - m0, x1[b] - m1, x2[b] - m2, x3[b] - m3
+                y4, y5, y6, y7 = x4[b] - m4, x5[b] - m5, x6[b] - m6, x7[b] - m7
+                u0, u1, u2, u3 = rb * y0, rb * y1, rb * y2, rb * y3
+                u4, u5, u6, u7 = rb * y4, rb * y5, rb * y6, rb * y7
+                a0 += u0
+                a1 += u1
+                a2 += u2
+                a3 += u3
+                a4 += u4
+                a5 += u5
+                a6 += u6
+                a7 += u7
+                q0 += u0 * y0
+                q1 += u1 * y1
+                q2 += u2 * y2
+                q3 += u3 * y3
+                q4 += u4 * y4
+                q5 += u5 * y5
+                q6 += u6 * y6
+                q7 += u7 * y7
+            _add4(s1[k], j, a0, a1, a2, a3)
+            _add4(s1[k], j + 4, a4, a5, a6, a7)
+            _add4(s2[k, 0], j, q0, q1, q2, q3)
+            _add4(s2[k, 0], j + 4, q4, q5, q6, q7)
             j += 8
-        if j + 4 <= d:
-            _stats4(nb, r, xt, j, refc[k], s1[k], s2[k, 0])
-            j += 4
         for i in range(j, d):
             mi = refc[k, i]
             a, q = 0.0, 0.0
@@ -216,58 +247,12 @@ def _stats(nb, refc, lp, scale, xt, nk, s1, s2):
 
 
 @kernel
-def _stats8(nb, r, xt, j, m, s1, s2):
-    """s1[j + i] += sum_b r_b y_bi, s2[j + i] += sum_b r_b y_bi^2, y_bi = xt[j + i, b]
-    - m[j + i], i < 8: one loop, sixteen independent sums."""
-    x0, x1, x2, x3 = xt[j], xt[j + 1], xt[j + 2], xt[j + 3]
-    x4, x5, x6, x7 = xt[j + 4], xt[j + 5], xt[j + 6], xt[j + 7]
-    m0, m1, m2, m3 = m[j], m[j + 1], m[j + 2], m[j + 3]
-    m4, m5, m6, m7 = m[j + 4], m[j + 5], m[j + 6], m[j + 7]
-    a0, a1, a2, a3, a4, a5, a6, a7 = 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
-    q0, q1, q2, q3, q4, q5, q6, q7 = 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
-    for b in range(nb):
-        rb = r[b]
-        y0, y1, y2, y3 = x0[b] - m0, x1[b] - m1, x2[b] - m2, x3[b] - m3
-        y4, y5, y6, y7 = x4[b] - m4, x5[b] - m5, x6[b] - m6, x7[b] - m7
-        u0, u1, u2, u3 = rb * y0, rb * y1, rb * y2, rb * y3
-        u4, u5, u6, u7 = rb * y4, rb * y5, rb * y6, rb * y7
-        a0, a1, a2, a3 = a0 + u0, a1 + u1, a2 + u2, a3 + u3
-        a4, a5, a6, a7 = a4 + u4, a5 + u5, a6 + u6, a7 + u7
-        q0, q1, q2, q3 = q0 + u0 * y0, q1 + u1 * y1, q2 + u2 * y2, q3 + u3 * y3
-        q4, q5, q6, q7 = q4 + u4 * y4, q5 + u5 * y5, q6 + u6 * y6, q7 + u7 * y7
-    s1[j], s1[j + 1], s1[j + 2], s1[j + 3] = (
-        s1[j] + a0, s1[j + 1] + a1, s1[j + 2] + a2, s1[j + 3] + a3,
-    )  # fmt: skip
-    s1[j + 4], s1[j + 5], s1[j + 6], s1[j + 7] = (
-        s1[j + 4] + a4, s1[j + 5] + a5, s1[j + 6] + a6, s1[j + 7] + a7,
-    )  # fmt: skip
-    s2[j], s2[j + 1], s2[j + 2], s2[j + 3] = (
-        s2[j] + q0, s2[j + 1] + q1, s2[j + 2] + q2, s2[j + 3] + q3,
-    )  # fmt: skip
-    s2[j + 4], s2[j + 5], s2[j + 6], s2[j + 7] = (
-        s2[j + 4] + q4, s2[j + 5] + q5, s2[j + 6] + q6, s2[j + 7] + q7,
-    )  # fmt: skip
-
-
-@kernel
-def _stats4(nb, r, xt, j, m, s1, s2):
-    """_stats8 for four features."""
-    x0, x1, x2, x3 = xt[j], xt[j + 1], xt[j + 2], xt[j + 3]
-    m0, m1, m2, m3 = m[j], m[j + 1], m[j + 2], m[j + 3]
-    a0, a1, a2, a3 = 0.0, 0.0, 0.0, 0.0
-    q0, q1, q2, q3 = 0.0, 0.0, 0.0, 0.0
-    for b in range(nb):
-        rb = r[b]
-        y0, y1, y2, y3 = x0[b] - m0, x1[b] - m1, x2[b] - m2, x3[b] - m3
-        u0, u1, u2, u3 = rb * y0, rb * y1, rb * y2, rb * y3
-        a0, a1, a2, a3 = a0 + u0, a1 + u1, a2 + u2, a3 + u3
-        q0, q1, q2, q3 = q0 + u0 * y0, q1 + u1 * y1, q2 + u2 * y2, q3 + u3 * y3
-    s1[j], s1[j + 1], s1[j + 2], s1[j + 3] = (
-        s1[j] + a0, s1[j + 1] + a1, s1[j + 2] + a2, s1[j + 3] + a3,
-    )  # fmt: skip
-    s2[j], s2[j + 1], s2[j + 2], s2[j + 3] = (
-        s2[j] + q0, s2[j + 1] + q1, s2[j + 2] + q2, s2[j + 3] + q3,
-    )  # fmt: skip
+def _add4(out, j, v0, v1, v2, v3):
+    """out[j:j + 4] += (v0, v1, v2, v3)."""
+    out[j] += v0
+    out[j + 1] += v1
+    out[j + 2] += v2
+    out[j + 3] += v3
 
 
 @kernel
