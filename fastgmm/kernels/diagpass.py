@@ -3,11 +3,11 @@ of d >= 4 features and fewer components than diaggemm's (200k x 16, K=16: issue 
 ``mid-diag``). Same arguments and results as :func:`fastgmm.kernels.passes.em_pass`;
 scoring keeps ``passes.py``.
 
-Three changes to em_pass's block stages (``benchmarks/block_stages.py``, one thread):
+Three changes to em_pass's block stages (``benchmarks/diag_stages.py``, one thread):
 
 **Centred block, two operations per log-density term.** Each block is loaded about a
-fixed centre c (the mean of the component means, computed once per pass from the
-parameters), y = x - c, and a component's term is t = y p - (m - c) p with
+fixed centre c (the mean of the component means, a noise component left out,
+computed once per pass from the parameters), y = x - c, and a component's term is t = y p - (m - c) p with
 mp = (m - c) p precomputed per pass: one FMA (``contract``), then acc = fma(t, t, acc),
 instead of a subtraction, a product and an FMA. The FMA rounds y p - mp once, so t is
 off by about eps (|t| + |mp|): centring keeps |mp| at the scale of the spread of the
@@ -63,14 +63,22 @@ def use_diag_pass(dtype, kind, n_features):
 @kernel
 def centred_inputs(loc, prec, ref):
     """(centre (d,), mp (K, d) = (loc - centre) * p, refc (K, d) = ref - centre),
-    centre = the mean of the rows of loc."""
+    centre = the mean of the rows of loc of components with a non-zero precision (a
+    noise component, zero precision at the origin, does not pull it away from the
+    data)."""
     n_components, d = loc.shape
     centre = np.zeros(d)
+    n_used = 0
     for k in range(n_components):
+        used = False
         for j in range(d):
-            centre[j] += loc[k, j]
+            used = used or prec[k, 0, j] != 0.0
+        if used:
+            n_used += 1
+            for j in range(d):
+                centre[j] += loc[k, j]
     for j in range(d):
-        centre[j] /= n_components
+        centre[j] /= max(n_used, 1)
     mp = np.empty((n_components, d))
     refc = np.empty((n_components, d))
     for k in range(n_components):

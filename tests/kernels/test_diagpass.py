@@ -100,6 +100,22 @@ def test_far_from_origin(rng, offset):
     assert_stats_close(got, expected, 1e-12)
 
 
+def test_far_from_origin_with_a_noise_component(rng):
+    """A noise component (zero precision, at the origin, last) does not pull the
+    centre off the data: data 1e9 from the origin as em_pass gives it (whose x - m
+    is exact there); fails with the noise row counted in the centre."""
+    X, params = problem(rng, 2 * BLOCK + 9, 12, 5, offset=1e9, spread=3.0)
+    kind, const, loc, prec = kernel_inputs(params).astuple()
+    const = np.append(const, np.log(0.01) - 12 * np.log(1e3))
+    loc = np.vstack([loc, np.zeros((1, 12))])
+    prec = np.concatenate([prec, np.zeros((1, 1, 12))])
+    ref_point = np.vstack([params.means, np.zeros((1, 12))])
+    args = (X, np.empty(0), kind, const, loc, prec, ref_point, BLOCK)
+    a, b = em_pass(*args), diag_fused_pass(*args)
+    np.testing.assert_allclose(b[0], a[0], rtol=1e-13)
+    assert_stats_close(b, a, 1e-12)
+
+
 def test_bitwise_identical_for_any_thread_count(rng, no_serial_cutoff):
     X, params = problem(rng, 9 * BLOCK + 5, 10, 6)
     sw = rng.uniform(0.5, 2.0, len(X))
