@@ -49,11 +49,12 @@ def _blas_branches(rng):
     from .kernels.logdensity import GEMM_MIN_D
 
     # the expanded form (d <= QUAD_MAX_D) and the column groups of fullgemm; the
-    # diagonal kinds' pass of float64 data from d = 4 (kernels.diagpass)
+    # diagonal kinds' pass from d = 4 (kernels.diagpass)
     for d in (GEMM_MIN_D, 2 * QUAD_MAX_D):
         X = _rows(rng, 2 * d + 300, d, "float64")
         for cov_type in ("full", "tied", "diag"):
             _fit_and_score(X, cov_type)
+    _fit_and_score(X.astype("float32"), "diag")  # float32 beyond lowd32's d
 
 
 def _inits(rng):

@@ -1,5 +1,6 @@
-"""Kernels: the fused EM pass of the diagonal kinds (diag, spherical) for float64 data
-of d >= 4 features and fewer components than diaggemm's (200k x 16, K=16: issue 13's
+"""Kernels: the fused EM pass of the diagonal kinds (diag, spherical) for data of
+d >= 4 features (float64, or float32 beyond lowd32's d) and fewer components than
+diaggemm's (200k x 16, K=16: issue 13's
 ``mid-diag``). Same arguments and results as :func:`fastgmm.kernels.passes.em_pass`;
 scoring keeps ``passes.py``.
 
@@ -53,11 +54,13 @@ MIN_D = 4
 ROWS = BLOCK
 
 
-def use_diag_pass(dtype, kind, n_features):
-    """Whether an EM pass takes this module's kernel: float64 data, the DIAG kind,
-    d >= MIN_D (a function of the problem only: results do not depend on the thread
-    count). diaggemm's shapes are checked first by the caller."""
-    return dtype == np.float64 and kind == DIAG and n_features >= MIN_D
+def use_diag_pass(kind, n_features):
+    """Whether an EM pass of the DIAG kind takes this module's kernel: d >= MIN_D (a
+    function of the problem only: results do not depend on the thread count). The
+    caller checks lowd32's and diaggemm's shapes first; float32 data of more features
+    than lowd32 takes (read into float64 blocks, as em_pass) gives the results of
+    float64 data of the same values."""
+    return kind == DIAG and n_features >= MIN_D
 
 
 @kernel
@@ -291,8 +294,9 @@ def _chunk(X, sw, start, stop, const, ins, prec, nk, s1, s2):
 
 @kernel(parallel=True, inputs="X sw const loc prec ref")
 def diag_fused_pass(X, sw, kind, const, loc, prec, ref, chunk):
-    """:func:`fastgmm.kernels.passes.em_pass` for float64 X (n, d), d >= MIN_D, and
-    the DIAG kind (module docstring); same arguments and results.
+    """:func:`fastgmm.kernels.passes.em_pass` for X (n, d), float64 or float32 (read
+    into float64 blocks), d >= MIN_D, and the DIAG kind (module docstring); same
+    arguments and results.
 
     Returns (loglik_sum, nk (K,), s1 (K, d), s2 (K, 1, d)) about ``ref`` (K, d).
     """

@@ -148,10 +148,19 @@ def test_far_points_as_em_pass(rng):
 
 
 def test_which_fits_take_it():
-    assert use_diag_pass(np.dtype(np.float64), DIAG, MIN_D)
-    assert not use_diag_pass(np.dtype(np.float64), DIAG, MIN_D - 1)
-    assert not use_diag_pass(np.dtype(np.float32), DIAG, 16)
-    assert not use_diag_pass(np.dtype(np.float64), FULL, 16)
+    assert use_diag_pass(DIAG, MIN_D)
+    assert not use_diag_pass(DIAG, MIN_D - 1)
+    assert not use_diag_pass(FULL, 16)
+
+
+def test_float32_data_as_float64_of_the_same_values(rng):
+    """float32 rows are read into float64 blocks: the same results, bitwise, as
+    float64 data of the same values."""
+    X, params = problem(rng, 3 * BLOCK + 11, 12, 5)
+    X32 = X.astype(np.float32)
+    a, b = run(X32, None, params), run(X32.astype(np.float64), None, params)
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x, y)
 
 
 @pytest.mark.parametrize("covariance_type", ["diag", "spherical"])

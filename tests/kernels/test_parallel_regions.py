@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 
 from fastgmm._jit import FASTMATH, _convert
-from fastgmm.kernels import FULL
+from fastgmm.kernels import DIAG, FULL
+from fastgmm.kernels import diagpass as _diagpass
 from fastgmm.kernels import kmeans as _kmeans
 from fastgmm.kernels import passes as _estep
 
@@ -50,6 +51,16 @@ def _args(name):
         "potentials": (X, np.empty(0), mean, np.ones(300), X[:4].copy(), 128),
         "chunk_sums": (np.empty(0), np.ones(300), 128),
         "label_stats": (X, np.empty(0), labels, K, FULL, X[:K].copy(), 128),
+        "diag_fused_pass": (
+            np.hstack([X, X[:, :1]]),
+            np.empty(0),
+            DIAG,
+            np.zeros(K),
+            np.ones((K, d + 1)),
+            np.ones((K, 1, d + 1)),
+            np.ones((K, d + 1)),
+            128,
+        ),
     }[name]
 
 
@@ -61,6 +72,7 @@ KERNELS = [
     (_kmeans, "potentials"),
     (_kmeans, "chunk_sums"),
     (_kmeans, "label_stats"),
+    (_diagpass, "diag_fused_pass"),
 ]
 
 
