@@ -13,6 +13,10 @@ fit, each pass's block kernels run in one thread, cumulatively: loading blocks,
 ns per point, the minimum over rounds of process CPU time (``time.process_time``:
 time other processes hold the core is not counted). JIT compile is excluded (every
 stage runs once before timing). The block size is a run-time value, as in the passes.
+
+Then the whole passes (``em_pass`` against ``diag_fused_pass``, all 256k rows)
+alternating, ``--rounds`` pairs, on one thread (CPU time) and on two (wall time):
+``pass_ab.py``'s rows (medians, median of per-pair ratios em_pass / diagpass).
 """
 
 import argparse
@@ -116,6 +120,26 @@ def main(argv=None):
     for name, t in zip(("em_pass", "diagpass"), best):
         inc = [t[0]] + [t[i] - t[i - 1] for i in range(1, 4)]
         print(f"| {name} | " + " | ".join(f"{v:.2f}" for v in inc) + f" | {t[3]:.2f} |")
+    whole_passes(X, ins, ref, args.rounds)
+
+
+def whole_passes(X, ins, ref, rounds):
+    """em_pass against diag_fused_pass, alternating (pass_ab.row)."""
+    from pass_ab import row
+
+    from fastgmm.kernels.diagpass import diag_fused_pass
+    from fastgmm.kernels.passes import em_pass
+
+    args = (X, np.empty(0), ins.kind, ins.const, ins.loc, ins.prec, ref, 2048)
+    print(
+        "\n| pass, threads | em_pass ms | diagpass ms | ratio (min-max) | first s | rel. ll |"
+    )
+    print("|---|---|---|---|---|---|")
+    for n_jobs in (1, 2):
+        name = f"{len(X)} rows, {n_jobs}"
+        row(
+            name, lambda: em_pass(*args), lambda: diag_fused_pass(*args), rounds, n_jobs
+        )
 
 
 if __name__ == "__main__":
