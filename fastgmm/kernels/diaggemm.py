@@ -11,7 +11,8 @@ component means, against cancellation),
     log w_k N(x | mu_k) = const_k - 1/2 sum_j q_kj m_kj^2
                           + sum_j y_j^2 (-q_kj / 2) + sum_j y_j (m_kj q_kj),  m_k = mu_k - c
 
-so a block's log-densities are one sgemm W (K, 2d) @ [y^2; y] (2d, BLOCK). Rows whose
+so the log-densities of GEMM_ROWS = 512 rows are one sgemm W (K, 2d) @ [y^2; y]
+(2d, 512) (at 128 rows a call ran at a third of the sgemm rate of 512). Rows whose
 product is not finite (points so far away that y^2 overflows) are recomputed term by
 term, so far outliers behave as in em_pass. Float64 data keeps em_pass's term-by-term
 loop: on this machine (two FMA and two add pipes) it runs at the dgemm rate (2 FMAs
@@ -23,11 +24,14 @@ dropped, i.e. get a responsibility of exactly 0, as Kaldi, yael and VLFeat do: a
 them together are below 2^-24 of the point's density, float32's resolution, so the
 log-likelihood moves by less than one float32 rounding and the kept responsibilities
 by less than 2^-24 relative. With many components nearly all of them are dropped
-(0.6 % kept on the UBM case of ``benchmarks/large_k.py``): a block's kept terms are
-listed component by component (kept_terms), and only those go through exp, the
-logsumexp and the statistics (sparse_resp_stats); a block with more than SPARSE_MAX
-of its terms kept, or a point beyond every density, goes the dense way (truncate,
-then as float64). float64 data keeps every term down to exp(-500).
+(0.4 % kept on the UBM case of ``benchmarks/large_k.py``): a GEMM block's kept terms are
+found by a float32 scan of its products (:mod:`fastgmm.kernels.kept32`: the same set
+as converting every term to float64, proven there, at a fraction of the cost), listed
+component by component, and only those go through exp, the logsumexp and the
+statistics (sparse_resp_stats); a block with more than SPARSE_MAX of its terms kept,
+a product that is not finite, or a pass that records a selection goes the dense way
+in blocks of BLOCK rows (every term in float64: kept_terms, or truncate, then as
+float64). float64 data keeps every term down to exp(-500).
 
 **Statistics over the non-zero responsibilities only.** Responsibilities below
 exp(-500) relative to the largest are exactly zero (``passes.block_resp``); a block
@@ -43,6 +47,7 @@ from numba import prange
 
 from .._jit import BLOCK, kernel
 from .blocks import add_slots, n_slots_for, next_task, slot_buffers, task_queue
+from .kept32 import kept_terms32
 from .logdensity import block_buffers, block_log_prob
 from .passes import block_resp, block_stats
 from .vecmath import exp_shifted_sum, log_pos
@@ -58,6 +63,8 @@ SPARSE_MAX = 0.25
 #: float32 data: terms below max - TRUNCATE_LOG - log K of a point are dropped
 #: (module docstring); log(2^24)
 TRUNCATE_LOG = 24.0 * np.log(2.0)
+#: float32 data: rows per sgemm (a multiple of BLOCK; the later stages go by BLOCK)
+GEMM_ROWS = 4 * BLOCK
 
 
 def use_gemm(n_features, n_components):
@@ -90,20 +97,28 @@ def gemm_inputs(X, const, loc, prec):
 
 
 @kernel
-def _load(X, b0, nb, centre, xt, yt, gemm):
-    """xt (d, BLOCK) float64 := rows b0:b0+nb transposed; with ``gemm`` also yt (2d,
-    BLOCK) in X's dtype := [y^2; y], y = x - centre, zero past nb."""
+def _load(X, b0, nb, xt):
+    """xt (d, BLOCK) float64 := rows b0:b0+nb transposed."""
     d = X.shape[1]
     for b in range(nb):
         for j in range(d):
             xt[j, b] = X[b0 + b, j]
-    if gemm:
-        for j in range(d):
-            cj = centre[j]
-            for b in range(BLOCK):
-                y = xt[j, b] - cj if b < nb else 0.0
-                yt[j, b] = y * y
-                yt[d + j, b] = y
+
+
+@kernel
+def _load_y(X, g0, ng, centre, yt):
+    """yt (2d, GEMM_ROWS) in X's dtype := [y^2; y] of rows g0:g0+ng, y = x - centre
+    in float64, zero past ng (feature by feature: contiguous stores)."""
+    d = X.shape[1]
+    for j in range(d):
+        cj = centre[j]
+        sq, lin = yt[j], yt[d + j]
+        for b in range(ng):
+            y = np.float64(X[g0 + b, j]) - cj
+            sq[b] = y * y
+            lin[b] = y
+        for b in range(ng, yt.shape[1]):
+            sq[b], lin[b] = 0.0, 0.0
 
 
 @kernel
@@ -118,19 +133,18 @@ def _direct(X, i, b, const, loc, prec, lp):
 
 
 @kernel
-def _gemm_log_prob(X, b0, nb, ins, const, loc, prec, yt, lpx, lp, mx, check):
-    """Weighted log-densities of the loaded block into lp (K, BLOCK) float64 by one
-    product in X's dtype, and mx[b] = max_k lp[k, b]; rows with a non-finite product
-    term by term (``check``: (BLOCK,) float64 scratch)."""
-    W, c, _ = ins
-    np.dot(W, yt, lpx)
+def _gemm_log_prob(X, b0, nb, off, ins, const, loc, prec, lpx, lp, mx, check):
+    """Weighted log-densities of rows b0:b0+nb into lp (K, BLOCK) float64 from their
+    products lpx[:, off:off+nb] (in X's dtype), and mx[b] = max_k lp[k, b]; rows with
+    a non-finite product term by term (``check``: (BLOCK,) float64 scratch)."""
+    c = ins[1]
     for b in range(nb):
         check[b] = 0.0
         mx[b] = -np.inf
     for k in range(lp.shape[0]):
         ck = c[k]
         for b in range(nb):
-            t = np.float64(lpx[k, b])
+            t = np.float64(lpx[k, off + b])
             v = ck + t
             lp[k, b] = v
             mx[b] = max(mx[b], v)
@@ -315,48 +329,105 @@ def _sparse_stats(X, b0, nb, resp, ref, nk, s1, s2):
 
 
 @kernel
-def _chunk(X, sw, start, stop, kind, ins, const, loc, prec, ref, nk, s1, s2, sel):
-    """E-step and statistics of rows start:stop (ins = gemm_inputs); returns the
-    weighted log-likelihood sum. With sel (n, C) (C > 0), also sel[i] := the indices
-    of row i's C largest weighted log-densities (:func:`record_top`)."""
-    n_components, d = loc.shape
-    mats, lp, vec = block_buffers(d, n_components)
-    wb, s, mx, ex = vec[0], vec[1], vec[2], vec[3:]
+def _buffers(X, ins, sel):
+    """One worker's scratch for :func:`_chunk` (allocated once per pass and worker:
+    large buffers allocated per chunk cost page faults)."""
+    n_components, d2 = ins[0].shape
     gemm = X.itemsize == 4
-    yt = np.zeros((2 * d if gemm else 0, BLOCK), X.dtype)
-    lpx = np.empty((n_components if gemm else 0, BLOCK), X.dtype)
-    cut = TRUNCATE_LOG + np.log(n_components)
-    cap = int(SPARSE_MAX * n_components * BLOCK) if gemm else 0
+    mats, lp, vec = block_buffers(d2 // 2, n_components)
+    rows = GEMM_ROWS if gemm else BLOCK
+    yt = np.zeros((d2 if gemm else 0, rows), X.dtype)
+    lpx = np.empty((n_components if gemm else 0, rows), X.dtype)
+    scratch32 = np.empty((4, rows), X.dtype)
+    c32 = ins[1].astype(X.dtype)
+    wide = np.zeros((3, rows))  # weights (ones), s, mx of a GEMM block
+    wide[0] = 1.0
+    cap = int(SPARSE_MAX * n_components * rows) if gemm else 0
     ents = np.empty((2, cap), np.int64)
     terms = np.empty((3, max(cap, BLOCK * (sel.shape[1] + 2))))
+    order = np.empty((3, cap))
+    return mats, lp, vec, yt, lpx, (scratch32, c32, wide, order), ents, terms
+
+
+@kernel
+def _chunk(X, sw, start, stop, kind, ins, const, loc, prec, ref, nk, s1, s2, sel,
+           bufs):  # fmt: skip
+    """E-step and statistics of rows start:stop (ins = gemm_inputs, bufs =
+    :func:`_buffers`); returns the weighted log-likelihood sum. With sel (n, C)
+    (C > 0), also sel[i] := the indices of row i's C largest weighted log-densities
+    (:func:`record_top`). float32 data: one sgemm per GEMM_ROWS rows, then blocks of
+    BLOCK rows; a block's kept terms from the float32 products (kept32), else the
+    dense way (:func:`_dense_block`)."""
+    mats, lp, vec, yt, lpx, (scratch32, c32, wide, order), ents, terms = bufs
+    gemm = X.itemsize == 4
+    rows = GEMM_ROWS if gemm else BLOCK
+    cut = TRUNCATE_LOG + np.log(loc.shape[0])
+    wg, sg, mg = wide[0], wide[1], wide[2]
     ll = 0.0
-    for b0 in range(start, stop, BLOCK):
-        nb = min(BLOCK, stop - b0)
-        _load(X, b0, nb, ins[2], mats[0], yt, gemm)
-        if sw.shape[0] > 0:
-            for b in range(nb):
-                wb[b] = sw[b0 + b]
-        if gemm:
-            _gemm_log_prob(X, b0, nb, ins, const, loc, prec, yt, lpx, lp, mx, ex[0])
-            if sel.shape[1] > 0:
-                record_top(lp, nb, b0, sel, terms[0])
-            m = kept_terms(lp, nb, cut, mx, ents, terms[0], cap)
+    for g0 in range(start, stop, rows):
+        ng = min(rows, stop - g0)
+        if gemm and sel.shape[1] == 0:
+            _load_y(X, g0, ng, ins[2], yt)
+            np.dot(ins[0], yt, lpx)
+            m = kept_terms32(
+                lpx, ng, ins[1], c32, cut, mg, scratch32, ents, terms[0],
+                ents.shape[1], order,
+            )  # fmt: skip
             if m >= 0:
+                if sw.shape[0] > 0:
+                    for b in range(ng):
+                        wg[b] = sw[g0 + b]
                 ll += sparse_resp_stats(
-                    X, b0, nb, m, ents, terms[0], wb, mx, ref, nk, s1, s2, s,
+                    X, g0, ng, m, ents, terms[0], wg, mg, ref, nk, s1, s2, sg,
                     terms[1:],
                 )  # fmt: skip
                 continue
-            truncate(lp, nb, cut, mx)
-        else:
-            block_log_prob(nb, kind, const, loc, prec, mats, lp, s)
-            if sel.shape[1] > 0:
-                record_top(lp, nb, b0, sel, terms[0])
-        ll += block_resp(lp, nb, wb, s, mx, ex)
-        if n_nonzero(lp, nb) <= SPARSE_MAX * n_components * nb:
-            _sparse_stats(X, b0, nb, lp, ref, nk, s1, s2)
-        else:
-            block_stats(nb, kind, ref, lp, nk, s1, s2, mats)
+        elif gemm:
+            _load_y(X, g0, ng, ins[2], yt)
+            np.dot(ins[0], yt, lpx)
+        for b0 in range(g0, g0 + ng, BLOCK):
+            nb = min(BLOCK, g0 + ng - b0)
+            if sw.shape[0] > 0:
+                for b in range(nb):
+                    vec[0, b] = sw[b0 + b]
+            ll += _dense_block(
+                X, b0, nb, b0 - g0, kind, ins, const, loc, prec, ref, nk, s1, s2,
+                sel, lpx, mats, lp, vec, ents, terms,
+            )  # fmt: skip
+    return ll
+
+
+@kernel
+def _dense_block(X, b0, nb, off, kind, ins, const, loc, prec, ref, nk, s1, s2,
+                 sel, lpx, mats, lp, vec, ents, terms):  # fmt: skip
+    """E-step and statistics of rows b0:b0+nb with every log-density in float64
+    (lp): float32 data from the products lpx[:, off:off+nb], float64 data term by
+    term; then as :func:`_chunk` (record_top, kept terms or truncation, statistics
+    sparse or dense). Returns the weighted log-likelihood sum."""
+    n_components = loc.shape[0]
+    wb, s, mx, ex = vec[0], vec[1], vec[2], vec[3:]
+    _load(X, b0, nb, mats[0])
+    if X.itemsize == 4:
+        _gemm_log_prob(X, b0, nb, off, ins, const, loc, prec, lpx, lp, mx, ex[0])
+        if sel.shape[1] > 0:
+            record_top(lp, nb, b0, sel, terms[0])
+        cut = TRUNCATE_LOG + np.log(n_components)
+        cap = int(SPARSE_MAX * n_components * BLOCK)
+        m = kept_terms(lp, nb, cut, mx, ents, terms[0], cap)
+        if m >= 0:
+            return sparse_resp_stats(
+                X, b0, nb, m, ents, terms[0], wb, mx, ref, nk, s1, s2, s, terms[1:]
+            )
+        truncate(lp, nb, cut, mx)
+    else:
+        block_log_prob(nb, kind, const, loc, prec, mats, lp, s)
+        if sel.shape[1] > 0:
+            record_top(lp, nb, b0, sel, terms[0])
+    ll = block_resp(lp, nb, wb, s, mx, ex)
+    if n_nonzero(lp, nb) <= SPARSE_MAX * n_components * nb:
+        _sparse_stats(X, b0, nb, lp, ref, nk, s1, s2)
+    else:
+        block_stats(nb, kind, ref, lp, nk, s1, s2, mats)
     return ll
 
 
@@ -391,12 +462,13 @@ def diag_pass(X, sw, kind, const, loc, prec, ref, chunk, sel):
         queue, n_workers = task_queue(m)
         for _ in prange(n_workers):
             c = next_task(queue)
+            bufs = _buffers(X, ins, sel)
             while c < m:
                 start = (g0 + c) * chunk
                 stop = min(n, start + chunk)
                 pll[c] = _chunk(
                     X, sw, start, stop, kind, ins, const, loc, prec, ref,
-                    pnk[c], ps1[c], ps2[c], sel,
+                    pnk[c], ps1[c], ps2[c], sel, bufs,
                 )  # fmt: skip
                 c = next_task(queue)
         ll += add_slots(m, pll, pnk, ps1, ps2, nk[0], s1[0], s2[0])
