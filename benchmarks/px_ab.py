@@ -7,7 +7,8 @@ Usage::
                                [--pairs 5] [--rounds 7] [--out FILE]
 
 For each case (``peers.py``'s px64-full, px64-diag, px32-full, px32-diag: 1M x 3
-pixel-like data, K=8, from its shared start) each checkout runs in a fresh process,
+pixel-like data, K=8, from its shared start; or, with ``--cases``, mid-diag, mid-full
+or d64-full) each checkout runs in a fresh process,
 alternating (OLD NEW OLD NEW ...), ``--pairs`` times. A process measures, after one
 untimed fit of each kind (JIT compile or cache load, reported apart):
 
@@ -39,6 +40,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 CASES = ("px64-full", "px64-diag", "px32-full", "px32-diag")
+#: other peers.py cases it takes with --cases (not run by default)
+MORE_CASES = ("mid-diag", "mid-full", "d64-full")
 FIELDS = ("pass1", "pass2", "fit1", "fit5")
 
 
@@ -120,7 +123,9 @@ COLUMNS = (
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--roots", nargs=2, metavar=("OLD", "NEW"))
-    p.add_argument("--cases", nargs="+", default=list(CASES), choices=CASES)
+    p.add_argument(
+        "--cases", nargs="+", default=list(CASES), choices=CASES + MORE_CASES
+    )
     p.add_argument("--pairs", type=int, default=5, help="alternations per case")
     p.add_argument("--rounds", type=int, default=7, help="repeats per process")
     p.add_argument("--out", help="also write the markdown table here")

@@ -48,11 +48,13 @@ def _blas_branches(rng):
     from .kernels.fullquad import QUAD_MAX_D
     from .kernels.logdensity import GEMM_MIN_D
 
-    # the expanded form (d <= QUAD_MAX_D) and the column groups of fullgemm
+    # the expanded form (d <= QUAD_MAX_D) and the column groups of fullgemm; the
+    # diagonal kinds' pass from d = 4 (kernels.diagpass)
     for d in (GEMM_MIN_D, 2 * QUAD_MAX_D):
         X = _rows(rng, 2 * d + 300, d, "float64")
-        for cov_type in ("full", "tied"):
+        for cov_type in ("full", "tied", "diag"):
             _fit_and_score(X, cov_type)
+    _fit_and_score(X.astype("float32"), "diag")  # float32 beyond lowd32's d
 
 
 def _inits(rng):
@@ -84,7 +86,10 @@ STEPS = (
         "float32: every covariance model, weighted or not, partial_fit",
         lambda rng: _every_model(rng, "float32"),
     ),
-    ("16+ features: the BLAS paths of full and tied covariances", _blas_branches),
+    (
+        "16+ features: the BLAS paths of full and tied covariances, the diagonal pass",
+        _blas_branches,
+    ),
     ("the other starts: k-means++, random, random_from_data", _inits),
     ("image segmentation: colour tables, pixel labels", _segment),
 )

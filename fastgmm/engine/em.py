@@ -29,6 +29,7 @@ from .._pacing import pacing
 from ..exceptions import DegenerateComponentWarning
 from ..kernels import DIAG, FULL
 from ..kernels.diaggemm import diag_em_pass, use_gemm
+from ..kernels.diagpass import diag_fused_pass, use_diag_pass
 from ..kernels.fullgemm import full_em_pass
 from ..kernels.fullgemm import use_gemm as use_full_gemm
 from ..kernels.lowd32 import lowd32_em_pass, use_lowd32
@@ -210,11 +211,14 @@ def block_em(X, sw, kind, const, loc, prec, ref, chunk):
     """(loglik sum, nk, s1, s2) of one block: the fused kernel (picklable wrapper);
     diagonal models with many components and dense ones with many features take
     the GEMM forms (kernels.diaggemm, kernels.fullgemm), float32 data of few
-    features the float32 pass (kernels.lowd32)."""
+    features the float32 pass (kernels.lowd32), the other diagonal ones from d = 4
+    kernels.diagpass."""
     if use_lowd32(X.dtype, kind, X.shape[1]):
         return lowd32_em_pass(X, sw, kind, const, loc, prec, ref, chunk)
     if kind == DIAG and use_gemm(X.shape[1], const.shape[0]):
         return diag_em_pass(X, sw, kind, const, loc, prec, ref, chunk)
+    if use_diag_pass(kind, X.shape[1]):
+        return diag_fused_pass(X, sw, kind, const, loc, prec, ref, chunk)
     if kind == FULL and use_full_gemm(X.shape[1]):
         return full_em_pass(X, sw, kind, const, loc, prec, ref, chunk)
     return em_pass(X, sw, kind, const, loc, prec, ref, chunk)

@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 
 from fastgmm._jit import FASTMATH, _convert
-from fastgmm.kernels import FULL
+from fastgmm.kernels import DIAG, FULL
+from fastgmm.kernels import diagpass as _diagpass
 from fastgmm.kernels import kmeans as _kmeans
 from fastgmm.kernels import passes as _estep
 from fastgmm.kernels import seeding as _seeding
@@ -54,6 +55,16 @@ def _args(name):
             *(128, np.empty((K, d)), np.empty(K, np.int64), d2),
         ),
         "label_stats": (X, np.empty(0), labels, K, FULL, X[:K].copy(), 128),
+        "diag_fused_pass": (
+            np.hstack([X, X[:, :1]]),
+            np.empty(0),
+            DIAG,
+            np.zeros(K),
+            np.ones((K, d + 1)),
+            np.ones((K, 1, d + 1)),
+            np.ones((K, d + 1)),
+            128,
+        ),
     }[name]
 
 
@@ -62,6 +73,7 @@ KERNELS = [
     (_kmeans, "lloyd_run"),
     (_seeding, "plusplus_run"),
     (_kmeans, "label_stats"),
+    (_diagpass, "diag_fused_pass"),
 ]
 
 
