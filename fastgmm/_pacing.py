@@ -25,14 +25,8 @@ LOAD_STALE = 1.0
 TIME_VALID = 5.0
 #: times within this fraction of the fastest count as a tie, won by more threads
 TIE = 0.05
-#: a count tried again and found slower than the chosen one by more than this
-#: fraction keeps its time twice as long as before (up to :data:`VALID_MAX`): under a
-#: steady load the trials, each an iteration at the slower count, grow rare
-SLOWER = 0.2
-#: seconds a slower count's time stays valid at most
-VALID_MAX = 40.0
-#: cores by which the load must change for a slower count to be tried again at once
-LOAD_SHIFT = 0.5
+#: pacers (problem shapes) kept per Python thread before they start afresh
+MAX_PACERS = 64
 
 
 #: clock ticks per second of /proc/stat
@@ -89,35 +83,27 @@ class Pacer:
     """The thread count of each EM iteration, at most ``n_threads``.
 
     On a machine whose other processes use fewer than :data:`BUSY_CORES` cores
-    every iteration runs on ``n_threads``. Otherwise the iterations are timed at
-    each count tried, and run at the fastest one whose time is recent
-    (:meth:`_recent`); the next count down from it (and up, towards ``n_threads``)
-    is tried for one iteration whenever it has no recent time. A time is recent for
-    :data:`TIME_VALID` seconds; each trial that finds its count still slower by
-    more than :data:`SLOWER` doubles that count's validity (up to
-    :data:`VALID_MAX`), until the load changes by :data:`LOAD_SHIFT` cores or a
-    trial finds the count competitive. While the load is unknown (the first
-    :data:`LOAD_WINDOW` of a fit after a pause) the last choice is kept if its
-    times are recent, else all threads are used. Results do not depend on the
-    thread count, so only the time changes.
+    (or where that is unknown) every iteration runs on ``n_threads``. Otherwise the
+    iterations are timed at each count tried, and run at the fastest one whose time
+    is recent (:meth:`_recent`); the next count down from it (and up, towards
+    ``n_threads``) is tried for one iteration whenever it has no recent time
+    (:data:`TIME_VALID`). Results do not depend on the thread count, so only the
+    time changes. One pacer serves one problem (see :func:`pacing`).
     """
 
     def __init__(self, n_threads, meter=None, clock=time.perf_counter):
         self.n_threads, self.clock = n_threads, clock
         self.meter = LoadMeter(clock=clock) if meter is None else meter
         self.times = {}  # thread count -> [(when, seconds)], newest last
-        self.valid = {}  # thread count -> (seconds its times stay recent, load then)
         self._previous = None  # the count of the last recorded iteration
-        self._trial = None  # (count tried, count chosen) of the current iteration
 
     def _recent(self, count, now):
         """The time of ``count`` threads: the median of its last (up to 3) times
-        still valid, or None. Under a busy process the times of a count come
+        within TIME_VALID, or None. Under a busy process the times of a count come
         in two modes (the other process on or off the core): the least of them
         chose two threads for their lucky iterations while one thread was faster
         on average, and the median does not."""
-        valid = self.valid.get(count, (TIME_VALID, None))[0]
-        kept = sorted(s for w, s in self.times.get(count, []) if now - w <= valid)
+        kept = sorted(s for w, s in self.times.get(count, []) if now - w <= TIME_VALID)
         if not kept:
             return None
         half = len(kept) // 2
@@ -125,11 +111,9 @@ class Pacer:
 
     def next_count(self):
         """Threads for the next iteration."""
-        self._trial = None
         others = self.meter.others
-        if self.n_threads <= 1 or others is not None and others < BUSY_CORES:
+        if self.n_threads <= 1 or others is None or others < BUSY_CORES:
             return self.n_threads
-        self._forget_on_load_shift(others)
         now = self.clock()
         recent = {c: self._recent(c, now) for c in range(1, self.n_threads + 1)}
         timed = [c for c, t in recent.items() if t is not None]
@@ -137,48 +121,27 @@ class Pacer:
             return self.n_threads
         fastest = min(recent[c] for c in timed)
         best = max(c for c in timed if recent[c] <= fastest * (1 + TIE))
-        if others is None:  # the load is not known yet: no trial
-            return best
         for trial in (best - 1, best + 1):
             if 1 <= trial <= self.n_threads and recent[trial] is None:
-                self._trial = (trial, best)
                 return trial
         return best
-
-    def _forget_on_load_shift(self, others):
-        """Back to :data:`TIME_VALID` for counts whose validity was lengthened
-        under a load that has since changed by :data:`LOAD_SHIFT` cores or more."""
-        if others is None:
-            return
-        for count, (_, load) in list(self.valid.items()):
-            if load is not None and abs(others - load) >= LOAD_SHIFT:
-                del self.valid[count]
 
     def record(self, count, seconds):
         """Keep the time of an iteration at ``count`` threads, unless it is the
         first after a change of count and the count has a recent time: that one
         also pays the change (caches, threads waking up), which would count
-        against going back to a count that was faster."""
+        against going back to a count that was faster. The very first iteration
+        of a problem is not kept either: it pays for the first calls (kernels
+        loaded from the disk cache, pages touched), 259 ms against 6.5 ms for
+        the next at 200k x 16, K=16 diag, and made one thread look faster."""
         now = self.clock()
         first = count != self._previous
-        self._previous = count
-        if first and self._recent(count, now) is not None:
+        previous, self._previous = self._previous, count
+        if previous is None or first and self._recent(count, now) is not None:
             return
         kept = self.times.setdefault(count, [])
         kept.append((now, seconds))
         del kept[:-3]
-        if self._trial is not None and self._trial[0] == count:
-            self._after_trial(count, self._trial[1], now)
-
-    def _after_trial(self, count, chosen, now):
-        """Lengthen the validity of a tried count found slower than the chosen
-        one, or reset it."""
-        tried, against = self._recent(count, now), self._recent(chosen, now)
-        if tried is None or against is None or tried <= against * (1 + SLOWER):
-            self.valid.pop(count, None)
-            return
-        valid = self.valid.get(count, (TIME_VALID, None))[0]
-        self.valid[count] = (min(2 * valid, VALID_MAX), self.meter.others)
 
     @contextmanager
     def iteration(self):
@@ -206,18 +169,23 @@ class Pacer:
 _pacers = threading.local()
 
 
-def pacing(work="em"):
-    """This Python thread's :class:`Pacer` for the current thread count and a kind
-    of ``work`` ("em": EM iterations; "kmeans": Lloyd passes), whose iterations
-    take comparable times. Kept between fits, so the iterations of consecutive
-    fits are timed together."""
+def pacing(work="em", shape=None):
+    """This Python thread's :class:`Pacer` for the current thread count, a kind of
+    ``work`` ("em": EM iterations; "kmeans": Lloyd passes) and a problem ``shape``
+    (any hashable, e.g. rows, components, features and covariance model), whose
+    iterations take comparable times. Kept between fits, so the iterations of
+    consecutive fits of one problem are timed together; a fit of another problem
+    (another shape) has its own times: with one set for all, a 20 ms iteration on
+    two threads of one problem made one thread look faster on the next."""
     import numba
 
     n_threads = numba.get_num_threads()
     pacers = getattr(_pacers, "by_key", None)
     if pacers is None:
         pacers = _pacers.by_key = {}
-    key = (work, n_threads)
+    key = (work, n_threads, shape)
     if key not in pacers:
+        if len(pacers) >= MAX_PACERS:
+            pacers.clear()
         pacers[key] = Pacer(n_threads)
     return pacers[key]

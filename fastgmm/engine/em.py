@@ -259,7 +259,9 @@ def run_em(data, start, family, tol, max_iter, lower_bound=-math.inf, on_iter=No
     selection), which also decides convergence (only on exact iterations).
     """
     params, lower_bounds, converged, n_iter = start, [], False, 0
-    pacer = pacing("em")
+    model = getattr(getattr(family, "model", None), "name", None)
+    shape = (data.n_rows, start.means.shape[0], data.n_features, model)
+    pacer = pacing("em", shape)
     selection = Selection.of(data, family, start.means.shape[0])
     start.check(data.n_features)  # once: each M-step keeps the shapes
     for n_iter in range(1, max_iter + 1):
