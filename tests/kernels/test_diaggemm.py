@@ -4,14 +4,12 @@ the estimator takes it for many components."""
 
 import warnings
 
-import numba
 import numpy as np
 import pytest
 from sklearn.mixture import GaussianMixture as SkGMM
 
 from fastgmm import GaussianMixture
 from fastgmm._jit import BLOCK
-from fastgmm._runtime import threads
 from fastgmm.kernels import DIAG
 from fastgmm.kernels.diaggemm import (
     GEMM_MIN_D,
@@ -26,6 +24,7 @@ from fastgmm.model import covariance as cov
 from fastgmm.model.params import Params, kernel_inputs
 
 from .. import reference as ref
+from .helpers import assert_same_for_any_thread_count
 
 DTYPES = [np.float32, np.float64]
 
@@ -110,16 +109,7 @@ def test_same_as_term_by_term_kernel(rng, dtype):
 def test_bitwise_identical_for_any_thread_count(rng, dtype, spread, no_serial_cutoff):
     X, params = problem(rng, 9 * BLOCK + 5, 10, 64, spread, dtype)
     sw = rng.uniform(0.5, 2.0, len(X))
-    outs = []
-    for n_jobs in (1, 2, 1):
-        with threads(n_jobs):
-            assert numba.get_num_threads() == min(
-                n_jobs, numba.config.NUMBA_NUM_THREADS
-            )
-            outs.append(run(X, sw, params, chunk=BLOCK))
-    for other in outs[1:]:
-        for a, b in zip(outs[0], other):
-            np.testing.assert_array_equal(a, b)
+    assert_same_for_any_thread_count(lambda: run(X, sw, params, chunk=BLOCK))
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])

@@ -4,14 +4,12 @@ determinism; and which fits take it."""
 
 import warnings
 
-import numba
 import numpy as np
 import pytest
 from sklearn.mixture import GaussianMixture as SkGMM
 
 from fastgmm import GaussianMixture
 from fastgmm._jit import BLOCK
-from fastgmm._runtime import threads
 from fastgmm.kernels import DIAG, FULL
 from fastgmm.kernels.diagpass import MIN_D, diag_fused_pass, use_diag_pass
 from fastgmm.kernels.passes import em_pass
@@ -19,6 +17,7 @@ from fastgmm.model import covariance as cov
 from fastgmm.model.params import Params, kernel_inputs
 
 from .. import reference as ref
+from .helpers import assert_same_for_any_thread_count
 
 
 def problem(rng, n, d, K, covariance_type="diag", offset=50.0, spread=1.0):
@@ -119,16 +118,7 @@ def test_far_from_origin_with_a_noise_component(rng):
 def test_bitwise_identical_for_any_thread_count(rng, no_serial_cutoff):
     X, params = problem(rng, 9 * BLOCK + 5, 10, 6)
     sw = rng.uniform(0.5, 2.0, len(X))
-    outs = []
-    for n_jobs in (1, 2, 1):
-        with threads(n_jobs):
-            assert numba.get_num_threads() == min(
-                n_jobs, numba.config.NUMBA_NUM_THREADS
-            )
-            outs.append(run(X, sw, params, chunk=BLOCK))
-    for other in outs[1:]:
-        for a, b in zip(outs[0], other):
-            np.testing.assert_array_equal(a, b)
+    assert_same_for_any_thread_count(lambda: run(X, sw, params, chunk=BLOCK))
 
 
 def test_far_points_as_em_pass(rng):

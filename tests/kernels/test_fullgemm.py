@@ -4,14 +4,12 @@ rows; and that the estimator takes it for its shapes (and every dense model)."""
 
 import warnings
 
-import numba
 import numpy as np
 import pytest
 from sklearn.mixture import GaussianMixture as SkGMM
 
 from fastgmm import GaussianMixture
 from fastgmm._jit import BLOCK
-from fastgmm._runtime import threads
 from fastgmm.kernels import FULL
 from fastgmm.kernels.blas import blas_args
 from fastgmm.kernels.fullgemm import (
@@ -44,6 +42,7 @@ from fastgmm.model import covariance as cov
 from fastgmm.model.params import Params, kernel_inputs
 
 from .. import reference as ref
+from .helpers import assert_same_for_any_thread_count
 
 DTYPES = [np.float32, np.float64]
 LOWER = np.tril
@@ -127,16 +126,7 @@ def test_same_as_em_pass(rng, dtype):
 def test_bitwise_identical_for_any_thread_count(rng, dtype, spread, no_serial_cutoff):
     X, params = problem(rng, 9 * BLOCK + 5, 17, 6, spread, dtype)
     sw = rng.uniform(0.5, 2.0, len(X))
-    outs = []
-    for n_jobs in (1, 2, 1):
-        with threads(n_jobs):
-            assert numba.get_num_threads() == min(
-                n_jobs, numba.config.NUMBA_NUM_THREADS
-            )
-            outs.append(run(X, sw, params, chunk=BLOCK))
-    for other in outs[1:]:
-        for a, b in zip(outs[0], other):
-            np.testing.assert_array_equal(a, b)
+    assert_same_for_any_thread_count(lambda: run(X, sw, params, chunk=BLOCK))
 
 
 def test_one_specialisation_for_both_dtypes(rng):

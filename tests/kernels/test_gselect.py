@@ -7,7 +7,6 @@ persistence."""
 import pickle
 import warnings
 
-import numba
 import numpy as np
 import pytest
 from sklearn.base import clone
@@ -15,13 +14,13 @@ from sklearn.mixture import GaussianMixture as SkGMM
 
 from fastgmm import GaussianMixture, load
 from fastgmm._jit import BLOCK
-from fastgmm._runtime import threads
 from fastgmm.engine import gselect as engine_gselect
 from fastgmm.kernels.diaggemm import TRUNCATE_LOG, diag_em_pass
 from fastgmm.kernels.gselect import restricted_pass, select_pass
 from fastgmm.model.params import kernel_inputs
 
 from .. import reference as ref
+from .helpers import assert_same_for_any_thread_count
 from .test_diaggemm import DTYPES, problem, sk_start
 
 
@@ -252,18 +251,13 @@ def test_converges_only_on_consecutive_exact_passes(rng, monkeypatch, n_top):
 def test_bitwise_identical_for_any_thread_count(rng, dtype, no_serial_cutoff):
     X, params = problem(rng, 9 * BLOCK + 5, 10, 64, 1.0, dtype)
     sw = rng.uniform(0.5, 2.0, len(X))
-    outs = []
-    for n_jobs in (1, 2, 1):
-        with threads(n_jobs):
-            assert numba.get_num_threads() == min(
-                n_jobs, numba.config.NUMBA_NUM_THREADS
-            )
-            (sums, sel) = run_select(X, sw, params, 6, chunk=BLOCK)
-            restricted = run_restricted(X, sw, params, sel, chunk=BLOCK)
-            outs.append((*sums, sel, *restricted))
-    for other in outs[1:]:
-        for a, b in zip(outs[0], other):
-            np.testing.assert_array_equal(a, b)
+
+    def compute():
+        (sums, sel) = run_select(X, sw, params, 6, chunk=BLOCK)
+        restricted = run_restricted(X, sw, params, sel, chunk=BLOCK)
+        return (*sums, sel, *restricted)
+
+    assert_same_for_any_thread_count(compute)
     kw = _fit_kw(params, tol=0.0, max_iter=8, top_components=6)
     fits = [GaussianMixture(64, n_jobs=j, **kw).fit(X) for j in (1, 2)]
     for name in ("means_", "covariances_", "weights_", "lower_bounds_"):

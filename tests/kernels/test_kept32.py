@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 
 from fastgmm._jit import BLOCK
-from fastgmm._runtime import threads
 from fastgmm.kernels.diaggemm import GEMM_ROWS, TRUNCATE_LOG, diag_em_pass
 from fastgmm.kernels.gselect import select_pass
 from fastgmm.kernels.kept32 import kept_terms32
 from fastgmm.model.params import kernel_inputs
 
+from .helpers import assert_same_for_any_thread_count
 from .test_diaggemm import problem
 
 K = 64
@@ -117,10 +117,4 @@ def test_pass_bitwise_for_any_thread_count(rng, no_serial_cutoff):
     X, params = problem(rng, n, 40, K, 3.0, np.float32)
     X[GEMM_ROWS + 3] = np.float32(-1e25)
     args = pass_args(X, params)
-    outs = []
-    for n_jobs in (1, 2, 1):
-        with threads(n_jobs):
-            outs.append(diag_em_pass(*args, GEMM_ROWS))
-    for other in outs[1:]:
-        for a, b in zip(outs[0], other):
-            np.testing.assert_array_equal(a, b)
+    assert_same_for_any_thread_count(lambda: diag_em_pass(*args, GEMM_ROWS))

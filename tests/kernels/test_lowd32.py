@@ -10,14 +10,12 @@ from the origin.
 
 import warnings
 
-import numba
 import numpy as np
 import pytest
 from sklearn.mixture import GaussianMixture as SkGMM
 
 import fastgmm.engine.em as em
 from fastgmm import GaussianMixture
-from fastgmm._runtime import threads
 from fastgmm.kernels import DIAG, FULL, TIED
 from fastgmm.kernels.lowd32 import (
     BLOCK32,
@@ -32,6 +30,7 @@ from fastgmm.model import covariance as cov
 from fastgmm.model.params import Params, kernel_inputs
 
 from .. import reference as ref
+from .helpers import assert_same_for_any_thread_count
 
 COV_TYPES = ["full", "diag", "spherical"]
 #: fixed-iteration fits (tol=0) do not converge by design
@@ -246,16 +245,9 @@ def test_point_beyond_every_density(rng):
 def test_bitwise_identical_for_any_thread_count(rng, covariance_type, no_serial_cutoff):
     X, params = problem(rng, 9 * BLOCK32 + 5, 3, 6, covariance_type)
     sw = rng.uniform(0.5, 2.0, len(X))
-    outs = []
-    for n_jobs in (1, 2, 1):
-        with threads(n_jobs):
-            assert numba.get_num_threads() == min(
-                n_jobs, numba.config.NUMBA_NUM_THREADS
-            )
-            outs.append(run(lowd32_em_pass, X, sw, params, chunk=BLOCK32))
-    for other in outs[1:]:
-        for a, b in zip(outs[0], other):
-            np.testing.assert_array_equal(a, b)
+    assert_same_for_any_thread_count(
+        lambda: run(lowd32_em_pass, X, sw, params, chunk=BLOCK32)
+    )
 
 
 # ---------------------------------------------------------------- the estimator
