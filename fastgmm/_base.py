@@ -119,6 +119,76 @@ def _no_bool_counts(estimator, params):
                 )
 
 
+#: fitted models with more parameter values than this keep nothing between calls
+#: (checking that their arrays are unchanged costs about what deriving from them does)
+KEEP_MAX_VALUES = 100_000
+
+
+class Derived:
+    """What scoring derives from a fitted model's attributes -- the checked
+    :class:`~fastgmm.model.params.Params`, which keep their kernel inputs (the
+    log-determinants and factors of the densities) -- kept between calls.
+
+    Made empty by each fit (``_set_fitted``) and shared by the snapshots of the
+    estimator; used only while every attribute it was derived from is the same
+    object with the same contents (a user may assign ``means_`` or change it in
+    place: then it is derived again). Not pickled or copied: a copy starts empty.
+    """
+
+    __slots__ = ("entry",)
+
+    def __init__(self):
+        self.entry = None  # (scalars, arrays, their contents, Params)
+
+    def __reduce__(self):
+        return (Derived, ())
+
+
+_SCALARS = (type(None), int, float, str, np.integer, np.floating)
+
+
+def _contents(arrays):
+    """(dtype, shape, bytes) of each array (None kept), or None when one is not
+    a plain ndarray or they are too large to compare cheaply."""
+    out, size = [], 0
+    for a in arrays:
+        if a is None:
+            out.append(None)
+            continue
+        if type(a) is not np.ndarray:
+            return None
+        size += a.size
+        out.append((a.dtype, a.shape, a.tobytes()))
+    return out if size <= KEEP_MAX_VALUES else None
+
+
+def derived_params(estimator, make, arrays, scalars):
+    """``make()`` (the fitted Params of ``estimator``), or what it returned last time
+    when the attributes named by ``arrays`` and ``scalars`` are unchanged (see
+    :class:`Derived`)."""
+    derived = estimator.__dict__.get("_derived")
+    if derived is None:
+        return make()
+    attrs = estimator.__dict__
+    values = tuple(attrs.get(name) for name in scalars)
+    if not all(isinstance(v, _SCALARS) for v in values):
+        return make()
+    current = [attrs.get(name) for name in arrays]
+    entry = derived.entry
+    if (
+        entry is not None
+        and entry[0] == values
+        and all(a is b for a, b in zip(current, entry[1]))
+        and _contents(current) == entry[2]
+    ):
+        return entry[3]
+    contents = _contents(current)
+    params = make()
+    if contents is not None:
+        derived.entry = (values, current, contents, params)
+    return params
+
+
 def fitted_arrays(p, dtype):
     """The fitted arrays of Params ``p`` in ``dtype``; ValueError when one of them
     cannot be represented there (a float32 fit whose covariances or precisions
@@ -330,7 +400,8 @@ class BaseMixture(DensityMixin, BaseEstimator):
             X = validate_data(
                 model, X, reset=False, dtype=[np.float64, np.float32], order="C"
             )
-        return score(X, params, n_jobs=model.n_jobs, **wanted)
+        # params are checked against n_features_in_, and X against it above
+        return score(X, params, n_jobs=model.n_jobs, checked=True, **wanted)
 
     def _check_features(self, n_features):
         if n_features != self.n_features_in_:

@@ -181,10 +181,11 @@ def threads(n_jobs=None, work=None, pin_blas=True):
     import numba
 
     previous = numba.get_num_threads()
-    n_threads = n_threads_for(n_jobs)
+    n_threads = previous if n_jobs is None else n_threads_for(n_jobs)
     if work is not None and work < SERIAL_WORK:
         n_threads = 1
-    numba.set_num_threads(n_threads)
+    if n_threads != previous:  # (~1 us a call: not when it is already so)
+        numba.set_num_threads(n_threads)
     if pin_blas:
         _pin_blas(True)
     try:
@@ -196,7 +197,8 @@ def threads(n_jobs=None, work=None, pin_blas=True):
     finally:
         if pin_blas:
             _pin_blas(False)
-        numba.set_num_threads(previous)
+        if numba.get_num_threads() != previous:
+            numba.set_num_threads(previous)
 
 
 def _interrupted(exc):

@@ -159,6 +159,8 @@ def _compile_mixture():
 def _compile_kmeans(dtypes=("float64", "float32")):
     """Compile (or load) the k-means start's kernels (seeding, Lloyd, labels and
     the hard statistics) for each of ``dtypes``: one tiny default start each."""
+    from dataclasses import replace
+
     import numpy as np
 
     from .engine.data import make_data
@@ -173,11 +175,13 @@ def _compile_kmeans(dtypes=("float64", "float32")):
         X = X.astype(dtype)
         data = make_data(X, None, 2, model)
         initial_stats(data, 2, model, "kmeans", np.random.RandomState(0))
-    # the M-step of the closed forms (scikit-learn's models) and their E-step inputs
-    # (kernels.mstep; cholesky.prec_chol_stack is compiled into the M-step, and from
-    # Python only by the NumPy M-step: repairs, mclust's models, a prior)
+    # the M-step of the closed forms (scikit-learn's models) with the next E-step's
+    # inputs, and those inputs alone, for a fitted model's parameters (kernels.mstep;
+    # cholesky.prec_chol_stack is compiled into the M-step, and from Python only by
+    # the NumPy M-step: repairs, mclust's models, a prior)
     stats = (np.ones(2), np.zeros((2, 2)), np.tile(np.eye(2), (2, 1, 1)))
-    kernel_inputs(closed_params(model, stats, np.zeros((2, 2)), 1e-6))
+    params = closed_params(model, stats, np.zeros((2, 2)), 1e-6)
+    kernel_inputs(replace(params))  # (a copy: without the M-step's inputs)
 
 
 def kmeans_kernels():

@@ -220,3 +220,101 @@ def test_repair_jitter_is_computed_once_per_data(monkeypatch):
     assert data.jitter == expected
     assert data.jitter == expected
     assert len(means) == 1
+
+
+# ------------------------------------------- derived once: M-step and fitted model
+@pytest.mark.parametrize("name", ["full", "tied", "diag", "spherical", "EEI", "EII"])
+def test_m_step_kernel_inputs_equal_those_of_the_same_params(rng, name):
+    """The closed M-step writes the next E-step's inputs in the same call: bitwise
+    those that the same parameters get from ``density_terms`` called alone (a
+    fitted model's), so scoring a fitted model repeats its last pass exactly."""
+    from fastgmm.engine.data import make_data
+    from fastgmm.engine.init import initialize
+    from fastgmm.model.params import Params, kernel_inputs
+
+    for trial in range(8):
+        d, k = int(rng.integers(1, 7)), int(rng.integers(1, 5))
+        scale = rng.uniform(0.1, 100, size=d)
+        X = rng.normal(size=(200, d)) * scale + rng.normal(size=d) * 1e3
+        family = GaussianMixture(k, covariance_type=name)._family()
+        data = make_data(X, None, k, name)
+        p = initialize(data, k, family, "kmeans", np.random.RandomState(trial))
+        kept = p.__dict__["_inputs"]  # made by the M-step
+        copies = (a.copy() for a in (p.weights, p.means, p.covariances, p.prec_chol))
+        fresh = kernel_inputs(Params(p.model, *copies))
+        assert kernel_inputs(p) is kept
+        for a, b in zip(kept.astuple()[1:], fresh.astuple()[1:]):
+            assert a.shape == b.shape
+            np.testing.assert_array_equal(a, b)
+
+
+def _sklearn_twin(gm):
+    """scikit-learn's GaussianMixture holding gm's fitted attributes (reference)."""
+    from sklearn.mixture import GaussianMixture as SkGMM
+
+    sk = SkGMM(gm.n_components, covariance_type=gm.covariance_type)
+    for name in ("weights_", "means_", "covariances_", "precisions_cholesky_"):
+        setattr(sk, name, np.array(getattr(gm, name)))
+    sk.n_features_in_ = gm.n_features_in_
+    return sk
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
+def test_methods_follow_fitted_attributes_assigned_or_changed(covariance_type):
+    """The Params (and density terms) scoring derives from the fitted attributes
+    are kept between calls, and derived again after a user assigns ``weights_``,
+    ``means_`` or ``precisions_cholesky_`` or changes one in place."""
+    gm = GaussianMixture(3, covariance_type=covariance_type, random_state=0)
+    gm.fit(IRIS)
+    gm.predict_proba(IRIS)  # derived and kept
+
+    def check():
+        sk = _sklearn_twin(gm)
+        np.testing.assert_allclose(gm.score_samples(IRIS), sk.score_samples(IRIS))
+        # (responsibilities below exp(-500) of the largest are 0: vecmath.FLOOR)
+        np.testing.assert_allclose(
+            gm.predict_proba(IRIS), sk.predict_proba(IRIS), atol=1e-200
+        )
+
+    check()
+    gm.means_ = gm.means_ + 0.5  # assigned
+    check()
+    gm.means_[0, 0] -= 1.0  # changed in place
+    check()
+    gm.weights_ = np.array([0.2, 0.3, 0.5])
+    check()
+    gm.precisions_cholesky_ = gm.precisions_cholesky_ * 1.5
+    check()
+    gm.precisions_cholesky_ *= 0.9
+    check()
+
+
+def test_fitted_params_are_derived_once_per_fitted_state(monkeypatch):
+    import fastgmm.mixture
+
+    gm = GaussianMixture(3, random_state=0).fit(IRIS)
+    calls = _count_calls(monkeypatch, fastgmm.mixture, "from_fitted")
+    for method in ("predict", "predict_proba", "score_samples", "score", "bic"):
+        getattr(gm, method)(IRIS)
+    assert len(calls) == 1
+    gm.fit(IRIS[::-1])  # a refit starts afresh
+    gm.predict(IRIS)
+    assert len(calls) == 2
+    gm.means_ = gm.means_.copy()
+    gm.predict(IRIS)
+    assert len(calls) == 3
+    with pytest.raises(ValueError, match="means_"):  # still checked when changed
+        gm.means_ = gm.means_[:, :2]
+        gm.predict(IRIS)
+
+
+def test_kept_derived_params_are_not_pickled():
+    import copy
+    import pickle
+
+    gm = GaussianMixture(2, random_state=0).fit(IRIS)
+    gm.predict(IRIS)
+    assert gm._derived.entry is not None
+    for twin in (pickle.loads(pickle.dumps(gm)), copy.deepcopy(gm)):
+        assert twin._derived.entry is None and twin._derived is not gm._derived
+        np.testing.assert_array_equal(twin.predict(IRIS), gm.predict(IRIS))

@@ -338,6 +338,8 @@ def initialize(data, n_components, family, method, random_state, user=(None,) * 
     else:
         stats, ref = initial_stats(data, n_components, model, method, random_state)
         start = family.update(stats, ref, data)
+    if weights_init is None and means_init is None and precisions_init is None:
+        return start  # (keeps its kernel inputs, see model.params.with_inputs)
     weights = start.weights if weights_init is None else np.asarray(weights_init, float)
     means = start.means if means_init is None else np.asarray(means_init, float)
     if precisions_init is None:  # (keeps the family's extras, e.g. a posterior)

@@ -34,7 +34,10 @@ def _score(X, inputs, lse, resp, labels):
     return tuple(a for a, w in wanted if w)
 
 
-def score(X, params, *, lse=False, resp=False, labels=False, n_jobs=None, family=None):
+def score(
+    X, params, *, lse=False, resp=False, labels=False, n_jobs=None, family=None,
+    checked=False,
+):  # fmt: skip
     """Per-point outputs of a model: log p(x), responsibilities, labels.
 
     Parameters
@@ -49,6 +52,9 @@ def score(X, params, *, lse=False, resp=False, labels=False, n_jobs=None, family
         :func:`fastgmm._runtime.threads`).
     family : object, optional
         Supplies ``inputs(params)``; default: the maximum-likelihood mixture.
+    checked : bool
+        The shapes of ``params`` are known to be consistent (e.g. by
+        :func:`~fastgmm.model.params.from_fitted`): only X's width is checked.
 
     Returns
     -------
@@ -60,7 +66,8 @@ def score(X, params, *, lse=False, resp=False, labels=False, n_jobs=None, family
     if np.ndim(X) != 2:
         raise ValueError(f"Expected a 2-D array of points, got shape {np.shape(X)}.")
     n, d = X.shape
-    params.check(d)  # the kernels do not check bounds
+    if not (checked and d == params.means.shape[1]):
+        params.check(d)  # the kernels do not check bounds
     work = pass_work(n, d, params.n_components, params.model.kind != DIAG)
     with threads(n_jobs, work=work, pin_blas=not blas_idle(work, d)):
         inputs = kernel_inputs(params) if family is None else family.inputs(params)

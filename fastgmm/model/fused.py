@@ -3,7 +3,8 @@
 For the models whose record is ``closed`` (scikit-learn's four, mclust's EEI and
 EII), :func:`closed_params` computes weights, means, covariances and their
 precision-Cholesky factors with :func:`fastgmm.kernels.mstep.closed_m_step`, the same
-formulas as the records' ``m_step`` and ``prec_chol``. It returns None when the model
+formulas as the records' ``m_step`` and ``prec_chol``, and in the same call the E-step
+inputs of the new parameters (kept with them: ``kernel_inputs`` returns them). It returns None when the model
 has no such form or a covariance is not positive definite: the caller then takes
 :func:`fastgmm.model.covariance.estimate`, which raises or is repaired as usual.
 """
@@ -11,8 +12,9 @@ has no such form or a covariance is not positive definite: the caller then takes
 import numpy as np
 
 from .._jit import kernel_array
+from ..kernels import TIED
 from ..kernels.mstep import closed_m_step
-from .params import FORMS, Params, factor_layout
+from .params import FORMS, KernelInputs, Params, factor_layout, with_inputs
 
 _NO_TOTAL = (np.zeros(0), np.zeros((0, 0)))
 
@@ -33,11 +35,18 @@ def closed_params(model, stats, ref, reg_covar, tied_total=None):
     cov, prec = np.empty(kernel_shape), np.empty(kernel_shape)
     dense_shared = model.form == "dense" and model.shared
     centre, total = tied_total if dense_shared else _NO_TOTAL
+    kind = model.kind
+    terms = (
+        np.empty(k),
+        np.empty((k, d)),
+        np.empty((1 if kind == TIED else k, *kernel_shape[1:2], d)),
+    )
     failed = closed_m_step(
         nk_raw, s1, s2, kernel_array(ref), float(reg_covar), FORMS[model.form],
         model.shared, kernel_array(centre), kernel_array(total),
-        weights, means, cov, prec,
+        weights, means, cov, prec, terms,
     )  # fmt: skip
     if failed >= 0:
         return None
-    return Params(model, weights, means, cov.reshape(shape), prec.reshape(shape))
+    params = Params(model, weights, means, cov.reshape(shape), prec.reshape(shape))
+    return with_inputs(params, KernelInputs(kind, *terms))

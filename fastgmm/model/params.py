@@ -218,10 +218,26 @@ def factor_layout(model, k, d):
     return (1 if model.shared else k, *_PLANE[model.form](d))
 
 
+def with_inputs(params, inputs):
+    """``params`` with their (closed-form) kernel inputs kept: :func:`kernel_inputs`
+    returns them instead of computing them again. Params are immutable and
+    ``dataclasses.replace`` makes a new instance without them, so they cannot go
+    stale; the arrays are made read-only (as kernel inputs are)."""
+    for a in (inputs.const, inputs.loc, inputs.prec):
+        a.setflags(write=False)
+    object.__setattr__(params, "_inputs", inputs)
+    return params
+
+
 def _closed_inputs(params):
     """Kernel inputs of a closed-form model in one kernel call (``density_terms``:
     the formulas of :func:`density_inputs`), for every Params alike (an M-step's or
-    a fitted model's), so that equal parameters give bitwise equal inputs."""
+    a fitted model's), so that equal parameters give bitwise equal inputs (the
+    M-step computes them with the same code, ``closed_m_step``; kept with the
+    Params by :func:`with_inputs`)."""
+    kept = params.__dict__.get("_inputs")
+    if kept is not None:
+        return kept
     model = params.model
     k, d = params.means.shape
     prec = kernel_array(params.prec_chol).reshape(factor_layout(model, k, d))
@@ -233,7 +249,9 @@ def _closed_inputs(params):
         kernel_array(params.weights), kernel_array(params.means), prec, dense,
         model.shared, const, loc, kprec,
     )  # fmt: skip
-    return KernelInputs(kind, const, loc, kprec)
+    inputs = KernelInputs(kind, const, loc, kprec)
+    with_inputs(params, inputs)
+    return inputs
 
 
 def kernel_inputs(params, tied_as_full=False):
