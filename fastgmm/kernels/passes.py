@@ -272,14 +272,19 @@ def mixture_pass(
     k_sums = const.shape[0] if ref.shape[0] > 0 else 0
     p = d if kind == FULL else 1
     n_chunks = (n + chunk - 1) // chunk
-    # one slot per chunk within SLOT_BYTES (see blocks.n_slots_for); chunks go to
-    # the threads dynamically (see blocks.task_queue)
-    n_slots = n_slots_for(n_chunks, k_sums, p, d)
-    pll, pnk, ps1, ps2 = slot_buffers(n_slots, k_sums, p, d)
     _, nk, s1, s2 = slot_buffers(1, k_sums, p, d)
     # the parallel loop takes arrays, not tuples of writable arrays: unpacked here
     lse64, lse32 = out_lse
     resp64, resp32 = out_resp
+    if n_chunks == 1:  # no parallel region (~1 us on small data), no slot to add
+        all_outs = ((lse64, lse32), (resp64, resp32), out_label)
+        all_sums = (nk[0], s1[0], s2[0])
+        ll = _chunk_pass(X, sw, 0, n, kind, const, loc, prec, ref, all_sums, all_outs)
+        return ll, nk[0], s1[0], s2[0]
+    # one slot per chunk within SLOT_BYTES (see blocks.n_slots_for); chunks go to
+    # the threads dynamically (see blocks.task_queue)
+    n_slots = n_slots_for(n_chunks, k_sums, p, d)
+    pll, pnk, ps1, ps2 = slot_buffers(n_slots, k_sums, p, d)
     ll = 0.0
     for g0 in range(0, n_chunks, n_slots):
         m = min(n_slots, n_chunks - g0)
