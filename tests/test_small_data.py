@@ -318,3 +318,23 @@ def test_kept_derived_params_are_not_pickled():
     for twin in (pickle.loads(pickle.dumps(gm)), copy.deepcopy(gm)):
         assert twin._derived.entry is None and twin._derived is not gm._derived
         np.testing.assert_array_equal(twin.predict(IRIS), gm.predict(IRIS))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_small_kmeans_tolerance_is_scikit_learns_without_a_data_pass(rng, dtype):
+    """k-means' tolerance on small data is scikit-learn's expression exactly, and
+    a default fit that repairs nothing makes no pass for the feature variances."""
+    from sklearn.cluster._kmeans import _tolerance
+
+    from fastgmm.engine import init
+    from fastgmm.engine.data import make_data
+    from fastgmm.model import covariance
+
+    X = (rng.normal(size=(500, 3)) * [1.0, 30.0, 1e-3] + 5.0).astype(dtype)
+    for sw in (None, rng.uniform(0.5, 2.0, 500)):
+        data = make_data(X, sw, 3, covariance.get("diag"))
+        assert init._unweighted_tolerance(data) == _tolerance(X, init.KMEANS_TOL)
+    data = make_data(X, None, 3, covariance.get("full"))
+    family = GaussianMixture(3)._family()
+    init.initialize(data, 3, family, "kmeans", np.random.RandomState(0))
+    assert data.variances.value is None  # lazy: never asked for

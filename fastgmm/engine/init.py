@@ -129,8 +129,20 @@ def kmeans_plusplus(data, n_components, random_state, mean=None):
     return centers, indices
 
 
+#: data of at most this many values: k-means' tolerance from ``np.var`` (as
+#: scikit-learn computes it, ~10 us on small data), else from a pass of the kernels
+#: (no n x d temporaries; equal to rounding)
+NUMPY_VAR_VALUES = 100_000
+
+
 def _unweighted_tolerance(data):
-    """scikit-learn's KMeans tolerance: 1e-4 x the mean (unweighted) feature variance."""
+    """scikit-learn's KMeans tolerance: 1e-4 x the mean (unweighted) feature variance.
+
+    Small data: scikit-learn's own expression (no pass of the kernels, and no
+    feature variances computed for the fit: they are made only for a repair)."""
+    X = data.X
+    if X.size <= NUMPY_VAR_VALUES:
+        return KMEANS_TOL * float(np.mean(np.var(X, axis=0)))
     if not data.sample_weight.shape[0] and np.any(data.feature_var > 0):
         return KMEANS_TOL * float(np.mean(data.feature_var))
     X, n = data.X, data.X.shape[0]
