@@ -150,38 +150,37 @@ _SCALARS = (type(None), int, float, str, np.integer, np.floating)
 def _contents(arrays):
     """(dtype, shape, bytes) of each array (None kept), or None when one is not
     a plain ndarray or they are too large to compare cheaply."""
-    out, size = [], 0
+    size = 0
     for a in arrays:
-        if a is None:
-            out.append(None)
-            continue
-        if type(a) is not np.ndarray:
-            return None
-        size += a.size
-        out.append((a.dtype, a.shape, a.tobytes()))
-    return out if size <= KEEP_MAX_VALUES else None
+        if a is not None:
+            if type(a) is not np.ndarray:
+                return None
+            size += a.size
+    if size > KEEP_MAX_VALUES:
+        return None
+    return [None if a is None else (a.dtype, a.shape, a.tobytes()) for a in arrays]
 
 
 def derived_params(estimator, make, arrays, scalars):
     """``make()`` (the fitted Params of ``estimator``), or what it returned last time
     when the attributes named by ``arrays`` and ``scalars`` are unchanged (see
     :class:`Derived`)."""
-    derived = estimator.__dict__.get("_derived")
+    attrs = estimator.__dict__
+    derived = attrs.get("_derived")
     if derived is None:
         return make()
-    attrs = estimator.__dict__
-    values = tuple(attrs.get(name) for name in scalars)
-    if not all(isinstance(v, _SCALARS) for v in values):
-        return make()
+    values = tuple([attrs.get(name) for name in scalars])
+    for v in values:
+        if not isinstance(v, _SCALARS):
+            return make()
     current = [attrs.get(name) for name in arrays]
     entry = derived.entry
-    if (
-        entry is not None
-        and entry[0] == values
-        and all(a is b for a, b in zip(current, entry[1]))
-        and _contents(current) == entry[2]
-    ):
-        return entry[3]
+    if entry is not None and entry[0] == values:
+        same = True
+        for a, b in zip(current, entry[1]):
+            same = same and a is b
+        if same and _contents(current) == entry[2]:
+            return entry[3]
     contents = _contents(current)
     params = make()
     if contents is not None:

@@ -16,7 +16,7 @@ from ..kernels import TIED
 from ..kernels.mstep import closed_m_step
 from .params import FORMS, KernelInputs, Params, factor_layout, with_inputs
 
-_NO_TOTAL = (np.zeros(0), np.zeros((0, 0)))
+_NO_TOTAL = (kernel_array(np.zeros(0)), kernel_array(np.zeros((0, 0))))
 
 
 def closed_params(model, stats, ref, reg_covar, tied_total=None):
