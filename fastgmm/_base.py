@@ -193,29 +193,44 @@ def fitted_arrays(p, dtype):
     cannot be represented there (a float32 fit whose covariances or precisions
     overflow to inf or underflow to 0 after the float64 computation)."""
     with np.errstate(over="ignore", under="ignore"):
-        arrays = {
-            "weights_": np.asarray(p.weights, dtype=dtype),
-            "means_": np.asarray(p.means, dtype=dtype),
-            "covariances_": np.asarray(p.covariances, dtype=dtype),
-            "precisions_cholesky_": np.asarray(p.prec_chol, dtype=dtype),
-            "precisions_": np.asarray(p.model.precisions(p.prec_chol), dtype=dtype),
-        }
-    dense = p.model.form == "dense"
-    for name in ("covariances_", "precisions_cholesky_", "precisions_"):
-        a = arrays[name]
-        diag = np.diagonal(a, axis1=-2, axis2=-1) if dense else a  # every variance
+        arrays = _fitted(p, dtype, np.asarray)
+    return _checked(arrays, p.model.form == "dense", dtype)
+
+
+def _fitted(p, dtype, cast):
+    return {
+        "weights_": cast(p.weights, dtype=dtype),
+        "means_": cast(p.means, dtype=dtype),
+        "covariances_": cast(p.covariances, dtype=dtype),
+        "precisions_cholesky_": cast(p.prec_chol, dtype=dtype),
+        "precisions_": cast(p.model.precisions(p.prec_chol), dtype=dtype),
+    }
+
+
+_VARIANCES = ("covariances_", "precisions_cholesky_", "precisions_")
+
+
+def _checked(arrays, dense, dtype):
+    """``arrays`` when every value is finite and every variance positive (one
+    check of all of them at once); else the ValueError naming the first that is
+    not."""
+    values = [arrays[name] for name in _VARIANCES]
+    diags = [np.diagonal(a, axis1=-2, axis2=-1) for a in values] if dense else values
+    every = np.concatenate([a.ravel() for a in values] + [arrays["means_"].ravel()])
+    variances = np.concatenate([a.ravel() for a in diags])
+    if np.isfinite(every).all() and (variances > 0).all():
+        return arrays
+    for name, a, diag in zip(_VARIANCES, values, diags):
         if not (np.isfinite(a).all() and (diag > 0).all()):
             raise ValueError(
                 f"The fitted {name} cannot be represented in {np.dtype(dtype)}: "
                 "they overflow to inf or underflow to 0 (the data's scale is too "
                 "large or too small for it). Scale the data, or pass float64 data."
             )
-    if not (np.isfinite(arrays["means_"]).all()):
-        raise ValueError(
-            f"The fitted means_ cannot be represented in {np.dtype(dtype)} (they "
-            "overflow to inf). Scale the data, or pass float64 data."
-        )
-    return arrays
+    raise ValueError(
+        f"The fitted means_ cannot be represented in {np.dtype(dtype)} (they "
+        "overflow to inf). Scale the data, or pass float64 data."
+    )
 
 
 class BaseMixture(DensityMixin, BaseEstimator):

@@ -6,6 +6,7 @@ scikit-learn's ``validate_data``, BLAS left unpinned where nothing uses it.
 """
 
 import warnings
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -338,3 +339,27 @@ def test_small_kmeans_tolerance_is_scikit_learns_without_a_data_pass(rng, dtype)
     family = GaussianMixture(3)._family()
     init.initialize(data, 3, family, "kmeans", np.random.RandomState(0))
     assert data.variances.value is None  # lazy: never asked for
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "diag"])
+def test_fitted_arrays_checked_at_once_still_name_the_one_not_representable(
+    covariance_type,
+):
+    """The fitted arrays are checked in one pass; one that cannot be represented
+    is still named (float64 precisions that overflow; float32 means)."""
+    from fastgmm._base import fitted_arrays
+    from fastgmm.model import covariance
+    from fastgmm.model.params import Params
+
+    model = covariance.get(covariance_type)
+    shape = model.shape(2, 2)
+    cov = np.broadcast_to(np.eye(2) if model.form == "dense" else 1.0, shape)
+    ok = Params(model, np.full(2, 0.5), np.zeros((2, 2)), cov.copy(), cov.copy())
+    assert set(fitted_arrays(ok, np.float64)) >= {"precisions_", "means_"}
+    tiny = replace(ok, covariances=cov * 1e-320, prec_chol=cov * 1e160)
+    with pytest.raises(ValueError, match="fitted precisions_ cannot be represented"):
+        fitted_arrays(tiny, np.float64)
+    far = replace(ok, means=np.full((2, 2), 1e39))
+    fitted_arrays(far, np.float64)
+    with pytest.raises(ValueError, match="fitted means_ cannot be represented"):
+        fitted_arrays(far, np.float32)
