@@ -10,8 +10,8 @@ Usage::
 Cases: iris (150 x 4, K=3) and 4,000 x 1 (two normal clusters, K=2), every
 covariance type scikit-learn has; for each, the whole default fit
 (``GaussianMixture(n_components=K, covariance_type=COV, random_state=0).fit(X)``)
-and, on the fitted model, ``predict``, ``predict_proba``, ``score_samples`` and
-``bic`` on the training data.
+and, on the fitted model, ``predict``, ``predict_proba``, ``score_samples``,
+``score``, ``bic`` and ``aic`` on the training data.
 
 Each measurement runs fastgmm then scikit-learn in turn (A B A B ...), ``--pairs``
 times; the table gives each system's median CPU time (``time.process_time``, every
@@ -41,7 +41,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 COV_TYPES = ("full", "tied", "diag", "spherical")
-METHODS = ("fit", "predict", "predict_proba", "score_samples", "bic")
+METHODS = ("fit", "predict", "predict_proba", "score_samples", "score", "bic", "aic")
 
 
 def datasets():

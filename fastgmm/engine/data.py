@@ -111,7 +111,7 @@ def make_data(X, sample_weight, n_components, model, source=None, variances=True
     d = source.n_features if source is not None else X.shape[1]
     X = kernel_input(X)
     chunk = chunk_rows(d, n_components)
-    sw = np.empty(0) if sample_weight is None else kernel_array(sample_weight)
+    sw = kernel_array(np.empty(0) if sample_weight is None else sample_weight)
     data = Data(X, sw, 0.0, chunk, np.zeros(d), None, source)
     if not shared_dense and source is None and (not variances or not sw.shape[0]):
         total = float(sw.sum()) if sw.shape[0] else float(X.shape[0])
