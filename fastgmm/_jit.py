@@ -130,18 +130,8 @@ def _read_only(a):
 
 
 _F64, _F32 = np.dtype(np.float64), np.dtype(np.float32)
-_PAIR_SLOTS, _EMPTY = {_F64: (0, _F32), _F32: (1, _F64)}, {}  # dtype: (slot, other)
-
-
-def _empty_like_pair(dtype, shape, read_only):
-    """An empty (0, *shape[1:]) array of ``dtype``: the unused half of a float pair."""
-    key = (dtype, shape[1:], read_only)
-    empty = _EMPTY.get(key)
-    if empty is None:
-        empty = np.empty((0, *shape[1:]), dtype)
-        empty.setflags(write=not read_only)
-        _EMPTY[key] = empty
-    return empty
+# dtype: (slot, other dtype); (dtype, shape[1:], read_only): (slot, empty other half)
+_PAIR_SLOTS, _PAIRS = {_F64: (0, _F32), _F32: (1, _F64)}, {}
 
 
 def float_pair(a, read_only=False):
@@ -152,31 +142,24 @@ def float_pair(a, read_only=False):
     it compiles once for both; it reads the slot that holds rows. With ``read_only``
     both are read-only views (see kernel_input). Any other dtype is a TypeError.
     """
-    if type(a) is np.ndarray:  # (the common case: one look-up, ~0.2 us)
-        key = (a.dtype, a.shape[1:], read_only)
-        known = _PAIRS.get(key)
-        if known is not None:
-            if read_only and a.flags.writeable:
-                a = a.view()
-                a.setflags(write=False)
-            return (known[1], a) if known[0] else (a, known[1])
-    dtype = getattr(a, "dtype", None)
-    slot = _PAIR_SLOTS.get(dtype) if isinstance(a, np.ndarray) else None
-    if slot is None:
-        raise TypeError(
-            f"fastgmm kernels take float32 or float64 arrays, got {type(a).__name__}"
-            + (f" of dtype {dtype}" if dtype is not None else "")
-        )
+    plain = type(a) is np.ndarray
+    key = (a.dtype, a.shape[1:], read_only) if plain else None
+    known = _PAIRS.get(key)  # (one look-up in the common case, ~0.2 us)
+    if known is None:
+        dtype = getattr(a, "dtype", None)
+        slot = _PAIR_SLOTS.get(dtype) if isinstance(a, np.ndarray) else None
+        if slot is None:
+            got = type(a).__name__ + ("" if dtype is None else f" of dtype {dtype}")
+            raise TypeError(
+                f"fastgmm kernels take float32 or float64 arrays, got {got}"
+            )
+        known = (slot[0], np.empty((0, *a.shape[1:]), slot[1]))
+        known[1].setflags(write=not read_only)
+        if plain and len(_PAIRS) < 256:
+            _PAIRS[key] = known
     if read_only:
         a = _read_only(a)
-    other = _empty_like_pair(slot[1], a.shape, read_only)
-    if type(a) is np.ndarray and len(_PAIRS) < 256:
-        _PAIRS[(a.dtype, a.shape[1:], read_only)] = (slot[0], other)
-    return (other, a) if slot[0] else (a, other)
-
-
-#: (dtype, shape[1:], read_only) -> (slot of the array, the empty other half)
-_PAIRS = {}
+    return (known[1], a) if known[0] else (a, known[1])
 
 
 def _converter(read, pair):
@@ -191,14 +174,9 @@ def _convert(convert, args, kwargs):
     n_args = len(args)
     for i, name, fn in convert:
         if i < n_args:
-            a = args[i]
-            if fn is _read_only and type(a) is np.ndarray:  # (inline: ~0.1 us)
-                if a.flags.writeable:
-                    a = a.view()
-                    a.setflags(write=False)
-                args[i] = a
-            else:
-                args[i] = fn(a)
+            a = args[i]  # (an input read-only already: no call, ~0.1 us)
+            done = fn is _read_only and type(a) is np.ndarray and not a.flags.writeable
+            args[i] = a if done else fn(a)
         elif kwargs and name in kwargs:
             kwargs[name] = fn(kwargs[name])
     return args, kwargs
