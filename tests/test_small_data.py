@@ -363,3 +363,38 @@ def test_fitted_arrays_checked_at_once_still_name_the_one_not_representable(
     fitted_arrays(far, np.float64)
     with pytest.raises(ValueError, match="fitted means_ cannot be represented"):
         fitted_arrays(far, np.float32)
+
+
+def test_scoring_one_chunk_enters_no_thread_scope(monkeypatch):
+    """Scoring data of one chunk (no parallel region, no BLAS) skips threads();
+    more rows enter it; the results are the same, and a bad n_jobs still fails."""
+    import fastgmm.engine.score as score_module
+
+    gm = GaussianMixture(3, random_state=0).fit(IRIS)
+    expected = gm.score_samples(IRIS)
+    calls = _count_calls(monkeypatch, score_module, "threads")
+    np.testing.assert_array_equal(gm.score_samples(IRIS), expected)
+    assert calls == []
+    many = np.tile(IRIS, (200, 1))  # 30,000 rows: several chunks
+    np.testing.assert_allclose(gm.score_samples(many)[:150], expected, rtol=1e-12)
+    assert len(calls) == 1
+    with pytest.raises(ValueError, match="n_jobs"):
+        gm.set_params(n_jobs=0).predict(IRIS)
+
+
+def test_ctrl_c_in_a_scoring_kernel_without_thread_scope(monkeypatch):
+    """A KeyboardInterrupt that reaches Python as Numba's SystemError is raised as
+    itself on the path without threads(), as threads() does."""
+    import fastgmm.engine.score as score_module
+
+    gm = GaussianMixture(3, random_state=0).fit(IRIS)
+
+    def interrupted(*args):
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as exc:
+            raise SystemError("returned a result with an exception set") from exc
+
+    monkeypatch.setattr(score_module, "_score", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        gm.predict(IRIS)

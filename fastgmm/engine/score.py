@@ -9,7 +9,8 @@ thread scope once (threads for the kernels, BLAS pinned to one thread).
 import numpy as np
 
 from .._jit import chunk_rows, kernel_input
-from .._runtime import blas_idle, pass_work, threads
+from .._runtime import _interrupted as interrupted
+from .._runtime import blas_idle, n_threads_for, pass_work, threads
 from ..kernels import DIAG, FULL
 from ..kernels.fullgemm import full_score_pass, use_gemm
 from ..kernels.passes import score_pass
@@ -69,7 +70,19 @@ def score(
     if not (checked and d == params.means.shape[1]):
         params.check(d)  # the kernels do not check bounds
     work = pass_work(n, d, params.n_components, params.model.kind != DIAG)
-    with threads(n_jobs, work=work, pin_blas=not blas_idle(work, d)):
+    idle = blas_idle(work, d)
+    if idle and n <= chunk_rows(d, params.n_components):
+        # one chunk and no BLAS: no parallel region, so no thread scope (~2 us)
+        if n_jobs is not None:
+            n_threads_for(n_jobs)  # (its errors)
+        inputs = kernel_inputs(params) if family is None else family.inputs(params)
+        try:
+            return _score(kernel_input(X), inputs, lse, resp, labels)
+        except SystemError as exc:  # a Ctrl-C in the kernel, as threads() does
+            if interrupted(exc):
+                raise KeyboardInterrupt from None
+            raise
+    with threads(n_jobs, work=work, pin_blas=not idle):
         inputs = kernel_inputs(params) if family is None else family.inputs(params)
         return _score(kernel_input(X), inputs, lse, resp, labels)
 
