@@ -301,7 +301,8 @@ def label_stats(X, sw, labels, n_components, kind, ref, chunk):
     n_chunks = (n + chunk - 1) // chunk
     _, nk, s1, s2 = slot_buffers(1, n_components, p, d)
     if n_chunks == 1:  # no parallel region (small data), no slot to add
-        _chunk_label_stats(X, sw, labels, 0, n, kind, ref, nk[0], s1[0], s2[0])
+        first = n - n  # (int64: a literal 0 would compile the helper once more)
+        _chunk_label_stats(X, sw, labels, first, n, kind, ref, nk[0], s1[0], s2[0])
         return nk[0], s1[0], s2[0]
     n_slots = n_slots_for(n_chunks, n_components, p, d)
     pll, pnk, ps1, ps2 = slot_buffers(n_slots, n_components, p, d)

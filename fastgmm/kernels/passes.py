@@ -279,7 +279,10 @@ def mixture_pass(
     if n_chunks == 1:  # no parallel region (~1 us on small data), no slot to add
         all_outs = ((lse64, lse32), (resp64, resp32), out_label)
         all_sums = (nk[0], s1[0], s2[0])
-        ll = _chunk_pass(X, sw, 0, n, kind, const, loc, prec, ref, all_sums, all_outs)
+        first = n - n  # (int64: a literal 0 would compile _chunk_pass once more)
+        ll = _chunk_pass(
+            X, sw, first, n, kind, const, loc, prec, ref, all_sums, all_outs
+        )
         return ll, nk[0], s1[0], s2[0]
     # one slot per chunk within SLOT_BYTES (see blocks.n_slots_for); chunks go to
     # the threads dynamically (see blocks.task_queue)
