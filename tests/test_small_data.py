@@ -366,20 +366,31 @@ def test_fitted_arrays_checked_at_once_still_name_the_one_not_representable(
 
 
 def test_scoring_one_chunk_enters_no_thread_scope(monkeypatch):
-    """Scoring data of one chunk (no parallel region, no BLAS) skips threads();
-    more rows enter it; the results are the same, and a bad n_jobs still fails."""
+    """Scoring data of one chunk (no parallel region, no BLAS) on one thread skips
+    threads(); more rows or more threads enter it (to run on one thread: see
+    test_runtime); the results are the same, and a bad n_jobs still fails."""
+    import numba
+
     import fastgmm.engine.score as score_module
 
     gm = GaussianMixture(3, random_state=0).fit(IRIS)
     expected = gm.score_samples(IRIS)
     calls = _count_calls(monkeypatch, score_module, "threads")
-    np.testing.assert_array_equal(gm.score_samples(IRIS), expected)
-    assert calls == []
-    many = np.tile(IRIS, (200, 1))  # 30,000 rows: several chunks
-    np.testing.assert_allclose(gm.score_samples(many)[:150], expected, rtol=1e-12)
-    assert len(calls) == 1
-    with pytest.raises(ValueError, match="n_jobs"):
-        gm.set_params(n_jobs=0).predict(IRIS)
+    previous = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        np.testing.assert_array_equal(gm.score_samples(IRIS), expected)
+        assert calls == []
+        many = np.tile(IRIS, (200, 1))  # 30,000 rows: several chunks
+        np.testing.assert_allclose(gm.score_samples(many)[:150], expected, rtol=1e-12)
+        assert len(calls) == 1
+        with pytest.raises(ValueError, match="n_jobs"):
+            gm.set_params(n_jobs=0).predict(IRIS)
+    finally:
+        numba.set_num_threads(previous)
+    if previous > 1:
+        gm.set_params(n_jobs=None).predict(IRIS)
+        assert len(calls) == 2
 
 
 def test_ctrl_c_in_a_scoring_kernel_without_thread_scope(monkeypatch):
@@ -396,5 +407,6 @@ def test_ctrl_c_in_a_scoring_kernel_without_thread_scope(monkeypatch):
             raise SystemError("returned a result with an exception set") from exc
 
     monkeypatch.setattr(score_module, "_score", interrupted)
+    monkeypatch.setattr(score_module, "numba_threads", lambda: 1)
     with pytest.raises(KeyboardInterrupt):
         gm.predict(IRIS)

@@ -35,6 +35,13 @@ def _score(X, inputs, lse, resp, labels):
     return tuple(a for a, w in wanted if w)
 
 
+def numba_threads():
+    """Numba's thread count for this thread (imports Numba on first use only)."""
+    import numba
+
+    return numba.get_num_threads()
+
+
 def score(
     X, params, *, lse=False, resp=False, labels=False, n_jobs=None, family=None,
     checked=False,
@@ -71,8 +78,8 @@ def score(
         params.check(d)  # the kernels do not check bounds
     work = pass_work(n, d, params.n_components, params.model.kind != DIAG)
     idle = blas_idle(work, d)
-    if idle and n <= chunk_rows(d, params.n_components):
-        # one chunk and no BLAS: no parallel region, so no thread scope (~2 us)
+    if idle and n <= chunk_rows(d, params.n_components) and numba_threads() == 1:
+        # one chunk, no BLAS, one thread already: no thread scope to enter (~2 us)
         if n_jobs is not None:
             n_threads_for(n_jobs)  # (its errors)
         inputs = kernel_inputs(params) if family is None else family.inputs(params)
