@@ -67,6 +67,7 @@ LP_BYTES = 36 * 1024
 
 _ZERO = np.float32(0.0)
 _HALF = np.float32(0.5)
+_ONE = np.float32(1.0)
 
 
 def use_lowd32(dtype, kind, n_features):
@@ -251,23 +252,50 @@ def _max32(lp, nb, mx):
 
 
 @kernel
-def _resp32(lp, nb, wb, mx, s, scale, v64):
+def _resp32(lp, nb, wb, mx, s, scale, v64, weighted):
     """lp[k, b] <- exp(lp[k, b] - mx[b]) (float32), scale[b] = wb[b] / sum_k (float32
     of the float64 quotient); returns sum_b wb[b] (mx[b] + log sum_k) in float64.
-    ``v64``: (3, B) float64 scratch (rows 0-2)."""
+    ``v64``: (3, B) float64 scratch (rows 0-2). Without weights (wb = 1) the scale
+    is a float32 division (the same number: double rounding of a quotient of
+    float32s is innocuous) and the logs come from products of the sums (_log_sum)."""
     for b in range(nb):
         s[b] = _ZERO
     for k in range(lp.shape[0]):
         exp32_shifted_sum(lp[k], mx, nb, s)
+    ll = 0.0
+    if not weighted:
+        for b in range(nb):
+            scale[b] = _ONE / s[b]
+        for b in range(nb):  # apart: the division in full float32 vectors
+            ll += np.float64(mx[b])
+        return ll + _log_sum(s, nb, lp.shape[0])
     s64, logs = v64[0], v64[1]
     for b in range(nb):
         s64[b] = np.float64(s[b])
     log_pos(s64, nb, logs, v64[2])  # s >= 1: the largest term is exp(0)
-    ll = 0.0
     for b in range(nb):
         ll += wb[b] * (np.float64(mx[b]) + logs[b])
         scale[b] = np.float32(wb[b] / s64[b])
     return ll
+
+
+@kernel
+def _log_sum(s, nb, n_components):
+    """sum_b log s[b] (b < nb, 1 <= s[b] <= n_components) in float64: the log of
+    the float64 product of each group of rows (at most 2^1000: no overflow), a
+    vectorised product and one log per group instead of one per row."""
+    bits = 1
+    while (1 << bits) < n_components:
+        bits += 1
+    group = max(1, 1000 // bits)
+    total = 0.0
+    for g0 in range(0, nb, group):
+        prod = 1.0
+        rows = s[g0 : min(nb, g0 + group)]  # indices from 0: no gathers
+        for b in range(rows.shape[0]):
+            prod *= np.float64(rows[b])
+        total += np.log(prod)
+    return total
 
 
 @kernel
@@ -337,7 +365,7 @@ def _chunk32(X, sw, start, stop, kind, ins, const, loc, prec, sums, scratch):
             kind, xt, nb, const32, loc32, prec32, lp, mx, yt[0], v32[3]
         )
         if finite:
-            block_ll = _resp32(lp, nb, wb, mx, s, scale, v64)
+            block_ll = _resp32(lp, nb, wb, mx, s, scale, v64, sw.shape[0] > 0)
             if d <= 3:
                 _stats_small32(nb, kind, xt, ref32, lp, scale, part)
             else:

@@ -20,6 +20,7 @@ from fastgmm.kernels import DIAG, FULL, TIED
 from fastgmm.kernels.lowd32 import (
     BLOCK32,
     MAX_D,
+    _log_sum,
     lowd32_em_pass,
     move_stats,
     use_lowd32,
@@ -71,6 +72,21 @@ def test_exp32_shifted_touches_only_the_first_nb():
     exp32_shifted_sum(row, np.full(40, 3.0, np.float32), 17, s)
     assert np.all(row[17:] == 2.0) and np.all(s[17:] == 0.0)
     np.testing.assert_allclose(row[:17], np.exp(-1.0), rtol=2e-7)
+
+
+@pytest.mark.parametrize("n_components", [1, 8, 1 << 20])
+def test_log_sum_is_the_sum_of_logs_without_overflow(n_components):
+    """_log_sum: sum_b log s[b] (the unweighted pass's log-likelihood part) to float64
+    precision, s in [1, K], K up to 2^20 (a product of the 1152 rows would
+    overflow: the groups keep each under 2^1000), rows past nb not read."""
+    rng = np.random.default_rng(3)
+    s = rng.uniform(1.0, n_components, 1200).astype(np.float32)
+    s[:50] = n_components
+    s[1100:] = np.inf  # past nb
+    got = _log_sum(s, 1100, n_components)
+    expected = np.log(s[:1100].astype(np.float64)).sum()
+    assert np.isfinite(got)
+    np.testing.assert_allclose(got, expected, rtol=1e-14, atol=1e-12)
 
 
 # ------------------------------------------------------------------------ the pass
