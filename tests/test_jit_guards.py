@@ -445,7 +445,7 @@ BUDGET_PROBE = """
 #: 1.2x diag at d=3); a helper of this size compiled alone in 0.4 s, and the fused
 #: exp (vecmath.exp_shifted_sum) replaced exp_nonpos_inplace one for one.
 #: 77: the float32 pass at few features (kernels.lowd32: its entry, 13 helpers and
-#: vecmath.exp32_shifted_sum, 15 in all, plus the float64 block routines it shares
+#: vecmath.exp2_32_shifted_sum, 15 in all, plus the float64 block routines it shares
 #: with mixture_pass, not compiled again) and one more in main meanwhile; compiled
 #: only by float32 fits of full/diag/spherical models at d <= 8 (the float64 demo
 #: compiles none of them).

@@ -5,8 +5,11 @@ full, diag, spherical, and mclust's models of those kinds), computed in float32.
 computes in float64. Here the hot loops run on float32 blocks of up to BLOCK32 rows
 (:func:`block_rows`; twice the lanes per vector: 8 on AVX2, 16 on AVX-512): the
 centred rows and Mahalanobis terms with the per-point maximum, the exp
-(:func:`fastgmm.kernels.vecmath.exp32_shifted_sum`) and each block's statistics.
-float64 is kept where precision needs it:
+(:func:`fastgmm.kernels.vecmath.exp2_32_shifted_sum`) and each block's statistics.
+The log-densities are computed in base 2 (log2 p = log2(e) ln p): log2(e) is
+folded into the constants and, as its square root, into the precision factors
+(lp = const - ||y U||^2, no factor 1/2), so the exp is a power of 2 (no ln 2 in
+its reduction). float64 is kept where precision needs it:
 
 - the inputs: a centre c (the mean of the Gaussian components' means, rounded to
   float32) is subtracted from every row as it is loaded (one float32 subtraction per
@@ -14,14 +17,15 @@ float64 is kept where precision needs it:
   from c, not from the origin), and the means, precision factors and constants
   (log weights + log dets) are computed in float64 about c and rounded once;
 - the logsumexp's log and the log-likelihood sum (float64, from the float32 maximum
-  and sum of exps);
+  times ln 2 and the sum of powers: without weights one log of a float64 product
+  per group of rows);
 - the statistics: each block's sums (at most BLOCK32 rows) in float32, added to the
   chunk's float64 sums (one flat SIMD loop per block, into the chunk's slot at its
   end); they are taken about float32(ref - c) and moved onto ``ref``
   in float64 at the end (:func:`move_stats`), so ``ref + s1 / nk`` carries no
   rounding of the reference.
 
-Responsibilities below exp(-FLOOR32) = 1.6e-38 relative to a point's largest are
+Responsibilities below 2^-FLOOR2_32 = 2.4e-38 relative to a point's largest are
 exactly 0 (float64 path: exp(-500)); float32's resolution is 2^-24. A block with a
 log-density or a statistic that is not finite in float32 (a point ~1e19 from a
 component, squares of data of scale ~1e19) is computed by em_pass's float64 block
@@ -52,7 +56,7 @@ from .lowd32stats import (
     move_stats,
 )
 from .passes import block_resp, block_stats
-from .vecmath import exp32_shifted_sum, log_pos
+from .vecmath import exp2_32_shifted_sum, log_pos
 
 #: float32 data with at most this many features takes this pass (FULL and DIAG);
 #: see benchmarks/lowd32_ab.py for the crossover
@@ -66,7 +70,9 @@ BLOCK32 = 1152
 LP_BYTES = 36 * 1024
 
 _ZERO = np.float32(0.0)
-_HALF = np.float32(0.5)
+#: log2(e) and ln(2) (float64: the inputs are scaled before rounding to float32)
+LOG2E = 1.4426950408889634
+LN2 = 0.6931471805599453
 _ONE = np.float32(1.0)
 
 
@@ -95,9 +101,11 @@ def block_rows(chunk, n_components, d):
 @kernel
 def inputs32(const, loc, prec, ref):
     """(c32 (d,), const32 (K,), loc32 (K, d), prec32, ref32 (K, d), used (K, d)):
-    the centre c (float32 of the mean of the Gaussian components' loc), the density inputs about it in float32, the
-    statistics' reference float32(ref - c) and, in float64, the point ``used`` = c +
-    ref32 the float32 statistics are taken about."""
+    the centre c (float32 of the mean of the Gaussian components' loc), the density
+    inputs about it in float32 and base 2 (const32 = log2(e) const, prec32 =
+    sqrt(log2(e) / 2) prec: const32 - ||y prec32||^2 = log2(e) (const - ||y
+    prec||^2 / 2)), the statistics' reference float32(ref - c) and, in float64,
+    the point ``used`` = c + ref32 the float32 statistics are taken about."""
     n_components, d = loc.shape
     centre = np.zeros(d)
     count = 0
@@ -110,7 +118,9 @@ def inputs32(const, loc, prec, ref):
     loc32 = (loc - c64).astype(np.float32)
     ref32 = (ref - c64).astype(np.float32)
     used = ref32.astype(np.float64) + c64
-    return c32, const.astype(np.float32), loc32, prec.astype(np.float32), ref32, used
+    const32 = (const * LOG2E).astype(np.float32)
+    prec32 = (prec * np.sqrt(0.5 * LOG2E)).astype(np.float32)
+    return c32, const32, loc32, prec32, ref32, used
 
 
 @kernel
@@ -134,7 +144,7 @@ def _load32(X, b0, nb, c32, xt):
 
 @kernel
 def _full_small32(xt, nb, const, loc, prec, lp, mx):
-    """lp[k, b] = const[k] - 0.5 ||(x_b - loc_k) U_k||^2, d <= 3, float32, every
+    """lp[k, b] = const[k] - ||(x_b - loc_k) U_k||^2 (base 2), d <= 3, float32, every
     feature in one pass (as logdensity._full_log_prob_small), and mx[b] = max_k
     lp[k, b]; returns the finite check (0 unless some lp is not finite)."""
     d = xt.shape[0]
@@ -158,7 +168,7 @@ def _full_small32(xt, nb, const, loc, prec, lp, mx):
             t0 = y0 * u00
             t1 = y0 * u01 + y1 * u11
             t2 = y0 * u02 + y1 * u12 + (x2[b] - m2) * u22
-            v = c - _HALF * (t0 * t0 + t1 * t1 + t2 * t2)
+            v = c - (t0 * t0 + t1 * t1 + t2 * t2)
             row[b] = v
             mx[b] = max(mx[b], v)
             check += v * _ZERO  # NaN unless finite
@@ -167,7 +177,7 @@ def _full_small32(xt, nb, const, loc, prec, lp, mx):
 
 @kernel
 def _diag_small32(xt, nb, const, loc, prec, lp, mx):
-    """lp[k, b] = const[k] - 0.5 sum_j ((x_bj - loc_kj) p_kj)^2, d <= 3, float32,
+    """lp[k, b] = const[k] - sum_j ((x_bj - loc_kj) p_kj)^2 (base 2), d <= 3, float32,
     every feature in one pass, and mx as _full_small32; returns its check."""
     d = xt.shape[0]
     x0, x1, x2 = xt[0], xt[min(1, d - 1)], xt[d - 1]
@@ -184,7 +194,7 @@ def _diag_small32(xt, nb, const, loc, prec, lp, mx):
             t0 = (x0[b] - m0) * p0
             t1 = (x1[b] - m1) * p1
             t2 = (x2[b] - m2) * p2
-            v = c - _HALF * (t0 * t0 + t1 * t1 + t2 * t2)
+            v = c - (t0 * t0 + t1 * t1 + t2 * t2)
             row[b] = v
             mx[b] = max(mx[b], v)
             check += v * _ZERO
@@ -193,8 +203,8 @@ def _diag_small32(xt, nb, const, loc, prec, lp, mx):
 
 @kernel
 def _log_prob32(kind, xt, nb, const, loc, prec, lp, mx, yt, acc):
-    """Weighted log-densities of the block xt (d, B) into lp (K, B), float32, and
-    mx[b] = max_k lp[k, b]; True if every lp[k, b] (b < nb) is finite. At d <= 3 in
+    """Weighted log-densities (base 2: inputs32) of the block xt (d, B) into lp (K, B),
+    float32, and mx[b] = max_k lp[k, b]; True if every lp[k, b] (b < nb) is finite. At d <= 3 in
     one pass (_full_small32, _diag_small32); otherwise the centred rows into yt
     (d, B), then one pass per non-zero of the factor (FULL) or per feature (DIAG)
     into acc (B,)."""
@@ -231,7 +241,7 @@ def _log_prob32(kind, xt, nb, const, loc, prec, lp, mx, yt, acc):
                     row[b] += acc[b] * acc[b]
         c = const[k]
         for b in range(nb):
-            row[b] = c - _HALF * row[b]
+            row[b] = c - row[b]
     return _max32(lp, nb, mx)
 
 
@@ -253,28 +263,28 @@ def _max32(lp, nb, mx):
 
 @kernel
 def _resp32(lp, nb, wb, mx, s, scale, v64, weighted):
-    """lp[k, b] <- exp(lp[k, b] - mx[b]) (float32), scale[b] = wb[b] / sum_k (float32
-    of the float64 quotient); returns sum_b wb[b] (mx[b] + log sum_k) in float64.
+    """lp[k, b] <- 2^(lp[k, b] - mx[b]) (float32), scale[b] = wb[b] / sum_k (float32
+    of the float64 quotient); returns sum_b wb[b] (ln 2 mx[b] + log sum_k) in float64.
     ``v64``: (3, B) float64 scratch (rows 0-2). Without weights (wb = 1) the scale
     is a float32 division (the same number: double rounding of a quotient of
     float32s is innocuous) and the logs come from products of the sums (_log_sum)."""
     for b in range(nb):
         s[b] = _ZERO
     for k in range(lp.shape[0]):
-        exp32_shifted_sum(lp[k], mx, nb, s)
+        exp2_32_shifted_sum(lp[k], mx, nb, s)
     ll = 0.0
     if not weighted:
         for b in range(nb):
             scale[b] = _ONE / s[b]
         for b in range(nb):  # apart: the division in full float32 vectors
             ll += np.float64(mx[b])
-        return ll + _log_sum(s, nb, lp.shape[0])
+        return ll * LN2 + _log_sum(s, nb, lp.shape[0])
     s64, logs = v64[0], v64[1]
     for b in range(nb):
         s64[b] = np.float64(s[b])
     log_pos(s64, nb, logs, v64[2])  # s >= 1: the largest term is exp(0)
     for b in range(nb):
-        ll += wb[b] * (np.float64(mx[b]) + logs[b])
+        ll += wb[b] * (np.float64(mx[b]) * LN2 + logs[b])
         scale[b] = np.float32(wb[b] / s64[b])
     return ll
 
