@@ -126,7 +126,10 @@ def inputs32(const, loc, prec, ref):
 @kernel
 def _load32(X, b0, nb, c32, xt):
     """xt[j, b] = X[b0 + b, j] - c32[j] for b < nb (float32); one loop over the
-    rows for d <= 3 (a loop over j inside costs ~2x here)."""
+    rows for d <= 3 (a loop over j inside costs ~2x here). At d = 3 the rows as a
+    slice with constant columns and distinct output rows: LLVM vectorises it
+    (three vector loads, permutes), 0.6 -> 0.25-0.35 ns per row; d = 1, 2 repeat
+    output rows (aliased: a scalar loop)."""
     d = X.shape[1]
     if d > 3:
         for b in range(nb):
@@ -135,6 +138,13 @@ def _load32(X, b0, nb, c32, xt):
         return
     x0, x1, x2 = xt[0], xt[min(1, d - 1)], xt[d - 1]
     c0, c1, c2 = c32[0], c32[min(1, d - 1)], c32[d - 1]
+    if d == 3:
+        rows = X[b0 : b0 + nb]
+        for b in range(nb):
+            x0[b] = rows[b, 0] - c0
+            x1[b] = rows[b, 1] - c1
+            x2[b] = rows[b, 2] - c2
+        return
     i1, i2 = min(1, d - 1), d - 1
     for b in range(nb):
         x0[b] = X[b0 + b, 0] - c0
