@@ -4,9 +4,10 @@ When other processes hold cores, EM iterations may run on fewer threads: a
 parallel pass ends only when its last thread does, and a thread that shares a core
 with a busy process waits a scheduler time slice (milliseconds) for it, which can
 make two threads slower than one. :class:`LoadMeter` measures the cores other
-processes use (``/proc/stat``); :class:`Pacer` times iterations at each thread
-count and runs them at the fastest. Results do not depend on the thread count
-(fixed chunk order), so pacing changes only the time.
+processes use (``/proc/stat``, and ``/proc/loadavg`` after a pause);
+:class:`Pacer` times iterations at each thread count and runs them at the
+fastest. Results do not depend on the thread count (fixed chunk order), so pacing
+changes only the time.
 """
 
 import os
@@ -23,6 +24,9 @@ LOAD_WINDOW = 0.1
 LOAD_STALE = 1.0
 #: seconds an iteration time stays valid: older ones are measured again
 TIME_VALID = 5.0
+#: the longest validity of a count found slower again and again under a load that
+#: has not gone (each such trial doubles it, from TIME_VALID)
+TIME_VALID_MAX = 40.0
 #: times within this fraction of the fastest count as a tie, won by more threads
 TIE = 0.05
 #: pacers (problem shapes) kept per Python thread before they start afresh
@@ -45,19 +49,41 @@ def _machine_busy_seconds():
     return (sum(ticks) - ticks[3] - ticks[4]) / _TICKS  # minus idle and iowait
 
 
+def _runnable_others():
+    """Threads other than the reader that are runnable right now (Linux
+    ``/proc/loadavg``'s fourth field, all processes), or None where it cannot be
+    read."""
+    try:
+        with open("/proc/loadavg", "rb") as f:
+            running = f.read().split()[3].split(b"/")[0]
+        return max(0, int(running) - 1)
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 class LoadMeter:
     """Cores used by *other* processes: the machine's CPU time (``/proc/stat``, in
     1/100 s ticks) minus this process's, over the wall time between two readings.
 
     :meth:`tick` is called at every EM iteration and reads the counters only once
-    :data:`LOAD_WINDOW` has passed since the last reading (about 25 us a reading);
-    a window longer than :data:`LOAD_STALE` (the process did other things between
-    fits) starts afresh. ``others`` is None until a window is complete, or where
-    ``/proc/stat`` is missing (then no pacing).
+    :data:`LOAD_WINDOW` has passed since the last reading (about 25 us a reading).
+    ``others`` is None until a window is complete, or where ``/proc/stat`` is
+    missing (then no pacing).
+
+    A window this process spent mostly idle (a pause between fits) says what
+    others used *then*: a peer that has just finished counts as busy. So after a
+    pause the threads runnable right now (``runnable``, ``/proc/loadavg``) cap
+    the reading (a process that holds a core is runnable at every instant), and
+    stand for it where the window is longer than :data:`LOAD_STALE`. Inside a fit
+    they are not read: this process's own spinning threads would count too.
     """
 
-    def __init__(self, machine=None, own=time.process_time, clock=time.perf_counter):
+    def __init__(
+        self, machine=None, own=time.process_time, clock=time.perf_counter,
+        runnable=None,
+    ):  # fmt: skip
         self.machine = machine or (lambda: _machine_busy_seconds())
+        self.runnable = runnable or (lambda: _runnable_others())
         self.own, self.clock = own, clock
         self.others, self._last = None, None
 
@@ -73,10 +99,15 @@ class LoadMeter:
         if last is None:
             return
         wall = now - last[0]
-        if wall > LOAD_STALE:
-            self.others = None
-            return
-        self.others = max(0.0, (machine - last[1] - (self._last[2] - last[2])) / wall)
+        own = self._last[2] - last[2]
+        others = None
+        if wall <= LOAD_STALE:
+            others = max(0.0, (machine - last[1] - own) / wall)
+        if own < 0.5 * wall:  # mostly a pause of this process
+            runnable = self.runnable()
+            if runnable is not None:
+                others = runnable if others is None else min(others, runnable)
+        self.others = None if others is None else float(others)
 
 
 class Pacer:
@@ -87,14 +118,19 @@ class Pacer:
     iterations are timed at each count tried, and run at the fastest one whose time
     is recent (:meth:`_recent`); the next count down from it (and up, towards
     ``n_threads``) is tried for one iteration whenever it has no recent time
-    (:data:`TIME_VALID`). Results do not depend on the thread count, so only the
-    time changes. One pacer serves one problem (see :func:`pacing`).
+    (:data:`TIME_VALID`). A count that such a trial finds slower again keeps its
+    time twice as long each time (up to :data:`TIME_VALID_MAX`) while the machine
+    stays busy: under a process that holds a core for minutes, a trial of two
+    threads every 5 s cost a tenth of the time one thread saved. The first reading
+    of a quiet machine ends that. Results do not depend on the thread count, so
+    only the time changes. One pacer serves one problem (see :func:`pacing`).
     """
 
     def __init__(self, n_threads, meter=None, clock=time.perf_counter):
         self.n_threads, self.clock = n_threads, clock
         self.meter = LoadMeter(clock=clock) if meter is None else meter
         self.times = {}  # thread count -> [(when, seconds)], newest last
+        self.valid = {}  # thread count -> seconds its times stay valid (backed off)
         self._previous = None  # the count of the last recorded iteration
 
     def _recent(self, count, now):
@@ -103,7 +139,8 @@ class Pacer:
         in two modes (the other process on or off the core): the least of them
         chose two threads for their lucky iterations while one thread was faster
         on average, and the median does not."""
-        kept = sorted(s for w, s in self.times.get(count, []) if now - w <= TIME_VALID)
+        valid = self.valid.get(count, TIME_VALID)
+        kept = sorted(s for w, s in self.times.get(count, []) if now - w <= valid)
         if not kept:
             return None
         half = len(kept) // 2
@@ -113,6 +150,8 @@ class Pacer:
         """Threads for the next iteration."""
         others = self.meter.others
         if self.n_threads <= 1 or others is None or others < BUSY_CORES:
+            if self.valid:
+                self.valid.clear()  # the load went: trials at TIME_VALID again
             return self.n_threads
         now = self.clock()
         recent = {c: self._recent(c, now) for c in range(1, self.n_threads + 1)}
@@ -139,9 +178,27 @@ class Pacer:
         previous, self._previous = self._previous, count
         if previous is None or first and self._recent(count, now) is not None:
             return
+        trial = self._recent(count, now) is None
         kept = self.times.setdefault(count, [])
         kept.append((now, seconds))
         del kept[:-3]
+        if trial:
+            self._back_off(count, seconds, now)
+
+    def _back_off(self, count, seconds, now):
+        """After a trial of ``count``: found slower than another count's recent
+        time (beyond :data:`TIE`), its time stays valid for TIME_VALID the first
+        time and twice as long at each trial after (see the class docstring);
+        found as fast, for TIME_VALID."""
+        rivals = [self._recent(c, now) for c in self.times if c != count]
+        rivals = [t for t in rivals if t is not None]
+        if rivals and seconds > min(rivals) * (1 + TIE):
+            backed = self.valid.get(count)
+            self.valid[count] = (
+                TIME_VALID if backed is None else min(2 * backed, TIME_VALID_MAX)
+            )
+        else:
+            self.valid.pop(count, None)
 
     @contextmanager
     def iteration(self):

@@ -223,6 +223,108 @@ def test_pacer_returns_to_every_thread_when_the_load_goes():
     assert _run(pacer, clock, {1: 0.01, 2: 0.02}, 2) == [2, 2]
 
 
+def _trial_gaps(pacer, clock, seconds_at, until):
+    """Seconds between the iterations run at the slower count (seconds_at's
+    largest) from now until ``until``."""
+    slow = max(seconds_at, key=seconds_at.get)
+    at = []
+    while clock.now < until:
+        if pacer.next_count() == slow:
+            at.append(clock.now)
+        count = pacer.next_count()
+        clock.now += seconds_at[count]
+        pacer.record(count, seconds_at[count])
+    return np.diff(at)
+
+
+def test_pacer_tries_a_slower_count_less_often_while_the_load_stays():
+    """A process holding a core for minutes: each trial of two threads that finds
+    them slower again doubles the time to the next (5, 5, 10, 20, 40 s at most;
+    plus an iteration or two)."""
+    clock = _Clock()
+    pacer = _warm(_pacing.Pacer(2, _Load(1.0), clock))
+    seconds = {1: 0.25, 2: 0.5}
+    gaps = _trial_gaps(pacer, clock, seconds, clock.now + 160)
+    valid, cap = _pacing.TIME_VALID, _pacing.TIME_VALID_MAX
+    expected = [valid, valid, 2 * valid, 4 * valid, cap]
+    assert len(gaps) >= 5
+    assert np.allclose(gaps[:5], expected, atol=1.0), gaps
+    assert np.all(gaps[4:] <= cap + 1.0)
+
+
+def test_pacer_tries_again_at_time_valid_once_the_load_has_gone():
+    clock, load = _Clock(), _Load(1.0)
+    pacer = _warm(_pacing.Pacer(2, load, clock))
+    seconds = {1: 0.25, 2: 0.5}
+    assert len(_trial_gaps(pacer, clock, seconds, clock.now + 60)) >= 3  # backed off
+    load.others = 0.1  # quiet: every thread, and the back-off forgotten
+    assert _run(pacer, clock, seconds, 3) == [2, 2, 2]
+    load.others = 1.0
+    clock.now += _pacing.TIME_VALID_MAX  # both counts' times stale
+    gaps = _trial_gaps(pacer, clock, seconds, clock.now + 12)
+    assert len(gaps) and abs(gaps[0] - _pacing.TIME_VALID) < 1.0, gaps
+
+
+def test_pacer_keeps_trying_at_time_valid_a_count_that_is_not_slower():
+    """Tied (within TIE) or faster at its trial: no back-off."""
+    clock = _Clock()
+    pacer = _warm(_pacing.Pacer(2, _Load(1.0), clock))
+    pacer.record(2, 0.50)
+    pacer.record(1, 0.49)  # a tie: two threads are run, one is tried again later
+    assert pacer.valid == {} and pacer.next_count() == 2
+    clock.now += _pacing.TIME_VALID + 1
+    pacer.record(2, 0.50)
+    pacer.record(1, 0.80)  # a trial (no recent time), slower
+    assert pacer.valid == {1: _pacing.TIME_VALID}
+
+
+def _meter_after_pause(window_others, runnable, own_share):
+    """A LoadMeter's reading over a 0.5 s window in which others used
+    ``window_others`` cores and this process ``own_share`` of one core, with
+    ``runnable`` threads runnable at the end."""
+    clock, machine, own = _Clock(), [50.0], [3.0]
+    meter = _pacing.LoadMeter(
+        lambda: machine[0], lambda: own[0], clock, runnable=lambda: runnable
+    )
+    meter.tick()
+    clock.now += 0.5
+    own[0] += 0.5 * own_share
+    machine[0] += 0.5 * (window_others + own_share)
+    meter.tick()
+    return meter.others
+
+
+def test_load_meter_after_a_pause_counts_only_what_is_runnable_now():
+    """peers.py's 0.2 s pause after oneDAL's run on both cores: the window says
+    1.5 cores busy, but oneDAL has finished (nothing runnable): not busy. A
+    spinner is runnable at every instant and stays counted."""
+    assert _meter_after_pause(1.5, 0, 0.02) == 0.0
+    assert _meter_after_pause(1.5, 1, 0.02) == pytest.approx(1.0)
+    assert _meter_after_pause(0.9, 3, 0.02) == pytest.approx(0.9)  # a cap only
+    assert _meter_after_pause(0.9, None, 0.02) == pytest.approx(0.9)  # unknown
+    # inside a fit (this process busy), /proc/loadavg would count its own
+    # spinning threads: not consulted
+    assert _meter_after_pause(1.5, 0, 1.0) == pytest.approx(1.5)
+
+
+@pytest.mark.skipif(
+    _pacing._runnable_others() is None, reason="no /proc/loadavg (not Linux)"
+)
+def test_runnable_others_sees_a_spinning_process():
+    import subprocess
+    import sys
+    import time
+
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.3)  # started
+        seen = [_pacing._runnable_others() for _ in range(5)]
+    finally:
+        spinner.kill()
+        spinner.wait()
+    assert min(seen) >= 1
+
+
 def test_load_meter_reads_once_per_window_and_subtracts_its_own_cpu():
     clock, machine, own, reads = _Clock(), [50.0], [3.0], []
 
@@ -230,7 +332,7 @@ def test_load_meter_reads_once_per_window_and_subtracts_its_own_cpu():
         reads.append(clock.now)
         return machine[0]
 
-    meter = _pacing.LoadMeter(read, lambda: own[0], clock)
+    meter = _pacing.LoadMeter(read, lambda: own[0], clock, runnable=lambda: None)
     meter.tick()
     for _ in range(4):  # iterations of 30 ms: this process 2 cores, others 1.5
         clock.now += 0.03
@@ -246,6 +348,10 @@ def test_load_meter_reads_once_per_window_and_subtracts_its_own_cpu():
     clock.now += _pacing.LOAD_STALE + 1  # a long pause: measured afresh
     meter.tick()
     assert meter.others is None
+    meter.runnable = lambda: 1  # ... or, after a pause, by what is runnable now
+    clock.now += _pacing.LOAD_STALE + 1
+    meter.tick()
+    assert meter.others == 1.0
 
 
 def test_load_meter_is_silent_without_proc_stat():
