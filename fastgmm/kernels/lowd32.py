@@ -5,8 +5,11 @@ full, diag, spherical, and mclust's models of those kinds), computed in float32.
 computes in float64. Here the hot loops run on float32 blocks of up to BLOCK32 rows
 (:func:`block_rows`; twice the lanes per vector: 8 on AVX2, 16 on AVX-512): the
 centred rows and Mahalanobis terms with the per-point maximum, the exp
-(:func:`fastgmm.kernels.vecmath.exp32_shifted_sum`) and each block's statistics.
-float64 is kept where precision needs it:
+(:func:`fastgmm.kernels.vecmath.exp2_32_shifted_sum`) and each block's statistics.
+The log-densities are computed in base 2 (log2 p = log2(e) ln p): log2(e) is
+folded into the constants and, as its square root, into the precision factors
+(lp = const - ||y U||^2, no factor 1/2), so the exp is a power of 2 (no ln 2 in
+its reduction). float64 is kept where precision needs it:
 
 - the inputs: a centre c (the mean of the Gaussian components' means, rounded to
   float32) is subtracted from every row as it is loaded (one float32 subtraction per
@@ -14,14 +17,15 @@ float64 is kept where precision needs it:
   from c, not from the origin), and the means, precision factors and constants
   (log weights + log dets) are computed in float64 about c and rounded once;
 - the logsumexp's log and the log-likelihood sum (float64, from the float32 maximum
-  and sum of exps);
+  times ln 2 and the sum of powers: without weights one log of a float64 product
+  per group of rows);
 - the statistics: each block's sums (at most BLOCK32 rows) in float32, added to the
   chunk's float64 sums (one flat SIMD loop per block, into the chunk's slot at its
   end); they are taken about float32(ref - c) and moved onto ``ref``
   in float64 at the end (:func:`move_stats`), so ``ref + s1 / nk`` carries no
   rounding of the reference.
 
-Responsibilities below exp(-FLOOR32) = 1.6e-38 relative to a point's largest are
+Responsibilities below 2^-FLOOR2_32 = 2.4e-38 relative to a point's largest are
 exactly 0 (float64 path: exp(-500)); float32's resolution is 2^-24. A block with a
 log-density or a statistic that is not finite in float32 (a point ~1e19 from a
 component, squares of data of scale ~1e19) is computed by em_pass's float64 block
@@ -52,7 +56,7 @@ from .lowd32stats import (
     move_stats,
 )
 from .passes import block_resp, block_stats
-from .vecmath import exp32_shifted_sum, log_pos
+from .vecmath import exp2_32_shifted_sum, log_pos
 
 #: float32 data with at most this many features takes this pass (FULL and DIAG);
 #: see benchmarks/lowd32_ab.py for the crossover
@@ -60,13 +64,16 @@ MAX_D = 8
 
 #: the most rows per float32 block (the statistics' float32 partial sums run over at
 #: most this); see block_rows
-BLOCK32 = 1152
+BLOCK32 = 2304
 #: bytes of a block's log-densities (K x rows, float32) from which blocks get fewer
 #: rows than BLOCK32 (many components)
-LP_BYTES = 36 * 1024
+LP_BYTES = 72 * 1024
 
 _ZERO = np.float32(0.0)
-_HALF = np.float32(0.5)
+#: log2(e) and ln(2) (float64: the inputs are scaled before rounding to float32)
+LOG2E = 1.4426950408889634
+LN2 = 0.6931471805599453
+_ONE = np.float32(1.0)
 
 
 def use_lowd32(dtype, kind, n_features):
@@ -82,7 +89,9 @@ def block_rows(chunk, n_components, d):
     least 256 rows (d > 3: 256). Per block and component the loops pay a fixed cost
     (broadcasts, alias checks, the statistics' ten horizontal sums) that at d <= 3
     is a large part of the work: at 1M x 3, K=8 (chunks of 2304 rows) blocks of 1152
-    rows take 0.7x the time of 256 (full; diag 0.75x; one thread, CPU time)."""
+    rows took 0.7x the time of 256 (full; diag 0.75x; one thread, CPU time), and a
+    block of the whole chunk (2304 rows, 72 KiB of log-densities: L2, not L1) 0.86x
+    the time of 1152 (full; diag 0.9x) once the exp and the logsumexp got cheaper."""
     target = max(256, min(BLOCK32, LP_BYTES // (4 * n_components)))
     if d > 3:
         target = 256
@@ -94,9 +103,11 @@ def block_rows(chunk, n_components, d):
 @kernel
 def inputs32(const, loc, prec, ref):
     """(c32 (d,), const32 (K,), loc32 (K, d), prec32, ref32 (K, d), used (K, d)):
-    the centre c (float32 of the mean of the Gaussian components' loc), the density inputs about it in float32, the
-    statistics' reference float32(ref - c) and, in float64, the point ``used`` = c +
-    ref32 the float32 statistics are taken about."""
+    the centre c (float32 of the mean of the Gaussian components' loc), the density
+    inputs about it in float32 and base 2 (const32 = log2(e) const, prec32 =
+    sqrt(log2(e) / 2) prec: const32 - ||y prec32||^2 = log2(e) (const - ||y
+    prec||^2 / 2)), the statistics' reference float32(ref - c) and, in float64,
+    the point ``used`` = c + ref32 the float32 statistics are taken about."""
     n_components, d = loc.shape
     centre = np.zeros(d)
     count = 0
@@ -109,13 +120,18 @@ def inputs32(const, loc, prec, ref):
     loc32 = (loc - c64).astype(np.float32)
     ref32 = (ref - c64).astype(np.float32)
     used = ref32.astype(np.float64) + c64
-    return c32, const.astype(np.float32), loc32, prec.astype(np.float32), ref32, used
+    const32 = (const * LOG2E).astype(np.float32)
+    prec32 = (prec * np.sqrt(0.5 * LOG2E)).astype(np.float32)
+    return c32, const32, loc32, prec32, ref32, used
 
 
 @kernel
 def _load32(X, b0, nb, c32, xt):
     """xt[j, b] = X[b0 + b, j] - c32[j] for b < nb (float32); one loop over the
-    rows for d <= 3 (a loop over j inside costs ~2x here)."""
+    rows for d <= 3 (a loop over j inside costs ~2x here). At d = 3 the rows as a
+    slice with constant columns and distinct output rows: LLVM vectorises it
+    (three vector loads, permutes), 0.6 -> 0.25-0.35 ns per row; d = 1, 2 repeat
+    output rows (aliased: a scalar loop)."""
     d = X.shape[1]
     if d > 3:
         for b in range(nb):
@@ -124,6 +140,13 @@ def _load32(X, b0, nb, c32, xt):
         return
     x0, x1, x2 = xt[0], xt[min(1, d - 1)], xt[d - 1]
     c0, c1, c2 = c32[0], c32[min(1, d - 1)], c32[d - 1]
+    if d == 3:
+        rows = X[b0 : b0 + nb]
+        for b in range(nb):
+            x0[b] = rows[b, 0] - c0
+            x1[b] = rows[b, 1] - c1
+            x2[b] = rows[b, 2] - c2
+        return
     i1, i2 = min(1, d - 1), d - 1
     for b in range(nb):
         x0[b] = X[b0 + b, 0] - c0
@@ -133,7 +156,7 @@ def _load32(X, b0, nb, c32, xt):
 
 @kernel
 def _full_small32(xt, nb, const, loc, prec, lp, mx):
-    """lp[k, b] = const[k] - 0.5 ||(x_b - loc_k) U_k||^2, d <= 3, float32, every
+    """lp[k, b] = const[k] - ||(x_b - loc_k) U_k||^2 (base 2), d <= 3, float32, every
     feature in one pass (as logdensity._full_log_prob_small), and mx[b] = max_k
     lp[k, b]; returns the finite check (0 unless some lp is not finite)."""
     d = xt.shape[0]
@@ -157,7 +180,7 @@ def _full_small32(xt, nb, const, loc, prec, lp, mx):
             t0 = y0 * u00
             t1 = y0 * u01 + y1 * u11
             t2 = y0 * u02 + y1 * u12 + (x2[b] - m2) * u22
-            v = c - _HALF * (t0 * t0 + t1 * t1 + t2 * t2)
+            v = c - (t0 * t0 + t1 * t1 + t2 * t2)
             row[b] = v
             mx[b] = max(mx[b], v)
             check += v * _ZERO  # NaN unless finite
@@ -166,7 +189,7 @@ def _full_small32(xt, nb, const, loc, prec, lp, mx):
 
 @kernel
 def _diag_small32(xt, nb, const, loc, prec, lp, mx):
-    """lp[k, b] = const[k] - 0.5 sum_j ((x_bj - loc_kj) p_kj)^2, d <= 3, float32,
+    """lp[k, b] = const[k] - sum_j ((x_bj - loc_kj) p_kj)^2 (base 2), d <= 3, float32,
     every feature in one pass, and mx as _full_small32; returns its check."""
     d = xt.shape[0]
     x0, x1, x2 = xt[0], xt[min(1, d - 1)], xt[d - 1]
@@ -183,7 +206,7 @@ def _diag_small32(xt, nb, const, loc, prec, lp, mx):
             t0 = (x0[b] - m0) * p0
             t1 = (x1[b] - m1) * p1
             t2 = (x2[b] - m2) * p2
-            v = c - _HALF * (t0 * t0 + t1 * t1 + t2 * t2)
+            v = c - (t0 * t0 + t1 * t1 + t2 * t2)
             row[b] = v
             mx[b] = max(mx[b], v)
             check += v * _ZERO
@@ -192,8 +215,8 @@ def _diag_small32(xt, nb, const, loc, prec, lp, mx):
 
 @kernel
 def _log_prob32(kind, xt, nb, const, loc, prec, lp, mx, yt, acc):
-    """Weighted log-densities of the block xt (d, B) into lp (K, B), float32, and
-    mx[b] = max_k lp[k, b]; True if every lp[k, b] (b < nb) is finite. At d <= 3 in
+    """Weighted log-densities (base 2: inputs32) of the block xt (d, B) into lp (K, B),
+    float32, and mx[b] = max_k lp[k, b]; True if every lp[k, b] (b < nb) is finite. At d <= 3 in
     one pass (_full_small32, _diag_small32); otherwise the centred rows into yt
     (d, B), then one pass per non-zero of the factor (FULL) or per feature (DIAG)
     into acc (B,)."""
@@ -230,7 +253,7 @@ def _log_prob32(kind, xt, nb, const, loc, prec, lp, mx, yt, acc):
                     row[b] += acc[b] * acc[b]
         c = const[k]
         for b in range(nb):
-            row[b] = c - _HALF * row[b]
+            row[b] = c - row[b]
     return _max32(lp, nb, mx)
 
 
@@ -251,23 +274,50 @@ def _max32(lp, nb, mx):
 
 
 @kernel
-def _resp32(lp, nb, wb, mx, s, scale, v64):
-    """lp[k, b] <- exp(lp[k, b] - mx[b]) (float32), scale[b] = wb[b] / sum_k (float32
-    of the float64 quotient); returns sum_b wb[b] (mx[b] + log sum_k) in float64.
-    ``v64``: (3, B) float64 scratch (rows 0-2)."""
+def _resp32(lp, nb, wb, mx, s, scale, v64, weighted):
+    """lp[k, b] <- 2^(lp[k, b] - mx[b]) (float32), scale[b] = wb[b] / sum_k (float32
+    of the float64 quotient); returns sum_b wb[b] (ln 2 mx[b] + log sum_k) in float64.
+    ``v64``: (3, B) float64 scratch (rows 0-2). Without weights (wb = 1) the scale
+    is a float32 division (the same number: double rounding of a quotient of
+    float32s is innocuous) and the logs come from products of the sums (_log_sum)."""
     for b in range(nb):
         s[b] = _ZERO
     for k in range(lp.shape[0]):
-        exp32_shifted_sum(lp[k], mx, nb, s)
+        exp2_32_shifted_sum(lp[k], mx, nb, s)
+    ll = 0.0
+    if not weighted:
+        for b in range(nb):
+            scale[b] = _ONE / s[b]
+        for b in range(nb):  # apart: the division in full float32 vectors
+            ll += np.float64(mx[b])
+        return ll * LN2 + _log_sum(s, nb, lp.shape[0])
     s64, logs = v64[0], v64[1]
     for b in range(nb):
         s64[b] = np.float64(s[b])
     log_pos(s64, nb, logs, v64[2])  # s >= 1: the largest term is exp(0)
-    ll = 0.0
     for b in range(nb):
-        ll += wb[b] * (np.float64(mx[b]) + logs[b])
+        ll += wb[b] * (np.float64(mx[b]) * LN2 + logs[b])
         scale[b] = np.float32(wb[b] / s64[b])
     return ll
+
+
+@kernel
+def _log_sum(s, nb, n_components):
+    """sum_b log s[b] (b < nb, 1 <= s[b] <= n_components) in float64: the log of
+    the float64 product of each group of rows (at most 2^1000: no overflow), a
+    vectorised product and one log per group instead of one per row."""
+    bits = 1
+    while (1 << bits) < n_components:
+        bits += 1
+    group = max(1, 1000 // bits)
+    total = 0.0
+    for g0 in range(0, nb, group):
+        prod = 1.0
+        rows = s[g0 : min(nb, g0 + group)]  # indices from 0: no gathers
+        for b in range(rows.shape[0]):
+            prod *= np.float64(rows[b])
+        total += np.log(prod)
+    return total
 
 
 @kernel
@@ -337,7 +387,7 @@ def _chunk32(X, sw, start, stop, kind, ins, const, loc, prec, sums, scratch):
             kind, xt, nb, const32, loc32, prec32, lp, mx, yt[0], v32[3]
         )
         if finite:
-            block_ll = _resp32(lp, nb, wb, mx, s, scale, v64)
+            block_ll = _resp32(lp, nb, wb, mx, s, scale, v64, sw.shape[0] > 0)
             if d <= 3:
                 _stats_small32(nb, kind, xt, ref32, lp, scale, part)
             else:

@@ -14,11 +14,14 @@ log(x) is musl's (fdlibm's) branch-free algorithm (< 1 ulp): x = 2^k m with m in
 log(m) = f - f^2/2 + s (f^2/2 + R(s^2)), f = m - 1, s = f / (2 + f), R a degree-7
 minimax polynomial in s^2; ~4x faster than libm's scalar call here.
 
-:func:`exp32_shifted_sum` is the float32 twin of :func:`exp_shifted_sum` (8 lanes on
-AVX2): the same reduction with the 1.5 * 2^23 shift, a two-part float32 ln 2 and
-Cephes' degree-7 ``expf`` polynomial (max error 2 float32 ulps, tested against NumPy
-over [-FLOOR32, 0]); arguments at or below -FLOOR32 give 0 (the result stays a
-normal float32: no subnormal arithmetic).
+:func:`exp2_32_shifted_sum` is the float32 base-2 twin of :func:`exp_shifted_sum`
+(8 lanes on AVX2, 16 on AVX-512), for callers that scale their arguments by log2(e)
+beforehand (kernels/lowd32.py folds it into its constants and factors): n = round(x)
+by the 1.5 * 2^23 shift, r = x - n exactly (no ln 2 split), 2^r by a degree-6
+minimax polynomial on |r| <= 1/2 (max error 0.94 float32 ulps, tested against NumPy
+over [-FLOOR2_32, 0]), and 2^n added to the result's exponent bits (no multiply);
+arguments at or below -FLOOR2_32 give 0 (the result stays a normal float32: no
+subnormal arithmetic).
 """
 
 import numpy as np
@@ -111,73 +114,69 @@ def exp_shifted_sum(row, mx, nb, s):
 
 #: float32 constants (typed float32 in the kernels: a float64 constant would promote
 #: the whole expression to float64)
-LOG2E32 = np.float32(1.4426950408889634)
-LN2_HI32 = np.float32(0.693359375)  # 9 significant bits: n * LN2_HI32 is exact
-LN2_LO32 = np.float32(-2.12194440e-4)
 SHIFT32 = np.float32(12582912.0)  # 1.5 * 2**23
-#: float32 arguments below -FLOOR32 give 0: e^-87 ~ 1.6e-38 is the smallest power of e
-#: above float32's smallest normal (1.2e-38)
-FLOOR32 = np.float32(87.0)
+#: float32 arguments at or below -FLOOR2_32 give 0: 2^-125 ~ 2.4e-38 keeps every
+#: result (p * 2^n, p >= 2^-1/2) a normal float32 (smallest 1.2e-38)
+FLOOR2_32 = np.float32(125.0)
 _ZERO32 = np.float32(0.0)
 _ONE32 = np.float32(1.0)
-#: Cephes expf: exp(r) ~ 1 + r + r^2 (P0 r^5 + ... + P5) on |r| <= ln2/2
-P0 = np.float32(1.9875691500e-4)
-P1 = np.float32(1.3981999507e-3)
-P2 = np.float32(8.3334519073e-3)
-P3 = np.float32(4.1665795894e-2)
-P4 = np.float32(1.6666665459e-1)
-P5 = np.float32(5.0000001201e-1)
+#: 2^r ~ 1 + r (Q0 + r Q1 + ... + r^5 Q5) on |r| <= 1/2: the relative-error minimax
+#: (Lawson-weighted least squares; 2e-9 before rounding to float32)
+Q0 = np.float32(0.6931471824645996)
+Q1 = np.float32(0.24022647738456726)
+Q2 = np.float32(0.055503323674201965)
+Q3 = np.float32(0.00961843691766262)
+Q4 = np.float32(0.0013398875016719103)
+Q5 = np.float32(0.00015353361959569156)
 
 
 @intrinsic
-def _pow2_shifted32(typingctx, nf):
-    """2^n as a float32 from nf = 1.5 * 2^23 + n (-127 <= n <= 128): the low bits of
-    nf's int32 bits hold n; (bits + 127) << 23 (wrapping) is the float of biased
-    exponent n + 127 (n = -127 gives +0)."""
-    if nf != types.float32:
+def _times_pow2_32(typingctx, p, nf):
+    """p * 2^n as a float32 from nf = 1.5 * 2^23 + n: the low bits of nf's int32 bits
+    hold n, so bits(p) + (bits(nf) << 23) (wrapping) adds n to p's biased exponent;
+    exact while the result is a normal float32."""
+    if p != types.float32 or nf != types.float32:
         return None
 
     def codegen(context, builder, signature, args):
         from llvmlite import ir
 
         i32 = ir.IntType(32)
-        bits = builder.bitcast(args[0], i32)
-        biased = builder.add(bits, ir.Constant(i32, 127))
-        shifted = builder.shl(biased, ir.Constant(i32, 23))
-        return builder.bitcast(shifted, ir.FloatType())
+        p_bits = builder.bitcast(args[0], i32)
+        n_bits = builder.shl(builder.bitcast(args[1], i32), ir.Constant(i32, 23))
+        return builder.bitcast(builder.add(p_bits, n_bits), ir.FloatType())
 
-    return types.float32(nf), codegen
+    return types.float32(p, nf), codegen
 
 
 if config.DISABLE_JIT:
 
-    def _pow2_shifted32(nf):
-        bits = int(np.float32(nf).view(np.int32))
-        out = np.array([((bits + 127) << 23) & 0xFFFFFFFF], np.uint32)
-        return out.view(np.float32)[0]
+    def _times_pow2_32(p, nf):
+        n_bits = (int(np.float32(nf).view(np.int32)) << 23) & 0xFFFFFFFF
+        bits = (int(np.float32(p).view(np.uint32)) + n_bits) & 0xFFFFFFFF
+        return np.array([bits], np.uint32).view(np.float32)[0]
 
 
 @kernel(strict=True)
-def exp32_shifted_sum(row, mx, nb, s):
-    """row[b] <- exp(row[b] - mx[b]) and s[b] += row[b] for b < nb, all float32, for
-    row <= mx (<= 2 float32 ulps; a difference at or below -FLOOR32, -inf included,
+def exp2_32_shifted_sum(row, mx, nb, s):
+    """row[b] <- 2^(row[b] - mx[b]) and s[b] += row[b] for b < nb, all float32, for
+    row <= mx (< 1 float32 ulp; a difference at or below -FLOOR2_32, -inf included,
     gives 0, and so does NaN)."""
     for b in range(nb):
-        # no clamp (1.14x): an argument at or below -FLOOR32, -inf or NaN makes
-        # garbage of n and 2^n, which the select below replaces with 0
+        # no clamp: an argument at or below -FLOOR2_32, -inf or NaN makes garbage
+        # of n and of the exponent, which the select below replaces with 0
         x = row[b] - mx[b]
-        nf = x * LOG2E32 + SHIFT32
-        n = nf - SHIFT32
-        r = x - n * LN2_HI32 - n * LN2_LO32
-        p = P0
-        p = p * r + P1
-        p = p * r + P2
-        p = p * r + P3
-        p = p * r + P4
-        p = p * r + P5
-        p = p * (r * r) + r + _ONE32
-        e = p * _pow2_shifted32(nf)
-        e = e if x > -FLOOR32 else _ZERO32
+        nf = x + SHIFT32
+        r = x - (nf - SHIFT32)  # exact: n = round(x), |r| <= 1/2
+        p = Q5
+        p = p * r + Q4
+        p = p * r + Q3
+        p = p * r + Q2
+        p = p * r + Q1
+        p = p * r + Q0
+        p = p * r + _ONE32
+        e = _times_pow2_32(p, nf)
+        e = e if x > -FLOOR2_32 else _ZERO32
         row[b] = e
         s[b] += e
 

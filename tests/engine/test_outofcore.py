@@ -250,7 +250,9 @@ def test_float32_memmap_keeps_float32(X, tmp_path, small_blocks):
         np.testing.assert_allclose(
             getattr(actual, name), getattr(expected, name), rtol=1e-5
         )
-    assert abs(actual.lower_bound_ - expected.lower_bound_) <= 1e-10 * abs(
+    # float32 data at d <= 8 take kernels/lowd32.py, whose block sums are float32:
+    # the partition shows at float32's resolution (measured 5e-9 relative)
+    assert abs(actual.lower_bound_ - expected.lower_bound_) <= 1e-7 * abs(
         expected.lower_bound_
     )
 

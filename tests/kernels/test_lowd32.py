@@ -20,12 +20,13 @@ from fastgmm.kernels import DIAG, FULL, TIED
 from fastgmm.kernels.lowd32 import (
     BLOCK32,
     MAX_D,
+    _log_sum,
     lowd32_em_pass,
     move_stats,
     use_lowd32,
 )
 from fastgmm.kernels.passes import em_pass
-from fastgmm.kernels.vecmath import FLOOR32, exp32_shifted_sum
+from fastgmm.kernels.vecmath import FLOOR2_32, exp2_32_shifted_sum
 from fastgmm.model import covariance as cov
 from fastgmm.model.params import Params, kernel_inputs
 
@@ -38,39 +39,56 @@ pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceW
 
 
 # ----------------------------------------------------------------- the float32 exp
-def test_exp32_within_two_ulps_of_numpy_over_its_range():
-    """exp(x) for x in [-FLOOR32, 0] (dense grid, tiny magnitudes, -0) within 2 ulps
-    of the exactly rounded float32 (NumPy's float64 exp); below -FLOOR32 and -inf
-    exactly 0; results normal floats; the sum accumulated."""
-    grid = np.linspace(-float(FLOOR32), 0.0, 1_000_001)
+def test_exp2_32_within_one_ulp_of_numpy_over_its_range():
+    """2^x for x in [-FLOOR2_32, 0] (dense grid, tiny magnitudes, -0, halves where
+    the rounding of n ties) within 1 ulp of the exactly rounded float32 (NumPy's
+    float64 exp2); at or below -FLOOR2_32, -inf and NaN exactly 0; results normal
+    floats; the sum accumulated."""
+    grid = np.linspace(-float(FLOOR2_32), 0.0, 1_000_001)
     tiny = -np.logspace(-38, 0, 2001)
-    x = np.concatenate([grid, tiny, [-0.0, -1e-45]]).astype(np.float32)
+    halves = -np.arange(0.5, float(FLOOR2_32), 1.0)
+    x = np.concatenate([grid, tiny, halves, [-0.0, -1e-45]]).astype(np.float32)
     mx = np.zeros(len(x), np.float32)
     row = x.copy()
     s = np.ones(len(x), np.float32)
-    exp32_shifted_sum(row, mx, len(x), s)
-    exact = np.exp(x.astype(np.float64))
+    exp2_32_shifted_sum(row, mx, len(x), s)
+    exact = np.exp2(x.astype(np.float64))
     ulps = np.abs(row - exact) / np.spacing(exact.astype(np.float32))
-    inside = x > -FLOOR32
-    assert inside.sum() > 1_000_000 and ulps[inside].max() <= 2.0
+    inside = x > -FLOOR2_32
+    assert inside.sum() > 1_000_000 and ulps[inside].max() <= 1.0
     assert np.all(row[inside] >= np.finfo(np.float32).tiny)
     assert np.all(row[~inside] == 0.0)
     np.testing.assert_array_equal(s, np.float32(1.0) + row)
-    below = [-FLOOR32 - 1e-3, -88.0, -100.0, -1e30, -3e38, -np.inf, np.nan]
+    below = [-FLOOR2_32, -125.5, -126.0, -150.0, -1e30, -3e38, -np.inf, np.nan]
     out = np.array(below, np.float32)
     s = np.zeros(len(out), np.float32)
-    exp32_shifted_sum(out, np.zeros(len(out), np.float32), len(out), s)
+    exp2_32_shifted_sum(out, np.zeros(len(out), np.float32), len(out), s)
     np.testing.assert_array_equal(out, 0.0)
     np.testing.assert_array_equal(s, 0.0)
 
 
-def test_exp32_shifted_touches_only_the_first_nb():
-    """exp(row - mx) with mx != 0, and nothing written past nb."""
+def test_exp2_32_shifted_touches_only_the_first_nb():
+    """2^(row - mx) with mx != 0, and nothing written past nb."""
     row = np.full(40, 2.0, np.float32)
     s = np.zeros(40, np.float32)
-    exp32_shifted_sum(row, np.full(40, 3.0, np.float32), 17, s)
+    exp2_32_shifted_sum(row, np.full(40, 3.5, np.float32), 17, s)
     assert np.all(row[17:] == 2.0) and np.all(s[17:] == 0.0)
-    np.testing.assert_allclose(row[:17], np.exp(-1.0), rtol=2e-7)
+    np.testing.assert_allclose(row[:17], 2.0**-1.5, rtol=1.2e-7)
+
+
+@pytest.mark.parametrize("n_components", [1, 8, 1 << 20])
+def test_log_sum_is_the_sum_of_logs_without_overflow(n_components):
+    """_log_sum: sum_b log s[b] (the unweighted pass's log-likelihood part) to float64
+    precision, s in [1, K], K up to 2^20 (a product of the 1152 rows would
+    overflow: the groups keep each under 2^1000), rows past nb not read."""
+    rng = np.random.default_rng(3)
+    s = rng.uniform(1.0, n_components, 1200).astype(np.float32)
+    s[:50] = n_components
+    s[1100:] = np.inf  # past nb
+    got = _log_sum(s, 1100, n_components)
+    expected = np.log(s[:1100].astype(np.float64)).sum()
+    assert np.isfinite(got)
+    np.testing.assert_allclose(got, expected, rtol=1e-14, atol=1e-12)
 
 
 # ------------------------------------------------------------------------ the pass
