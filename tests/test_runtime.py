@@ -1,5 +1,7 @@
 """Threads at run time: the serial cut-off for small problems (fastgmm._runtime) and the pacing of EM iterations under load (fastgmm._pacing)."""
 
+import contextlib
+
 import numba
 import numpy as np
 import pytest
@@ -278,6 +280,22 @@ def test_pacer_keeps_trying_at_time_valid_a_count_that_is_not_slower():
     assert pacer.valid == {1: _pacing.TIME_VALID}
 
 
+@contextlib.contextmanager
+def _spinning():
+    """Another process spinning on a core for the body (started 0.3 s before)."""
+    import subprocess
+    import sys
+    import time
+
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.3)  # started
+        yield
+    finally:
+        spinner.kill()
+        spinner.wait()
+
+
 def _meter_after_pause(window_others, runnable, own_share):
     """A LoadMeter's reading over a 0.5 s window in which others used
     ``window_others`` cores and this process ``own_share`` of one core, with
@@ -311,17 +329,8 @@ def test_load_meter_after_a_pause_counts_only_what_is_runnable_now():
     _pacing._runnable_others() is None, reason="no /proc/loadavg (not Linux)"
 )
 def test_runnable_others_sees_a_spinning_process():
-    import subprocess
-    import sys
-    import time
-
-    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
-    try:
-        time.sleep(0.3)  # started
+    with _spinning():
         seen = [_pacing._runnable_others() for _ in range(5)]
-    finally:
-        spinner.kill()
-        spinner.wait()
     assert min(seen) >= 1
 
 
@@ -376,20 +385,13 @@ def test_pacer_on_one_thread_does_nothing_but_the_body():
     _pacing._machine_busy_seconds() is None, reason="no /proc/stat (not Linux)"
 )
 def test_load_meter_sees_a_spinning_process():
-    import subprocess
-    import sys
     import time
 
-    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
-    try:
-        time.sleep(0.3)  # started
+    with _spinning():
         meter = _pacing.LoadMeter()
         meter.tick()
         time.sleep(max(0.3, _pacing.LOAD_WINDOW))
         meter.tick()
-    finally:
-        spinner.kill()
-        spinner.wait()
     assert meter.others is not None and meter.others >= 0.3
 
 
