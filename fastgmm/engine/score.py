@@ -14,6 +14,7 @@ from .._runtime import blas_idle, n_threads_for, pass_work, threads
 from ..kernels import DIAG, FULL
 from ..kernels.fullgemm import full_score_pass, use_gemm
 from ..kernels.passes import score_pass
+from ..model.params import kernel_inputs
 
 #: rows scored at a time by :func:`score_chunks` (bounds a K-wide buffer)
 CHUNK_ROWS = 1_000_000
@@ -69,8 +70,6 @@ def score(
     tuple of ndarray
         ``log p(x)`` (n,) and responsibilities (n, K) in X's dtype, labels (n,) int64.
     """
-    from ..model.params import kernel_inputs
-
     if np.ndim(X) != 2:
         raise ValueError(f"Expected a 2-D array of points, got shape {np.shape(X)}.")
     n, d = X.shape

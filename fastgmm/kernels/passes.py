@@ -320,6 +320,22 @@ def em_pass(X, sw, kind, const, loc, prec, ref, chunk):
     )  # fmt: skip
 
 
+#: read-only empty float64 inputs by shape: "no sample weights", "no statistics"
+_EMPTY = {}
+
+
+def _empty_input(*shape):
+    """A read-only empty float64 array of ``shape`` (made once per shape: the
+    kernel's input conversion passes it as it is; it holds nothing to change)."""
+    a = _EMPTY.get(shape)
+    if a is None:
+        a = np.empty(shape)
+        a.setflags(write=False)
+        if len(_EMPTY) < 256:
+            _EMPTY[shape] = a
+    return a
+
+
 def score_pass(X, kind, const, loc, prec, chunk, out_lse, out_resp, out_label):
     """Per-point outputs for X (n, d), float32 or float64, each skipped when given
     with length 0.
@@ -327,8 +343,7 @@ def score_pass(X, kind, const, loc, prec, chunk, out_lse, out_resp, out_label):
     out_lse (n,): log p(x_i); out_resp (n, K): responsibilities, both in X's dtype;
     out_label (n,): argmax_k.
     """
-    no_ref = np.empty((0, X.shape[1]))
     mixture_pass(
-        X, np.empty(0), kind, const, loc, prec, no_ref, chunk,
-        out_lse, out_resp, out_label,
+        X, _empty_input(0), kind, const, loc, prec, _empty_input(0, X.shape[1]),
+        chunk, out_lse, out_resp, out_label,
     )  # fmt: skip

@@ -265,6 +265,19 @@ def test_score_pass_outputs_are_independent(rng, wanted):
             assert a.shape[0] == 0
 
 
+def test_score_pass_shares_read_only_empty_inputs():
+    """score_pass hands the kernel one read-only empty float64 array per shape for
+    "no sample weights" and "no statistics": nothing allocated or converted per call,
+    and nothing a caller could write into."""
+    from fastgmm.kernels.passes import _empty_input
+
+    a, b = _empty_input(0), _empty_input(0, 3)
+    assert a is _empty_input(0) and b is _empty_input(0, 3)
+    assert a.shape == (0,) and b.shape == (0, 3)
+    assert a.dtype == b.dtype == np.float64
+    assert not a.flags.writeable and not b.flags.writeable
+
+
 # ------------------------------------------------------------------ k-means kernels
 @pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
