@@ -398,15 +398,16 @@ class BaseMixture(DensityMixin, BaseEstimator):
     def _score(self, X, **wanted):
         model = snapshot(self)  # one consistent state, whatever a refit does
         params = model._params()  # NotFittedError unless fitted; shapes checked
-        if is_dask_array(X):
-            model._check_features(X.shape[1])
-            ((what, _),) = wanted.items()
-            k = model.n_components
-            return (lazy_score(X, params, model.covariance_type, what, k),)
-        if is_source(X):
-            source = as_source(X)
-            model._check_features(source.n_features)
-            return score_blocks(source, params, model.n_jobs, **wanted)
+        if type(X) is not np.ndarray:  # (a plain ndarray is in memory)
+            if is_dask_array(X):
+                model._check_features(X.shape[1])
+                ((what, _),) = wanted.items()
+                k = model.n_components
+                return (lazy_score(X, params, model.covariance_type, what, k),)
+            if is_source(X):
+                source = as_source(X)
+                model._check_features(source.n_features)
+                return score_blocks(source, params, model.n_jobs, **wanted)
         plain = not hasattr(model, "feature_names_in_") and _plain_rows(
             X, 1, getattr(model, "n_features_in_", -1)
         )
