@@ -216,7 +216,10 @@ def test_float32_dask_array_keeps_float32(client, X):
     )
     assert actual.means_.dtype == np.float32
     np.testing.assert_allclose(actual.means_, expected.means_, rtol=1e-6)
-    assert actual.lower_bound_ == pytest.approx(expected.lower_bound_, rel=1e-10)
+    # float32 data at d <= 8 take kernels/lowd32.py, whose block sums are float32:
+    # the partition into 1000-row tasks shows at float32's resolution (measured
+    # 1.0e-8 relative; as tests/engine/test_outofcore.py's float32 memmap fit)
+    assert actual.lower_bound_ == pytest.approx(expected.lower_bound_, rel=1e-7)
 
 
 # ------------------------------------------------------ threads inside tasks
