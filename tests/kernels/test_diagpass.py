@@ -245,7 +245,7 @@ def test_float32_same_code_whatever_the_cache(tmp_path):
     library carries its own copies of the helpers it calls (re-optimised with it,
     rounding apart by an ulp at times), and a process runs the copy loaded first
     under each symbol name: with a specialisation per dtype, float64 ran the copies
-    in its own library and float32 the helpers' (30 of 60 arrays differed)."""
+    in its own library and float32 the helpers' (30 of the 80 arrays differed)."""
     import subprocess
     import sys
     from pathlib import Path
