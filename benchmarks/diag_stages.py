@@ -101,7 +101,7 @@ def main(argv=None):
     pair = float_pair(X)
     runs = (
         lambda s: old(s, pair, ins.kind, ins.const, ins.loc, ins.prec, ref, n_blocks, rows),
-        lambda s: new(s, X, ins.const, ins.loc, ins.prec, ref, n_blocks, rows),
+        lambda s: new(s, pair, ins.const, ins.loc, ins.prec, ref, n_blocks, rows),
     )  # fmt: skip
     for s in range(4):
         for run in runs:

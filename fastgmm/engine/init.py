@@ -28,7 +28,7 @@ import numpy as np
 from .._jit import kernel_array
 from .._pacing import pacing
 from ..kernels import DIAG
-from ..kernels.kmeans import label_stats, lloyd_run
+from ..kernels.kmeans import label_stats, lloyd_run, move_centers
 from ..kernels.seeding import choice_index, plusplus_run
 from ..model.params import Params
 from .starts import (
@@ -192,6 +192,20 @@ def _average(s1, nk, dtype):
     return s1.astype(dtype)
 
 
+def _moved_shift(s1, nk, centers):
+    """Move ``centers`` (in place) to the relocated pass's averages; return the
+    squared centre shift as scikit-learn's ``_center_shift`` then
+    ``(center_shift**2).sum()`` round it: the kernel's ``move_centers`` when every
+    cluster has weight (as on the kernel's own passes), else (a cluster still
+    empty: no row to move to it) ``_average`` and the same sums in NumPy."""
+    if nk.all():
+        return move_centers(s1, nk, centers, np.empty(len(nk) + 2, centers.dtype))
+    new = _average(s1, nk, centers.dtype)
+    shift = np.sqrt(((new - centers) ** 2).sum(axis=1))
+    centers[:] = new
+    return float((shift**2).sum())
+
+
 def lloyd(data, centers, mean, tol, max_iter=KMEANS_MAX_ITER):
     """scikit-learn's ``_kmeans_single_lloyd`` on the rows ``X - mean`` from centred
     ``centers`` (data dtype). Returns (centres (K, d) float64, centred; labels (n,)
@@ -227,13 +241,10 @@ def lloyd(data, centers, mean, tol, max_iter=KMEANS_MAX_ITER):
         if status != 2:
             break
         _relocate_empty(data, mean, centers, nk, s1, labels)
-        new = _average(s1, nk, X.dtype)
         if state[1] == 0:  # strict convergence
-            centers[:] = new
+            centers[:] = _average(s1, nk, X.dtype)
             break
-        shift = np.sqrt(((new - centers) ** 2).sum(axis=1))
-        centers[:] = new
-        if float((shift**2).sum()) <= tol:
+        if _moved_shift(s1, nk, centers) <= tol:
             limit = int(state[0])  # no more passes: label by these centres
     return centers.astype(np.float64), labels, int(state[0])
 

@@ -93,11 +93,19 @@ def centred_inputs(loc, prec, ref):
 
 @kernel
 def _load(X, b0, nb, centre, xt):
-    """xt[j, b] := X[b0 + b, j] - centre[j] for b < nb."""
-    d = X.shape[1]
-    for b in range(nb):
-        for j in range(d):
-            xt[j, b] = X[b0 + b, j] - centre[j]
+    """xt[j, b] := X[b0 + b, j] - centre[j] for b < nb, X the data pair (float64
+    rows, float32 rows; one empty: ``fastgmm._jit.float_pair``), read from whichever
+    holds the rows (float32 values are exact in float64)."""
+    X64, X32 = X
+    d = X64.shape[1]
+    if X64.shape[0] > 0:
+        for b in range(nb):
+            for j in range(d):
+                xt[j, b] = X64[b0 + b, j] - centre[j]
+    else:
+        for b in range(nb):
+            for j in range(d):
+                xt[j, b] = X32[b0 + b, j] - centre[j]
 
 
 @kernel
@@ -271,7 +279,7 @@ def _chunk(X, sw, start, stop, const, ins, prec, nk, s1, s2):
     """The pass over rows start:stop into this chunk's slot (nk, s1, s2); returns
     sum_i w_i log p(x_i). ``ins`` = centred_inputs(...)."""
     centre, mp, refc = ins
-    d = X.shape[1]
+    d = X[0].shape[1]
     n_components = const.shape[0]
     xt = np.empty((d, ROWS))
     lp = np.empty((n_components, ROWS))
@@ -292,15 +300,22 @@ def _chunk(X, sw, start, stop, const, ins, prec, nk, s1, s2):
     return ll
 
 
-@kernel(parallel=True, inputs="X sw const loc prec ref")
+@kernel(parallel=True, inputs="X sw const loc prec ref", floats="X")
 def diag_fused_pass(X, sw, kind, const, loc, prec, ref, chunk):
     """:func:`fastgmm.kernels.passes.em_pass` for X (n, d), float64 or float32 (read
     into float64 blocks), d >= MIN_D, and the DIAG kind (module docstring); same
     arguments and results.
 
+    X reaches the kernel as a float pair (``fastgmm._jit.float_pair``): one compiled
+    specialisation serves both dtypes, so float32 data runs the very code float64
+    data of the same values runs. (With one specialisation per dtype, each linked
+    its own copies of the helpers, and which copy a process ran depended on the
+    cache's history: float32 and float64 results could differ by an ulp; see
+    ``tests/kernels/test_diagpass.py::test_float32_same_code_whatever_the_cache``.)
+
     Returns (loglik_sum, nk (K,), s1 (K, d), s2 (K, 1, d)) about ``ref`` (K, d).
     """
-    n, d = X.shape
+    n, d = X[0].shape[0] + X[1].shape[0], X[0].shape[1]
     n_components = const.shape[0]
     ins = centred_inputs(loc, prec, ref)
     n_chunks = (n + chunk - 1) // chunk

@@ -116,7 +116,7 @@ def _row_norms(centers, out):
 
 
 @kernel(strict="exact")
-def _move_centers(s1, nk, centers, shift):
+def move_centers(s1, nk, centers, shift):
     """centers = s1 / nk (``s1 * (1 / nk)`` in float64, then the centres' dtype);
     returns scikit-learn's total squared centre shift: shift[k] = the root of
     ``_euclidean_dense_dense`` (4 squares a step) between the old and new centre,
@@ -258,7 +258,7 @@ def lloyd_run(X, sw, mean, centers, tol, max_iter, pause, chunk, labels, nk, s1,
         state[1] = int(changed)
         if empty:
             return 2
-        if _move_centers(s1, nk, centers, shift) <= tol and state[1] != 0:
+        if move_centers(s1, nk, centers, shift) <= tol and state[1] != 0:
             max_iter = state[0]  # stop on tol: label by these centres
         if state[1] == 0:
             return 0

@@ -149,6 +149,51 @@ def test_empty_clusters_are_relocated_as_scikit_learn_does(rng, weighted):
     assert len(np.unique(labels)) == 6
 
 
+def _sklearn_shift(old, new):
+    """scikit-learn's squared centre shift of a pass: ``_center_shift`` (the root of
+    ``_euclidean_dense_dense``: four squares a step, then the remainder), squared
+    and summed by NumPy."""
+    d = old.shape[1]
+    shift = np.empty(len(old))
+    for k, (a, b) in enumerate(zip(new, old)):
+        r = 0.0
+        for i in range(0, d - d % 4, 4):
+            s = [(a[j] - b[j]) * (a[j] - b[j]) for j in range(i, i + 4)]
+            r += ((s[0] + s[1]) + s[2]) + s[3]
+        for j in range(d - d % 4, d):
+            r += (a[j] - b[j]) * (a[j] - b[j])
+        shift[k] = np.sqrt(r)
+    return (shift**2).sum()
+
+
+def test_relocation_pass_stops_on_scikit_learns_shift():
+    """A pass that empties a cluster (a centre far from every row) relocates in
+    Python; its centre shift is rounded as scikit-learn's (the kernel's
+    move_centers), so with ``tol`` exactly at scikit-learn's shift of that pass both
+    stop there: the same passes, labels and centres. (NumPy's row sums of squares
+    round this shift 2 ulps above it: the loop then took another pass.)"""
+    from sklearn.cluster._kmeans import _kmeans_single_lloyd
+
+    X, _ = load("wine")
+    X = _standardised(X)
+    mean = X.mean(axis=0)
+    Xc = X - mean
+    centers = np.vstack([Xc[[141, 152, 113, 114, 62]], np.full((1, 13), 50.0)])
+    ones = np.ones(len(X))
+    _, _, after, _ = _kmeans_single_lloyd(Xc, ones, centers.copy(), 1, tol=0.0)
+    tol = _sklearn_shift(centers, after)
+    numpy_shift = (np.sqrt(((after - centers) ** 2).sum(axis=1)) ** 2).sum()
+    assert numpy_shift > tol  # the case tells the two roundings apart
+    labels, _, sk_centers, sk_iter = _kmeans_single_lloyd(
+        Xc, ones, centers.copy(), tol=tol
+    )
+    assert sk_iter == 1  # scikit-learn stops on the relocation pass
+    fg_centers, fg_labels, n_iter = lloyd(_data(X, 6), centers, mean, tol)
+    assert n_iter == sk_iter
+    np.testing.assert_array_equal(fg_labels, labels)
+    np.testing.assert_array_equal(fg_centers, sk_centers)
+
+
 def test_duplicate_rows_fewer_than_clusters():
     """Fewer distinct rows than clusters: relocation finds nothing to move (every
     distance is 0) and empty clusters copy the heaviest centre, as scikit-learn's."""

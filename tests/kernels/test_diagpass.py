@@ -2,6 +2,7 @@
 oracle, em_pass and scikit-learn; data far from the origin; far points; thread-count
 determinism; and which fits take it."""
 
+import os
 import warnings
 
 import numpy as np
@@ -186,3 +187,84 @@ def test_estimator_takes_the_path_and_matches_sklearn(
     np.testing.assert_allclose(
         ours.covariances_, theirs.covariances_, rtol=1e-6, atol=1e-8
     )
+
+
+CACHE_HISTORY = """
+import json, os, sys
+import numpy as np
+from fastgmm._jit import BLOCK
+from fastgmm.kernels import DIAG
+from fastgmm.kernels.diagpass import diag_fused_pass
+
+step = sys.argv[1]
+rng = np.random.default_rng(0)
+n, d, K = 3 * BLOCK + 11, 12, 5
+runs = []
+for _ in range(20):
+    centres = 50.0 + rng.normal(size=(K, d))
+    labels = rng.integers(0, K, n)
+    scale = rng.uniform(0.5, 1.5, size=(K, d))
+    X = (centres[labels] + rng.normal(size=(n, d)) * scale[labels]).astype(np.float32)
+    prec = (1.0 / (1.1 * scale))[:, None, :]
+    means = centres + 0.1 * rng.normal(size=(K, d))
+    const = np.log(rng.dirichlet(np.full(K, 5.0))) + np.log(prec[:, 0]).sum(1)
+    runs.append((X, (const - 0.5 * d * np.log(2 * np.pi), means, prec, means)))
+
+
+def passes(dtype):
+    out = [diag_fused_pass(X.astype(dtype), np.empty(0), DIAG, *p, 4 * BLOCK)
+           for X, p in runs]
+    return [[np.asarray(a).tolist() for a in o] for o in out]
+
+
+if step == "float64":
+    passes(np.float64)
+elif step == "float32":
+    import numba
+    numba.njit(lambda x: x + 1)(1)  # this process numbers its functions apart
+    passes(np.float32)
+else:  # the helpers' own compiled code loaded first, as when a caller compiles
+    from fastgmm.kernels import diagpass as dp
+    lp, v, xt, mp = np.ones((K, BLOCK)), np.ones(BLOCK), np.ones((d, BLOCK)), np.ones((K, d))
+    const, prec = np.zeros(K), np.ones((K, 1, d))
+    const.setflags(write=False), prec.setflags(write=False)
+    dp._resp(lp, 4, v.copy(), v.copy(), v.copy(), v.copy(), np.ones((2, BLOCK)))
+    dp._log_prob(xt, 4, const, mp, prec, lp, v.copy())
+    dp._stats(4, mp.copy(), lp, v.copy(), xt, np.zeros(K), mp.copy(), np.zeros((K, 1, d)))
+    print(json.dumps(passes(np.float64) == passes(np.float32)), file=sys.stderr)
+"""
+
+
+@pytest.mark.slow
+def test_float32_same_code_whatever_the_cache(tmp_path):
+    """float32 and float64 data of the same values, bitwise equal in a process whose
+    cache has this history: the float64 pass compiled; the helpers' entries then
+    lost (as a concurrent process's index write loses them) and the float32 pass
+    compiled in another process (its helpers compiled anew, under other symbol
+    names); then a process that loads the helpers' own code first. Each compiled
+    library carries its own copies of the helpers it calls (re-optimised with it,
+    rounding apart by an ulp at times), and a process runs the copy loaded first
+    under each symbol name: with a specialisation per dtype, float64 ran the copies
+    in its own library and float32 the helpers' (30 of the 80 arrays differed)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, FASTGMM_CACHE_DIR=str(tmp_path), PYTHONPATH=str(root))
+
+    def run(step):
+        proc = subprocess.run(
+            [sys.executable, "-c", CACHE_HISTORY, step],
+            env=env, capture_output=True, text=True, timeout=900, check=False,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return proc.stderr
+
+    run("float64")
+    helpers = ("_resp", "_log_prob", "_stats", "_chunk", "_load", "_add4")
+    for path in tmp_path.glob("jit-*/kernels.diagpass.*"):
+        if path.name.split(".")[2].split("-")[0] in helpers:
+            path.unlink()
+    run("float32")
+    assert run("both").strip().splitlines()[-1] == "true"

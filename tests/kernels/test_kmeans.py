@@ -8,7 +8,7 @@ from sklearn.cluster._kmeans import _labels_inertia
 
 from fastgmm._jit import BLOCK, chunk_rows
 from fastgmm.engine.init import _ones_sum
-from fastgmm.kernels.kmeans import _move_centers, _row_norms, lloyd_run
+from fastgmm.kernels.kmeans import _row_norms, lloyd_run, move_centers
 from fastgmm.kernels.seeding import choice_index, locate, plusplus_run
 
 DTYPES = [np.float32, np.float64]
@@ -108,7 +108,7 @@ def test_centre_shift_is_scikit_learns(rng, dtype):
         nk = rng.uniform(1, 50, k)
         s1 = rng.normal(size=(k, d)) * nk[:, None]
         centers = old.copy()
-        total = _move_centers(s1, nk, centers, np.empty(k + 2, dtype))
+        total = move_centers(s1, nk, centers, np.empty(k + 2, dtype))
         new = (s1 * (1.0 / nk)[:, None]).astype(dtype)
         np.testing.assert_array_equal(centers, new)
         shift = np.empty(k, dtype)
