@@ -17,8 +17,8 @@ from fastgmm.kernels.passes import em_pass
 from fastgmm.model import covariance as cov
 from fastgmm.model.params import Params, kernel_inputs
 
-from .. import reference as ref
-from .helpers import assert_same_for_any_thread_count
+from .helpers import assert_same_for_any_thread_count, pass_of
+from .helpers import pass_oracle as oracle
 
 
 def problem(rng, n, d, K, covariance_type="diag", offset=50.0, spread=1.0):
@@ -42,18 +42,7 @@ def problem(rng, n, d, K, covariance_type="diag", offset=50.0, spread=1.0):
 
 
 def run(X, sw, params, chunk=4 * BLOCK, fn=diag_fused_pass):
-    kind, const, loc, prec = kernel_inputs(params).astuple()
-    sw = np.empty(0) if sw is None else np.asarray(sw, np.float64)
-    return fn(X, sw, kind, const, loc, prec, np.ascontiguousarray(params.means), chunk)
-
-
-def oracle(X, sw, params, covariance_type):
-    log_norm, resp = ref.e_step(
-        X, params.weights, params.means, params.prec_chol, covariance_type
-    )
-    w = np.ones(len(X)) if sw is None else sw
-    stats = ref.sufficient_stats(X, resp, sw, params.means, covariance_type)
-    return (float(w @ log_norm), *stats)
+    return pass_of(fn, X, sw, params, chunk)
 
 
 def assert_stats_close(got, expected, rtol):

@@ -31,7 +31,8 @@ from fastgmm.model import covariance as cov
 from fastgmm.model.params import Params, kernel_inputs
 
 from .. import reference as ref
-from .helpers import assert_same_for_any_thread_count
+from .helpers import assert_same_for_any_thread_count, pass_of
+from .helpers import pass_oracle as oracle
 
 COV_TYPES = ["full", "diag", "spherical"]
 #: fixed-iteration fits (tol=0) do not converge by design
@@ -116,18 +117,7 @@ def problem(rng, n, d, K, covariance_type, offset=1000.0, spread=3.0):
 
 
 def run(fn, X, sw, params, chunk=2 * BLOCK32):
-    kind, const, loc, prec = kernel_inputs(params).astuple()
-    sw = np.empty(0) if sw is None else np.asarray(sw, np.float64)
-    return fn(X, sw, kind, const, loc, prec, np.ascontiguousarray(params.means), chunk)
-
-
-def oracle(X, sw, params, covariance_type):
-    log_norm, resp = ref.e_step(
-        X, params.weights, params.means, params.prec_chol, covariance_type
-    )
-    w = np.ones(len(X)) if sw is None else sw
-    stats = ref.sufficient_stats(X, resp, sw, params.means, covariance_type)
-    return (float(w @ log_norm), *stats)
+    return pass_of(fn, X, sw, params, chunk)
 
 
 def assert_close_stats(got, expected, total, spread, tol=2e-6):
