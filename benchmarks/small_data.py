@@ -13,8 +13,11 @@ covariance type scikit-learn has; for each, the whole default fit
 and, on the fitted model, ``predict``, ``predict_proba``, ``score_samples``,
 ``score``, ``bic`` and ``aic`` on the training data.
 
-Each measurement runs fastgmm then scikit-learn in turn (A B A B ...), ``--pairs``
-times; the table gives each system's median CPU time (``time.process_time``, every
+Each measurement runs fastgmm and scikit-learn one after the other, ``--pairs``
+times, the order alternating from pair to pair (A B, B A, A B, ...): the first call
+after the worker wakes from its read of the next request runs slower (CPU frequency
+and caches; about 1.4x for an iris diag fit on this machine), so a fixed order would
+charge that to one system. The table gives each system's median CPU time (``time.process_time``, every
 thread of the process) and wall time, and the median over the pairs of the ratio
 scikit-learn / fastgmm (above 1: fastgmm faster). Every call is warmed first (the
 JIT compile or the load from Numba's on-disk cache is excluded; it is timed once,
@@ -89,10 +92,12 @@ class Worker:
             self.fitted[key] = _call(cls, X, K, cov, "fit", None)()
         return _call(cls, X, K, cov, method, self.fitted[key])
 
-    def pair(self, case, cov, method, only=None):
-        """{system: (cpu s, wall s)} of one call each, fastgmm first."""
+    def pair(self, case, cov, method, only=None, sklearn_first=False):
+        """{system: (cpu s, wall s)} of one call each, fastgmm first unless
+        ``sklearn_first``."""
         out = {}
-        for system in ("fastgmm", "sklearn") if only is None else (only,):
+        order = ("sklearn", "fastgmm") if sklearn_first else ("fastgmm", "sklearn")
+        for system in order if only is None else (only,):
             f = self._callable(system, case, cov, method)
             if (system, case, cov, method) not in self.warm:
                 f()  # warm (JIT, caches), not timed
@@ -178,8 +183,8 @@ def run(args):
         here = Remote(ROOT, n_threads)
         for case, cov, method in _cells():
             t = {"fastgmm": [], "sklearn": []}
-            for _ in range(args.pairs):
-                got = here.pair(case, cov, method)
+            for i in range(args.pairs):
+                got = here.pair(case, cov, method, None, i % 2 == 1)
                 t["fastgmm"].append(got["fastgmm"])
                 t["sklearn"].append(got["sklearn"])
             rows.append(_row(n_threads, case, cov, method, t))
@@ -237,7 +242,7 @@ def report(args, rows, ab_rows, cold):
         f"{' --baseline ' + str(args.baseline) if args.baseline else ''}`; "
         f"load average at start / end: "
         f"{args.load_start} / {os.getloadavg()[0]:.2f}. Medians over {args.pairs} "
-        "alternating pairs; ratio = median of per-pair scikit-learn / fastgmm "
+        "pairs, the order within a pair alternating; ratio = median of per-pair scikit-learn / fastgmm "
         "(above 1: fastgmm faster). CPU = process time of all threads.",
         "",
         "On 2 threads scikit-learn's k-means runs on OpenMP threads that spin-wait; "
