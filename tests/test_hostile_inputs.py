@@ -1,0 +1,96 @@
+"""Hostile inputs (issue 14's sweep, second round): fitted attributes assigned by
+hand with bad values, data whose spread overflows float64, Dask arrays that are not
+2-D. Each test names the behaviour it guards; see docs/reliability.md.
+"""
+
+import numpy as np
+import pytest
+
+from fastgmm import BayesianGaussianMixture, GaussianMixture
+
+
+@pytest.fixture(scope="module")
+def data():
+    gen = np.random.default_rng(14)
+    X = np.vstack([gen.normal(size=(100, 3)), gen.normal(size=(100, 3)) + 5.0])
+    return X[gen.permutation(len(X))]
+
+
+def _scale(a, factor):
+    return np.asarray(a) * factor
+
+
+def _first_nan(a):
+    a = np.array(a, dtype=np.float64)
+    a.flat[0] = np.nan
+    return a
+
+
+# ------------------------------------------------------- fitted values by hand
+BAD_VALUES = [
+    ("means_", _first_nan, "means_ contain NaN or infinity"),
+    ("weights_", lambda w: _scale(w, np.inf), "weights_ contain NaN or infinity"),
+    ("weights_", lambda w: w[::-1] - np.array([1.0] + [0.0] * (len(w) - 1)), ">= 0"),
+    ("weights_", lambda w: _scale(w, 2.0), "weights_ must sum to 1, got 2.0"),
+    ("precisions_cholesky_", lambda u: -np.asarray(u), "diagonal must be > 0"),
+    ("precisions_cholesky_", lambda u: _scale(u, 0.0), "diagonal must be > 0"),
+    ("precisions_cholesky_", _first_nan, "precisions_cholesky_ contain NaN"),
+    ("covariances_", lambda c: -np.asarray(c), "covariances_ must have variances"),
+    ("covariances_", _first_nan, "covariances_ contain NaN"),
+]
+
+
+@pytest.mark.parametrize("cov_type", ["full", "tied", "diag", "spherical", "EII"])
+@pytest.mark.parametrize("name, bad, words", BAD_VALUES)
+def test_hand_assigned_values_are_refused(data, cov_type, name, bad, words):
+    """Values that make no mixture (NaN, negative or unnormalised weights, factors
+    without a positive diagonal, negative variances) are refused with the
+    attribute's name by every method, before any kernel: they used to give NaN
+    scores, -inf log-likelihoods, or SciPy's 'array must not contain infs or NaNs'
+    from warm_start and partial_fit."""
+    gm = GaussianMixture(2, covariance_type=cov_type, random_state=0).fit(data)
+    setattr(gm, name, bad(getattr(gm, name)))
+    calls = [gm.score_samples, gm.predict, gm.predict_proba, gm.score, gm.bic]
+    calls += [lambda X: gm.sample(5), gm.partial_fit]
+    for call in calls:
+        with pytest.raises(ValueError, match=words.replace("(", r"\(")):
+            call(data)
+    gm.set_params(warm_start=True)
+    with pytest.raises(ValueError, match=words.replace("(", r"\(")):
+        gm.fit(data)
+
+
+def test_valid_hand_built_models_are_accepted(data):
+    """The check refuses no model a fit gives: zero weights, weights of float32
+    rounding, a noise component's weights (summing to 1 - noise_weight_)."""
+    gm = GaussianMixture(3, random_state=0).fit(data)
+    gm.weights_ = np.array([0.5, 0.5, 0.0])
+    assert np.isfinite(gm.score_samples(data)).all()
+    gm32 = GaussianMixture(7, covariance_type="diag", random_state=0)
+    gm32.fit(data.astype(np.float32))
+    assert np.isfinite(gm32.score_samples(data.astype(np.float32))).all()
+    noisy = GaussianMixture(2, noise=True, random_state=0).fit(data)
+    assert noisy.weights_.sum() < 1.0 - 1e-6
+    assert np.isfinite(noisy.score_samples(data)).all()
+
+
+@pytest.mark.parametrize(
+    "name, value, words",
+    [
+        ("mean_precision_", lambda a: -np.asarray(a), "mean_precision_"),
+        ("degrees_of_freedom_", _first_nan, "degrees_of_freedom_ contain NaN"),
+        ("weight_concentration_", lambda a: -np.asarray(a), "weight_concentration_"),
+    ],
+)
+def test_bayesian_posterior_values_are_refused(data, name, value, words):
+    """A Bayesian mixture's posterior gives its expected log-weights and
+    log-determinants (digamma of its values): NaN or negative values are refused
+    with the attribute's name instead of giving NaN scores."""
+    bgm = BayesianGaussianMixture(
+        n_components=2, weight_concentration_prior_type="dirichlet_distribution",
+        max_iter=20, random_state=0,
+    ).fit(data)  # fmt: skip
+    setattr(bgm, name, value(getattr(bgm, name)))
+    for call in (bgm.score_samples, bgm.predict, bgm.predict_proba):
+        with pytest.raises(ValueError, match=words):
+            call(data)
