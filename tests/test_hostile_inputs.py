@@ -94,3 +94,55 @@ def test_bayesian_posterior_values_are_refused(data, name, value, words):
     for call in (bgm.score_samples, bgm.predict, bgm.predict_proba):
         with pytest.raises(ValueError, match=words):
             call(data)
+
+
+# ------------------------------------------------- data that overflows float64
+@pytest.mark.parametrize(
+    "cov_type", ["full", "tied", "diag", "spherical", "EEI", "VVE"]
+)
+@pytest.mark.parametrize("scale", [1e160, 1e300])
+def test_data_whose_spread_overflows_is_refused(data, cov_type, scale):
+    """Squared deviations beyond float64: diag, spherical and EEI fits used to
+    'succeed' with covariances of reg_covar, a -inf lower bound and every label 0
+    (after 100 repair warnings); full and tied raised SciPy's 'array must not contain
+    infs or NaNs', VVE a LinAlgError. Now a ValueError says why, before any pass,
+    and a fitted model is left as it was."""
+    gm = GaussianMixture(2, covariance_type=cov_type, random_state=0).fit(data)
+    before = gm.means_.copy()
+    with pytest.raises(ValueError, match="too spread out for float64: feature 0"):
+        gm.fit(data * scale)
+    np.testing.assert_array_equal(gm.means_, before)
+
+
+def test_spread_check_paths(data):
+    """The check serves every path that fits in-memory data (select, partial_fit,
+    Bayesian) and streamed sources (their first pass); float32 data, data up to
+    1e150 and far rows of zero weight are fitted as before."""
+    import fastgmm
+
+    far = data * 1e200
+    with pytest.raises(ValueError, match="too spread out"):
+        fastgmm.select(far, [1, 2], covariance_types=["diag"])
+    with pytest.raises(ValueError, match="too spread out"):
+        GaussianMixture(2).partial_fit(far)
+    with pytest.raises(ValueError, match="too spread out"):
+        BayesianGaussianMixture(n_components=2).fit(far)
+    with pytest.raises(ValueError, match="the data's squared deviations"):
+        GaussianMixture(2, covariance_type="diag").fit(lambda: iter([far]))
+    gm = GaussianMixture(2, covariance_type="diag", random_state=0)
+    assert np.isfinite(gm.fit(data * 1e150).score_samples(data * 1e150)).all()
+    assert np.isfinite(gm.fit((data * 1e15).astype(np.float32)).lower_bound_)
+
+
+def test_spread_check_is_exact_per_feature():
+    """Only the global range is read for ordinary data; beyond it, each feature's
+    range decides (a constant feature far from the others is fine)."""
+    from fastgmm.engine.data import check_spread
+
+    gen = np.random.default_rng(1)
+    X = np.c_[gen.normal(size=100), np.full(100, 1e200)]
+    check_spread(X)  # the global range fails, each feature's passes
+    X[0, 1] = 0.0
+    with pytest.raises(ValueError, match="feature 1 spans 1e\\+200"):
+        check_spread(X)
+    check_spread(X, sample_weight=np.r_[0.0, np.ones(99)])  # that row is absent

@@ -109,6 +109,8 @@ def make_data(X, sample_weight, n_components, model, source=None, variances=True
     """
     shared_dense = covariance.get(model).kind == TIED
     d = source.n_features if source is not None else X.shape[1]
+    if source is None:
+        check_spread(X, sample_weight)
     X = kernel_input(X)
     chunk = chunk_rows(d, n_components)
     sw = kernel_array(np.empty(0) if sample_weight is None else sample_weight)
@@ -122,9 +124,48 @@ def make_data(X, sample_weight, n_components, model, source=None, variances=True
     kind = FULL if shared_dense else DIAG
     ref = source.first_row() if source is not None else np.asarray(X[0], np.float64)
     total, centre, scatter = _total_scatter(data, ref, kind)
+    if not np.isfinite(scatter).all():  # a source's rows, read for the first time
+        raise ValueError(_SPREAD_MESSAGE.format(what="the data's"))
     feature_var = (np.diag(scatter) if kind == FULL else scatter) / total
     tied = (centre, scatter) if shared_dense else None
     return Data(X, sw, total, chunk, feature_var, tied, source)
+
+
+#: float64 statistics (sums of squared deviations over rows and features) must stay
+#: below this: the largest float64 with a margin for the passes' other sums
+SPREAD_LIMIT = np.finfo(np.float64).max / 16
+_SPREAD_MESSAGE = (
+    "X's values are too spread out for float64: {what} squared deviations summed "
+    "over the rows overflow (scikit-learn fails on such data too). Scale the data, "
+    "e.g. with sklearn.preprocessing.StandardScaler."
+)
+
+
+def check_spread(X, sample_weight=None):
+    """ValueError when the squared deviations of in-memory float64 rows ``X``,
+    summed over rows and features, would overflow float64 (spreads beyond about
+    1e150): EM's statistics would be inf and its fit garbage. One pass for the
+    range of all values; only data that fails it pays a pass per feature (over the
+    rows of positive weight), to decide and name the feature. float32 data cannot
+    overflow float64 sums."""
+    if X.dtype != np.float64 or X.size == 0:
+        return
+    n, d = X.shape
+    with np.errstate(over="ignore", invalid="ignore"):
+        spread = float(X.max()) - float(X.min())
+        if n * d * spread * spread < SPREAD_LIMIT:
+            return
+        if sample_weight is not None:
+            X = X[np.asarray(sample_weight) > 0]
+        if X.shape[0] == 0:
+            return  # (refused as a total weight of zero)
+        ranges = X.max(axis=0) - X.min(axis=0)
+        if X.shape[0] * float(np.sum(ranges * ranges)) < SPREAD_LIMIT:
+            return
+    j = int(np.argmax(ranges))
+    raise ValueError(
+        _SPREAD_MESSAGE.format(what=f"feature {j} spans {ranges[j]:.3g}, and its")
+    )
 
 
 def block_scatter(X, sw, kind, ref, chunk):
