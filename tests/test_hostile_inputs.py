@@ -134,6 +134,28 @@ def test_spread_check_paths(data):
     assert np.isfinite(gm.fit((data * 1e15).astype(np.float32)).lower_bound_)
 
 
+@pytest.mark.parametrize("cov_type", ["full", "diag"])
+def test_select_drops_rows_of_zero_weight(data, cov_type):
+    """select, like GaussianMixture.fit, drops the rows of weight 0 (with their
+    noise flags): a far row of weight 0 gives bitwise the sweep without it. It
+    used to reach the scatter pass (0 * inf: SciPy's error for full) and k-means."""
+    import fastgmm
+
+    X = np.vstack([data[:100], [[1e200, 0.0, 0.0]], data[100:]])
+    w = np.r_[np.ones(100), 0.0, np.ones(len(data) - 100)]
+    opts = dict(covariance_types=[cov_type], random_state=0, init_params="kmeans")
+    got = fastgmm.select(X, [1, 2], sample_weight=w, **opts)
+    want = fastgmm.select(data, [1, 2], sample_weight=np.ones(len(data)), **opts)
+    for a, b in zip(got.models, want.models):
+        np.testing.assert_array_equal(a.means_, b.means_)
+        np.testing.assert_array_equal(a.covariances_, b.covariances_)
+    np.testing.assert_array_equal(got.column("bic"), want.column("bic"))
+    mask = np.zeros(len(X), bool)
+    mask[[0, 100]] = True  # row 100 is the absent one
+    noisy = fastgmm.select(X, [2], sample_weight=w, noise=mask, **opts)
+    assert np.isfinite(noisy.column("bic")).all()
+
+
 def test_spread_check_is_exact_per_feature():
     """Only the global range is read for ordinary data; beyond it, each feature's
     range decides (a constant feature far from the others is fine)."""
