@@ -22,7 +22,7 @@ from sklearn.utils.validation import (
 )
 
 from ._runtime import threads
-from .engine.dask import is_dask_array, lazy_score
+from .engine.dask import check_array, is_dask_array, lazy_score
 from .engine.data import (
     as_source,
     check_n_samples,
@@ -400,6 +400,7 @@ class BaseMixture(DensityMixin, BaseEstimator):
         params = model._params()  # NotFittedError unless fitted; shapes checked
         if type(X) is not np.ndarray:  # (a plain ndarray is in memory)
             if is_dask_array(X):
+                check_array(X)  # 2-D, before its width is read
                 model._check_features(X.shape[1])
                 ((what, _),) = wanted.items()
                 k = model.n_components

@@ -168,3 +168,16 @@ def test_spread_check_is_exact_per_feature():
     with pytest.raises(ValueError, match="feature 1 spans 1e\\+200"):
         check_spread(X)
     check_spread(X, sample_weight=np.r_[0.0, np.ones(99)])  # that row is absent
+
+
+# --------------------------------------------------------------------- Dask
+@pytest.mark.parametrize("shape", [(60,), (1, 60, 3)])
+def test_dask_scoring_of_an_array_not_2d(data, shape):
+    """predict on a 1-D dask array raised IndexError (a 3-D one: 'X has 60
+    features'); now scikit-learn's 'Expected 2D array' as fit gives."""
+    da = pytest.importorskip("dask.array")
+    gm = GaussianMixture(2, random_state=0).fit(data)
+    X = da.from_array(np.zeros(shape), chunks=20)
+    for call in (gm.predict, gm.score_samples, gm.predict_proba):
+        with pytest.raises(ValueError, match=f"Expected 2D array, got {len(shape)}D"):
+            call(X)
