@@ -181,3 +181,15 @@ def test_dask_scoring_of_an_array_not_2d(data, shape):
     for call in (gm.predict, gm.score_samples, gm.predict_proba):
         with pytest.raises(ValueError, match=f"Expected 2D array, got {len(shape)}D"):
             call(X)
+
+
+# ------------------------------------------------------------------ mclust
+def test_mclust_empty_g_names_the_problem(data):
+    """mclust(X, G=[]) said 'No candidate could be fitted (every BIC is NA)' after
+    fitting nothing; now G's own message, as select's for an empty k_range."""
+    import fastgmm
+
+    with pytest.raises(ValueError, match="G must name at least one number"):
+        fastgmm.mclust(data, G=[])
+    with pytest.raises(ValueError, match="G must name at least one number"):
+        fastgmm.mclust(data, G=range(0))
