@@ -4,11 +4,12 @@
 (:func:`fastgmm.engine.fit.fit`) on the family the subclass supplies
 (``_family()``), sets the fitted attributes once, and scores through the one scorer
 (:mod:`fastgmm.engine.score`). A subclass supplies its parameters, ``_family``,
-``_user_init``, ``_set_fitted`` and ``_params``.
+``_user_init`` and ``_set_fitted``.
 """
 
 import warnings
 from contextlib import contextmanager
+from functools import partial
 from numbers import Integral
 
 import numpy as np
@@ -21,6 +22,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
+from ._derived import Derived, derived_params
 from ._runtime import threads
 from .engine.dask import check_array, is_dask_array, lazy_score
 from .engine.data import (
@@ -38,6 +40,7 @@ from .engine.report import VerboseMonitor
 from .engine.score import score, score_blocks
 from .engine.sources import is_source
 from .model import covariance
+from .model.params import from_fitted
 
 #: rows sampled from a streamed data set to initialise the fit
 INIT_SAMPLE_ROWS = 200_000
@@ -119,75 +122,6 @@ def _no_bool_counts(estimator, params):
                 )
 
 
-#: fitted models with more parameter values than this keep nothing between calls
-#: (checking that their arrays are unchanged costs about what deriving from them does)
-KEEP_MAX_VALUES = 100_000
-
-
-class Derived:
-    """What scoring derives from a fitted model's attributes -- the checked
-    :class:`~fastgmm.model.params.Params`, which keep their kernel inputs (the
-    log-determinants and factors of the densities) -- kept between calls.
-
-    Made empty by each fit (``_set_fitted``) and shared by the snapshots of the
-    estimator; used only while every attribute it was derived from is the same
-    object with the same contents (a user may assign ``means_`` or change it in
-    place: then it is derived again). Not pickled or copied: a copy starts empty.
-    """
-
-    __slots__ = ("entry",)
-
-    def __init__(self):
-        self.entry = None  # (scalars, arrays, their contents, Params)
-
-    def __reduce__(self):
-        return (Derived, ())
-
-
-_SCALARS = (type(None), int, float, str, np.integer, np.floating)
-
-
-def _contents(arrays):
-    """(dtype, shape, bytes) of each array (None kept), or None when one is not
-    a plain ndarray or they are too large to compare cheaply."""
-    size = 0
-    for a in arrays:
-        if a is not None:
-            if type(a) is not np.ndarray:
-                return None
-            size += a.size
-    if size > KEEP_MAX_VALUES:
-        return None
-    return [None if a is None else (a.dtype, a.shape, a.tobytes()) for a in arrays]
-
-
-def derived_params(estimator, make, arrays, scalars):
-    """``make()`` (the fitted Params of ``estimator``), or what it returned last time
-    when the attributes named by ``arrays`` and ``scalars`` are unchanged (see
-    :class:`Derived`)."""
-    attrs = estimator.__dict__
-    derived = attrs.get("_derived")
-    if derived is None:
-        return make()
-    values = tuple([attrs.get(name) for name in scalars])
-    for v in values:
-        if not isinstance(v, _SCALARS):
-            return make()
-    current = [attrs.get(name) for name in arrays]
-    entry = derived.entry
-    if entry is not None and entry[0] == values:
-        same = True
-        for a, b in zip(current, entry[1]):
-            same = same and a is b
-        if same and _contents(current) == entry[2]:
-            return entry[3]
-    contents = _contents(current)
-    params = make()
-    if contents is not None:
-        derived.entry = (values, current, contents, params)
-    return params
-
-
 def fitted_arrays(p, dtype):
     """The fitted arrays of Params ``p`` in ``dtype``; ValueError when one of them
     cannot be represented there (a float32 fit whose covariances or precisions
@@ -244,7 +178,9 @@ class BaseMixture(DensityMixin, BaseEstimator):
       training data (``_training_data``), which a subclass may extend;
     - ``_user_init(n_features)``: validated user-given (weights, means, precisions),
       each None when not given;
-    - ``_set_fitted(result, dtype)`` and ``_params()``: fitted attributes <-> Params.
+    - ``_set_fitted(result, dtype)``: the fitted attributes of a result's Params
+      (then ``_forget_derived()``); ``_params()`` reads them back (extend
+      ``_PARAM_ARRAYS`` / ``_PARAM_SCALARS`` for more fitted state).
     """
 
     #: whether a fit depends on sample_weight only up to its scale (c * w fits as w;
@@ -279,6 +215,24 @@ class BaseMixture(DensityMixin, BaseEstimator):
             if valid is None or len(valid) >= 64:
                 valid = type(self)._valid_params = set()
             valid.add(key)
+
+    #: the fitted attributes the Params are read from (see _params); a subclass
+    #: with more fitted state extends them
+    _PARAM_ARRAYS = ("weights_", "means_", "covariances_", "precisions_cholesky_")
+    _PARAM_SCALARS = ("covariance_type", "n_components", "n_features_in_")
+
+    def _params(self):
+        """The fitted parameters as float64 Params (checked), derived once per set
+        of fitted attributes: a user's assignment to them, or a change in place, is
+        seen by the next call (see :mod:`fastgmm._derived`)."""
+        return derived_params(
+            self, partial(from_fitted, self), self._PARAM_ARRAYS, self._PARAM_SCALARS
+        )
+
+    def _forget_derived(self):
+        """Start afresh what the methods derive from the fitted attributes (each
+        fit, and a load from a model file, call this)."""
+        self._derived = Derived()
 
     def _start_is_given(self):
         """Whether the user gave every starting parameter (nothing to initialise)."""

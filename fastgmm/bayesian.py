@@ -10,7 +10,6 @@ from ._base import BaseMixture, fitted_arrays
 from .engine.fit import Schedule
 from .engine.variational import Variational, data_moments
 from .model import covariance, variational
-from .model.params import from_fitted
 
 #: covariance_type names with a variational posterior (scikit-learn's and mclust's)
 _COVARIANCE_TYPES = {
@@ -253,16 +252,20 @@ class BayesianGaussianMixture(BaseMixture):
         self.lower_bound_ = float(result.lower_bound)
         self.lower_bounds_ = [float(v) for v in result.lower_bounds]
         self.n_effective_components_ = self._n_effective(post)
+        self._forget_derived()
+
+    #: the fitted Params hold the posterior too (see BaseMixture._params)
+    _PARAM_ARRAYS = (
+        *BaseMixture._PARAM_ARRAYS, "weight_concentration_", "mean_precision_",
+        "degrees_of_freedom_",
+    )  # fmt: skip
+    _PARAM_SCALARS = (*BaseMixture._PARAM_SCALARS, "weight_concentration_prior_type")
 
     def _n_effective(self, post):
         if self.prune_threshold is not None:
             return int(np.sum(post.active()))
         share = self.EFFECTIVE_WEIGHT / self.n_components
         return int(np.sum(variational.weights(post) >= share))
-
-    def _params(self):
-        """The fitted parameters and posterior as float64 Params."""
-        return from_fitted(self)
 
     # -------------------------------------------------------- persistence
     def _set_extra_state(self, arrays):

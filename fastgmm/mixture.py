@@ -1,6 +1,5 @@
 """GaussianMixture: scikit-learn's estimator contract over fastgmm's EM core."""
 
-from functools import partial
 from numbers import Integral, Real
 
 import numpy as np
@@ -8,14 +7,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, validate_data
 
-from ._base import (
-    BaseMixture,
-    Derived,
-    derived_params,
-    fitted_arrays,
-    publish,
-    snapshot,
-)
+from ._base import BaseMixture, fitted_arrays, publish, snapshot
 from ._runtime import threads
 from .engine.data import check_n_samples, fit_work, make_data, present_rows
 from .engine.em import EMResult, MaximumLikelihood, ModelBased
@@ -24,7 +16,6 @@ from .engine.init import METHODS, initialize
 from .engine.online import online_step, state_from_params
 from .model import covariance, criteria
 from .model.checks import check_user_init
-from .model.params import from_fitted
 from .modelbased import model_based_setup, noise_is_on
 
 
@@ -353,26 +344,14 @@ class GaussianMixture(BaseMixture):
             self.noise_density_ = float(np.exp(p.noise.log_density))
         for name, value in arrays.items():
             setattr(self, name, value)
-        self._derived = Derived()  # (see _params)
+        self._forget_derived()
         self.converged_ = bool(result.converged)
         self.n_iter_ = int(result.n_iter)
         self.lower_bound_ = float(result.lower_bound)
         self.lower_bounds_ = [float(v) for v in result.lower_bounds]
 
-    #: the attributes the fitted Params are read from (see _params)
-    _PARAM_ARRAYS = ("weights_", "means_", "covariances_", "precisions_cholesky_")
-    _PARAM_SCALARS = (
-        "covariance_type", "n_components", "n_features_in_", "noise_weight_",
-        "noise_density_",
-    )  # fmt: skip
-
-    def _params(self):
-        """The fitted parameters as float64 Params (checked), derived once per set
-        of fitted attributes: a user's assignment to them, or a change in place, is
-        seen by the next call (see ``_base.Derived``)."""
-        return derived_params(
-            self, partial(from_fitted, self), self._PARAM_ARRAYS, self._PARAM_SCALARS
-        )
+    #: the fitted Params are read from these too (see BaseMixture._params)
+    _PARAM_SCALARS = (*BaseMixture._PARAM_SCALARS, "noise_weight_", "noise_density_")
 
     def _n_parameters(self):
         """Number of free parameters of the model (mclust's count with a noise

@@ -27,7 +27,8 @@ LAYERS = {
     "model": ["fastgmm.model"],
     "engine": ["fastgmm.engine", "fastgmm.io"],
     "estimators": [
-        "fastgmm.mixture", "fastgmm.bayesian", "fastgmm._base", "fastgmm.modelbased",
+        "fastgmm.mixture", "fastgmm.bayesian", "fastgmm._base", "fastgmm._derived",
+        "fastgmm.modelbased",
     ],
     "applications": [
         "fastgmm.inspection", "fastgmm.selection", "fastgmm.plotting",

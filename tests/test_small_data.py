@@ -291,10 +291,8 @@ def test_methods_follow_fitted_attributes_assigned_or_changed(covariance_type):
 
 
 def test_fitted_params_are_derived_once_per_fitted_state(monkeypatch):
-    import fastgmm.mixture
-
     gm = GaussianMixture(3, random_state=0).fit(IRIS)
-    calls = _count_calls(monkeypatch, fastgmm.mixture, "from_fitted")
+    calls = _count_calls(monkeypatch, fastgmm._base, "from_fitted")
     for method in ("predict", "predict_proba", "score_samples", "score", "bic"):
         getattr(gm, method)(IRIS)
     assert len(calls) == 1
@@ -307,6 +305,55 @@ def test_fitted_params_are_derived_once_per_fitted_state(monkeypatch):
     with pytest.raises(ValueError, match="means_"):  # still checked when changed
         gm.means_ = gm.means_[:, :2]
         gm.predict(IRIS)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied"])
+@pytest.mark.parametrize("prior_type", ["dirichlet_process", "dirichlet_distribution"])
+def test_bayesian_methods_derive_once_and_follow_the_posterior(
+    monkeypatch, covariance_type, prior_type
+):
+    """BayesianGaussianMixture keeps its derived Params between method calls too
+    (its posterior included: a tuple for a Dirichlet process, a float number of
+    degrees of freedom for tied) and derives them again when the posterior is
+    changed in place or assigned."""
+    import copy
+
+    from fastgmm import BayesianGaussianMixture
+
+    bgm = BayesianGaussianMixture(
+        n_components=3, covariance_type=covariance_type,
+        weight_concentration_prior_type=prior_type, random_state=0,
+    ).fit(IRIS)  # fmt: skip
+    import fastgmm.model.variational
+
+    calls = _count_calls(monkeypatch, fastgmm._base, "from_fitted")
+    terms = _count_calls(monkeypatch, fastgmm.model.variational, "e_step_terms")
+    before = bgm.predict_proba(IRIS)
+    for method in ("predict", "score_samples", "score"):
+        getattr(bgm, method)(IRIS)
+    assert len(calls) == 1 and len(terms) == 1  # (its density terms kept too)
+    assert bgm.means_.flags.writeable and bgm.weights_.flags.writeable
+    conc = bgm.weight_concentration_
+    (conc[0] if isinstance(conc, tuple) else conc)[0] *= 3.0  # in place
+    changed = bgm.predict_proba(IRIS)
+    assert len(calls) == 2 and not np.array_equal(changed, before)
+    fresh = copy.deepcopy(bgm)  # (starts with nothing derived)
+    np.testing.assert_array_equal(changed, fresh.predict_proba(IRIS))
+    bgm.degrees_of_freedom_ = bgm.degrees_of_freedom_ * 2.0  # assigned
+    np.testing.assert_array_equal(
+        bgm.score_samples(IRIS), copy.deepcopy(bgm).score_samples(IRIS)
+    )
+    assert len(calls) == 5  # (each copy derives its own: 2 of the 5)
+
+
+def test_loaded_model_keeps_derived_params(tmp_path, monkeypatch):
+    gm = GaussianMixture(3, random_state=0).fit(IRIS)
+    fastgmm.save(gm, tmp_path / "m.fgmm")
+    loaded = fastgmm.load(tmp_path / "m.fgmm")
+    calls = _count_calls(monkeypatch, fastgmm._base, "from_fitted")
+    for _ in range(3):
+        np.testing.assert_array_equal(loaded.predict(IRIS), gm.predict(IRIS))
+    assert len(calls) == 2  # once for each model
 
 
 def test_kept_derived_params_are_not_pickled():

@@ -317,6 +317,9 @@ def _build(model_file, path):
             model._set_extra_state({n: arrays[n] for n in extra})
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelFileError(f"{path}: invalid fitted state: {exc}") from None
+    forget = getattr(model, "_forget_derived", None)
+    if forget is not None:  # (kept between method calls: see fastgmm._derived)
+        forget()
     return model
 
 

@@ -299,14 +299,17 @@ def factor_layout(model, k, d):
     return (1 if model.shared else k, *_PLANE[model.form](d))
 
 
-def with_inputs(params, inputs):
-    """``params`` with their (closed-form) kernel inputs kept: :func:`kernel_inputs`
-    returns them instead of computing them again. Params are immutable and
+def with_inputs(params, inputs, slot="_inputs", tied_as_full=None):
+    """``params`` with their kernel inputs kept: :func:`kernel_inputs` returns them
+    instead of computing them again (``slot`` "_inputs": a closed form's, from the
+    M-step kernel or ``_closed_inputs``; "_kept_inputs": any other model's, with the
+    ``tied_as_full`` they were made for). Params are immutable and
     ``dataclasses.replace`` makes a new instance without them, so they cannot go
     stale; the arrays are made read-only (as kernel inputs are)."""
     for a in (inputs.const, inputs.loc, inputs.prec):
         a.setflags(write=False)
-    object.__setattr__(params, "_inputs", inputs)
+    kept = inputs if slot == "_inputs" else (tied_as_full, inputs)
+    object.__setattr__(params, slot, kept)
     return params
 
 
@@ -348,6 +351,18 @@ def kernel_inputs(params, tied_as_full=False):
     if model.closed and params.noise is None and params.posterior is None:
         if not (tied_as_full and model.kind == TIED):
             return _closed_inputs(params)
+    kept = params.__dict__.get("_kept_inputs")  # (Params are immutable: see
+    if kept is not None and kept[0] == tied_as_full:  # with_inputs)
+        return kept[1]
+    inputs = _other_inputs(params, tied_as_full)
+    with_inputs(params, inputs, "_kept_inputs", tied_as_full)
+    return inputs
+
+
+def _other_inputs(params, tied_as_full):
+    """:func:`kernel_inputs` of a model that is not closed-form, or has a noise
+    component or a posterior."""
+    model = params.model
     k, d = params.means.shape
     prec_k = model.to_kernel(params.prec_chol, k, d)
     if params.posterior is not None:
