@@ -193,3 +193,18 @@ def test_mclust_empty_g_names_the_problem(data):
         fastgmm.mclust(data, G=[])
     with pytest.raises(ValueError, match="G must name at least one number"):
         fastgmm.mclust(data, G=range(0))
+
+
+# ------------------------------------------------------------------ threads
+@pytest.mark.parametrize("n_jobs", [1.5, "2", True, np.nan])
+def test_threads_refuses_what_is_not_an_int(n_jobs):
+    """fastgmm.threads(1.5) and threads(True) ran on 1 thread, threads('a') and
+    threads(nan) raised int()'s 'invalid literal' / 'cannot convert'; the estimators'
+    n_jobs is checked by scikit-learn's constraints, the public threads() was not."""
+    import fastgmm
+
+    with pytest.raises(TypeError, match="n_jobs must be None or an int"):
+        with fastgmm.threads(n_jobs):
+            pass
+    with fastgmm.threads(np.int64(1)):  # NumPy integers are ints
+        pass
