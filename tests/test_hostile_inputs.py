@@ -156,6 +156,21 @@ def test_select_drops_rows_of_zero_weight(data, cov_type):
     assert np.isfinite(noisy.column("bic")).all()
 
 
+@pytest.mark.parametrize("cov_type", ["full", "diag"])
+def test_partial_fit_of_a_chunk_far_from_the_model(data, cov_type):
+    """A one-row chunk has no spread of its own, but online EM takes its statistics
+    about the model's means: a row at 1e200 made diag's model garbage (-inf scores
+    for ordinary data) and full raise SciPy's error. The check includes the means;
+    the model is left as it was."""
+    gm = GaussianMixture(2, covariance_type=cov_type, random_state=0).fit(data)
+    before = gm.score_samples(data)
+    with pytest.raises(ValueError, match="spans 1e\\+200 \\(with the model's means"):
+        gm.partial_fit(np.array([[1e200, 0.0, 0.0]]))
+    np.testing.assert_array_equal(gm.score_samples(data), before)
+    gm.partial_fit(np.array([[1e150, 0.0, 0.0]]))  # far, but representable
+    assert np.isfinite(gm.score_samples(data)).all()
+
+
 def test_spread_check_is_exact_per_feature():
     """Only the global range is read for ordinary data; beyond it, each feature's
     range decides (a constant feature far from the others is fine)."""

@@ -98,19 +98,23 @@ class LazyVariances:
         return self.value
 
 
-def make_data(X, sample_weight, n_components, model, source=None, variances=True):
+def make_data(
+    X, sample_weight, n_components, model, source=None, variances=True, anchors=None
+):
     """Wrap validated X and weights (or a block ``source`` with X=None) and
     precompute, for dense shared models, the total scatter; the feature variances
     come from the same pass, or for in-memory data of unit weights from a pass on
     first use (:class:`LazyVariances`).
 
     ``variances=False`` skips that data pass unless the model needs it (feature_var
-    is then zero): for callers that never repair a covariance from it.
+    is then zero): for callers that never repair a covariance from it. ``anchors``
+    (m, d): points the statistics are also taken about (an online step's current
+    means), included in the spread check (:func:`check_spread`).
     """
     shared_dense = covariance.get(model).kind == TIED
     d = source.n_features if source is not None else X.shape[1]
     if source is None:
-        check_spread(X, sample_weight)
+        check_spread(X, sample_weight, anchors)
     X = kernel_input(X)
     chunk = chunk_rows(d, n_components)
     sw = kernel_array(np.empty(0) if sample_weight is None else sample_weight)
@@ -141,31 +145,45 @@ _SPREAD_MESSAGE = (
 )
 
 
-def check_spread(X, sample_weight=None):
+def check_spread(X, sample_weight=None, anchors=None):
     """ValueError when the squared deviations of in-memory float64 rows ``X``,
     summed over rows and features, would overflow float64 (spreads beyond about
     1e150): EM's statistics would be inf and its fit garbage. One pass for the
     range of all values; only data that fails it pays a pass per feature (over the
-    rows of positive weight), to decide and name the feature. float32 data cannot
-    overflow float64 sums."""
+    rows of positive weight), to decide and name the feature. ``anchors`` (m, d):
+    points deviations are also taken from (a fitted model's means), in the ranges.
+    float32 data cannot overflow float64 sums."""
     if X.dtype != np.float64 or X.size == 0:
         return
     n, d = X.shape
+    anchors = X[:0] if anchors is None else np.asarray(anchors, dtype=np.float64)
     with np.errstate(over="ignore", invalid="ignore"):
-        spread = float(X.max()) - float(X.min())
+        spread = _range(X, anchors, None)
         if n * d * spread * spread < SPREAD_LIMIT:
             return
         if sample_weight is not None:
             X = X[np.asarray(sample_weight) > 0]
         if X.shape[0] == 0:
             return  # (refused as a total weight of zero)
-        ranges = X.max(axis=0) - X.min(axis=0)
+        ranges = _range(X, anchors, 0)
         if X.shape[0] * float(np.sum(ranges * ranges)) < SPREAD_LIMIT:
             return
     j = int(np.argmax(ranges))
+    model = " (with the model's means)" if anchors.shape[0] else ""
     raise ValueError(
-        _SPREAD_MESSAGE.format(what=f"feature {j} spans {ranges[j]:.3g}, and its")
+        _SPREAD_MESSAGE.format(
+            what=f"feature {j} spans {ranges[j]:.3g}{model}, and its"
+        )
     )
+
+
+def _range(X, anchors, axis):
+    """max - min of the values of X and ``anchors`` (over everything, or per
+    feature with ``axis=0``)."""
+    if not anchors.shape[0]:
+        return X.max(axis=axis) - X.min(axis=axis)
+    high = np.maximum(X.max(axis=axis), anchors.max(axis=axis))
+    return high - np.minimum(X.min(axis=axis), anchors.min(axis=axis))
 
 
 def block_scatter(X, sw, kind, ref, chunk):
