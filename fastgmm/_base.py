@@ -28,6 +28,7 @@ from .engine.dask import check_array, is_dask_array, lazy_score
 from .engine.data import (
     as_source,
     check_n_samples,
+    check_spread,
     fit_work,
     make_data,
     pins_blas,
@@ -165,6 +166,17 @@ def _checked(arrays, dense, dtype):
         f"The fitted means_ cannot be represented in {np.dtype(dtype)} (they "
         "overflow to inf). Scale the data, or pass float64 data."
     )
+
+
+def _check_start_spread(data, warm, user):
+    """The spread check of in-memory data (``engine.data.check_spread``) with the
+    means EM starts from when they are given (a warm start's, ``means_init``): the
+    first E-step takes the statistics about them."""
+    means = [] if warm is None else [warm[0].means]
+    means += [] if user[1] is None else [user[1]]
+    if means and data.source is None:
+        sw = data.sample_weight if data.sample_weight.shape[0] else None
+        check_spread(data.X, sw, np.vstack(means))
 
 
 class BaseMixture(DensityMixin, BaseEstimator):
@@ -326,6 +338,7 @@ class BaseMixture(DensityMixin, BaseEstimator):
             self._n_fit_rows = data.n_rows
             family = self._family()  # after the data: a family may depend on it
             user = self._user_init(data.n_features)
+            _check_start_spread(data, warm, user)
 
             def starts(init):
                 return initialize(

@@ -164,11 +164,36 @@ def test_partial_fit_of_a_chunk_far_from_the_model(data, cov_type):
     the model is left as it was."""
     gm = GaussianMixture(2, covariance_type=cov_type, random_state=0).fit(data)
     before = gm.score_samples(data)
-    with pytest.raises(ValueError, match="spans 1e\\+200 \\(with the model's means"):
+    with pytest.raises(
+        ValueError, match="spans 1e\\+200 \\(with the means EM starts from"
+    ):
         gm.partial_fit(np.array([[1e200, 0.0, 0.0]]))
     np.testing.assert_array_equal(gm.score_samples(data), before)
     gm.partial_fit(np.array([[1e150, 0.0, 0.0]]))  # far, but representable
     assert np.isfinite(gm.score_samples(data)).all()
+
+
+@pytest.mark.parametrize("start", ["warm_start", "means_init"])
+@pytest.mark.parametrize("cov_type", ["full", "diag"])
+def test_starting_means_far_from_the_data(data, start, cov_type):
+    """EM's first E-step takes the statistics about the means it starts from: a warm
+    start (or means_init) 1e155 away from data of ordinary spread made full raise
+    SciPy's error and diag 'converge' to two identical components (every
+    responsibility 1/K); now refused before any pass, the model as it was."""
+    far = data * 1e150 + 1e155  # spread 1e151: fitted from scratch, it is fine
+    if start == "warm_start":
+        gm = GaussianMixture(2, covariance_type=cov_type, warm_start=True)
+        gm.fit(data)
+        before = gm.means_.copy()
+        with pytest.raises(ValueError, match="with the means EM starts from"):
+            gm.fit(far)
+        np.testing.assert_array_equal(gm.means_, before)
+    else:
+        gm = GaussianMixture(2, covariance_type=cov_type, means_init=data[:2])
+        with pytest.raises(ValueError, match="with the means EM starts from"):
+            gm.fit(far)
+    fitted = GaussianMixture(2, covariance_type=cov_type, random_state=0).fit(far)
+    assert np.isfinite(fitted.lower_bound_)
 
 
 def test_spread_check_is_exact_per_feature():

@@ -169,7 +169,7 @@ def check_spread(X, sample_weight=None, anchors=None):
         if X.shape[0] * float(np.sum(ranges * ranges)) < SPREAD_LIMIT:
             return
     j = int(np.argmax(ranges))
-    model = " (with the model's means)" if anchors.shape[0] else ""
+    model = " (with the means EM starts from)" if anchors.shape[0] else ""
     raise ValueError(
         _SPREAD_MESSAGE.format(
             what=f"feature {j} spans {ranges[j]:.3g}{model}, and its"
