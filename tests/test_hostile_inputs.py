@@ -248,3 +248,19 @@ def test_threads_refuses_what_is_not_an_int(n_jobs):
             pass
     with fastgmm.threads(np.int64(1)):  # NumPy integers are ints
         pass
+
+
+# --------------------------------------------------------------- inspection
+def test_inspection_refuses_a_nan_threshold(data):
+    """low_confidence(threshold=nan) and is_outlier(threshold=nan) flagged nothing
+    (every comparison with NaN is False); now a ValueError. Infinite thresholds
+    keep their meaning (everything, nothing)."""
+    from fastgmm.inspection import is_outlier, low_confidence
+
+    gm = GaussianMixture(2, random_state=0).fit(data)
+    with pytest.raises(ValueError, match="threshold must be a number, got nan"):
+        low_confidence(gm, data, threshold=np.nan)
+    with pytest.raises(ValueError, match="threshold must be a number, got nan"):
+        is_outlier(gm, data, np.nan)
+    assert is_outlier(gm, data, np.inf).all()
+    assert not is_outlier(gm, data, -np.inf).any()
