@@ -264,3 +264,29 @@ def test_inspection_refuses_a_nan_threshold(data):
         is_outlier(gm, data, np.nan)
     assert is_outlier(gm, data, np.inf).all()
     assert not is_outlier(gm, data, -np.inf).any()
+
+
+def test_standardizer_of_data_at_any_finite_scale():
+    """The command line's --scale (Standardizer.fit), the way out of the spread
+    error, overflowed on the same data (mean_ must be finite...); it now divides
+    each column by a power of two first: bitwise the same on ordinary data, finite
+    on data at 1e300. NaN is named."""
+    from fastgmm.scaling import Standardizer
+
+    gen = np.random.default_rng(3)
+    X = gen.normal(size=(500, 3)) * [1.0, 1e-8, 1e8] + [0.0, 5.0, -7.0]
+    w = gen.random(500)
+    for sw in (None, w):
+        mean = np.average(X, axis=0, weights=sw)
+        var = np.average((X - mean) ** 2, axis=0, weights=sw)
+        st = Standardizer.fit(X, sw)
+        np.testing.assert_array_equal(st.mean_, mean)
+        np.testing.assert_array_equal(st.scale_, np.sqrt(var))
+    Y = gen.normal(size=(500, 3))
+    big = Standardizer.fit(Y * 1e300)
+    np.testing.assert_allclose(big.scale_, np.sqrt(Y.var(axis=0)) * 1e300, rtol=1e-12)
+    Z = big.transform(Y * 1e300)
+    fitted = GaussianMixture(2, random_state=0).fit(Z)
+    assert np.isfinite(fitted.lower_bound_)
+    with pytest.raises(ValueError, match="X contains NaN or infinity"):
+        Standardizer.fit(np.r_[X, [[np.nan, 0.0, 0.0]]])

@@ -140,8 +140,9 @@ def make_data(
 SPREAD_LIMIT = np.finfo(np.float64).max / 16
 _SPREAD_MESSAGE = (
     "X's values are too spread out for float64: {what} squared deviations summed "
-    "over the rows overflow (scikit-learn fails on such data too). Scale the data, "
-    "e.g. with sklearn.preprocessing.StandardScaler."
+    "over the rows overflow (scikit-learn fails on such data too). Scale the data "
+    "first, e.g. with sklearn.preprocessing.MaxAbsScaler (StandardScaler overflows "
+    "too) or the command line's --scale."
 )
 
 
