@@ -165,7 +165,7 @@ def test_partial_fit_of_a_chunk_far_from_the_model(data, cov_type):
     gm = GaussianMixture(2, covariance_type=cov_type, random_state=0).fit(data)
     before = gm.score_samples(data)
     with pytest.raises(
-        ValueError, match="spans 1e\\+200 \\(with the means EM starts from"
+        ValueError, match="spans 1e\\+200 \\(with the nearest mean EM starts from"
     ):
         gm.partial_fit(np.array([[1e200, 0.0, 0.0]]))
     np.testing.assert_array_equal(gm.score_samples(data), before)
@@ -185,15 +185,28 @@ def test_starting_means_far_from_the_data(data, start, cov_type):
         gm = GaussianMixture(2, covariance_type=cov_type, warm_start=True)
         gm.fit(data)
         before = gm.means_.copy()
-        with pytest.raises(ValueError, match="with the means EM starts from"):
+        with pytest.raises(ValueError, match="with the nearest mean EM starts from"):
             gm.fit(far)
         np.testing.assert_array_equal(gm.means_, before)
     else:
         gm = GaussianMixture(2, covariance_type=cov_type, means_init=data[:2])
-        with pytest.raises(ValueError, match="with the means EM starts from"):
+        with pytest.raises(ValueError, match="with the nearest mean EM starts from"):
             gm.fit(far)
     fitted = GaussianMixture(2, covariance_type=cov_type, random_state=0).fit(far)
     assert np.isfinite(fitted.lower_bound_)
+
+
+def test_one_far_starting_mean_is_fine(data):
+    """A component that starts far away gets no responsibility while another covers
+    the data: means_init or a warm start with one mean at 1e300 fits as before (as
+    scikit-learn's does): the check asks for the data to be within range of the
+    nearest starting mean."""
+    means = np.array([[1e300, 0.0, 0.0], [0.0, 0.0, 0.0]])
+    gm = GaussianMixture(2, means_init=means, random_state=0).fit(data)
+    assert np.isfinite(gm.score_samples(data)).all()
+    warm = GaussianMixture(2, warm_start=True, random_state=0).fit(data)
+    warm.means_ = np.array([[1e300, 0.0, 0.0], warm.means_[1]])
+    assert np.isfinite(warm.fit(data).lower_bound_)
 
 
 def test_spread_check_is_exact_per_feature():

@@ -151,40 +151,42 @@ def check_spread(X, sample_weight=None, anchors=None):
     summed over rows and features, would overflow float64 (spreads beyond about
     1e150): EM's statistics would be inf and its fit garbage. One pass for the
     range of all values; only data that fails it pays a pass per feature (over the
-    rows of positive weight), to decide and name the feature. ``anchors`` (m, d):
-    points deviations are also taken from (a fitted model's means), in the ranges.
-    float32 data cannot overflow float64 sums."""
+    rows of positive weight), to decide and name the feature. float32 data cannot
+    overflow float64 sums.
+
+    ``anchors`` (m, d): the means EM starts from (a warm start's, ``means_init``, a
+    fitted model's for ``partial_fit``). Statistics are taken about them, but a
+    component far from a point gets no responsibility for it unless every one is
+    far: the data must be within range of the nearest anchor (one of them)."""
     if X.dtype != np.float64 or X.size == 0:
         return
     n, d = X.shape
     anchors = X[:0] if anchors is None else np.asarray(anchors, dtype=np.float64)
     with np.errstate(over="ignore", invalid="ignore"):
-        spread = _range(X, anchors, None)
-        if n * d * spread * spread < SPREAD_LIMIT:
+        high, low = float(X.max()), float(X.min())
+        if anchors.shape[0]:
+            high, low = max(high, anchors.max()), min(low, anchors.min())
+        spread = float(high) - float(low)
+        if n * d * spread * spread < SPREAD_LIMIT:  # (a float product: inf, no error)
             return
         if sample_weight is not None:
             X = X[np.asarray(sample_weight) > 0]
         if X.shape[0] == 0:
             return  # (refused as a total weight of zero)
-        ranges = _range(X, anchors, 0)
+        high, low = X.max(axis=0), X.min(axis=0)
+        ranges = high - low
+        if anchors.shape[0]:  # the ranges about the nearest anchor
+            about = np.maximum(high, anchors) - np.minimum(low, anchors)  # (m, d)
+            ranges = about[np.argmin(np.sum(about * about, axis=1))]
         if X.shape[0] * float(np.sum(ranges * ranges)) < SPREAD_LIMIT:
             return
     j = int(np.argmax(ranges))
-    model = " (with the means EM starts from)" if anchors.shape[0] else ""
+    model = " (with the nearest mean EM starts from)" if anchors.shape[0] else ""
     raise ValueError(
         _SPREAD_MESSAGE.format(
             what=f"feature {j} spans {ranges[j]:.3g}{model}, and its"
         )
     )
-
-
-def _range(X, anchors, axis):
-    """max - min of the values of X and ``anchors`` (over everything, or per
-    feature with ``axis=0``)."""
-    if not anchors.shape[0]:
-        return X.max(axis=axis) - X.min(axis=axis)
-    high = np.maximum(X.max(axis=axis), anchors.max(axis=axis))
-    return high - np.minimum(X.min(axis=axis), anchors.min(axis=axis))
 
 
 def block_scatter(X, sw, kind, ref, chunk):
