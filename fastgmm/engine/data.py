@@ -162,13 +162,13 @@ def check_spread(X, sample_weight=None, anchors=None):
         return
     n, d = X.shape
     anchors = X[:0] if anchors is None else np.asarray(anchors, dtype=np.float64)
+    high, low = float(X.max()), float(X.min())
+    if anchors.shape[0]:
+        high, low = max(high, float(anchors.max())), min(low, float(anchors.min()))
+    spread = high - low  # (Python floats: inf on overflow, no warning, no errstate)
+    if n * d * spread * spread < SPREAD_LIMIT:
+        return
     with np.errstate(over="ignore", invalid="ignore"):
-        high, low = float(X.max()), float(X.min())
-        if anchors.shape[0]:
-            high, low = max(high, anchors.max()), min(low, anchors.min())
-        spread = float(high) - float(low)
-        if n * d * spread * spread < SPREAD_LIMIT:  # (a float product: inf, no error)
-            return
         if sample_weight is not None:
             X = X[np.asarray(sample_weight) > 0]
         if X.shape[0] == 0:
