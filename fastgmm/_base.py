@@ -24,10 +24,11 @@ from sklearn.utils.validation import (
 
 from ._derived import Derived, derived_params
 from ._runtime import threads
-from .engine.dask import is_dask_array, lazy_score
+from .engine.dask import check_array, is_dask_array, lazy_score
 from .engine.data import (
     as_source,
     check_n_samples,
+    check_spread,
     fit_work,
     make_data,
     pins_blas,
@@ -165,6 +166,17 @@ def _checked(arrays, dense, dtype):
         f"The fitted means_ cannot be represented in {np.dtype(dtype)} (they "
         "overflow to inf). Scale the data, or pass float64 data."
     )
+
+
+def _check_start_spread(data, warm, user):
+    """The spread check of in-memory data (``engine.data.check_spread``) with the
+    means EM starts from when they are given (a warm start's, ``means_init``): the
+    first E-step takes the statistics about them."""
+    means = [] if warm is None else [warm[0].means]
+    means += [] if user[1] is None else [user[1]]
+    if means and data.source is None:
+        sw = data.sample_weight if data.sample_weight.shape[0] else None
+        check_spread(data.X, sw, np.vstack(means))
 
 
 class BaseMixture(DensityMixin, BaseEstimator):
@@ -326,6 +338,7 @@ class BaseMixture(DensityMixin, BaseEstimator):
             self._n_fit_rows = data.n_rows
             family = self._family()  # after the data: a family may depend on it
             user = self._user_init(data.n_features)
+            _check_start_spread(data, warm, user)
 
             def starts(init):
                 return initialize(
@@ -354,6 +367,7 @@ class BaseMixture(DensityMixin, BaseEstimator):
         params = model._params()  # NotFittedError unless fitted; shapes checked
         if type(X) is not np.ndarray:  # (a plain ndarray is in memory)
             if is_dask_array(X):
+                check_array(X)  # 2-D, before its width is read
                 model._check_features(X.shape[1])
                 ((what, _),) = wanted.items()
                 k = model.n_components

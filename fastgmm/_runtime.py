@@ -15,6 +15,7 @@ import os
 import sys
 import threading
 from contextlib import contextmanager
+from numbers import Integral
 
 #: [True in a fork of a process whose kernels ran on GNU OpenMP threads]
 _FORKED_FROM_OPENMP = [False]
@@ -63,6 +64,8 @@ def n_threads_for(n_jobs):
     avail = numba.config.NUMBA_NUM_THREADS
     if n_jobs is None:
         return numba.get_num_threads()
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, Integral):
+        raise TypeError(f"n_jobs must be None or an int, got {n_jobs!r}.")
     n_jobs = int(n_jobs)
     if n_jobs == 0:
         raise ValueError("n_jobs == 0 has no meaning; use None, -1 or a positive int.")

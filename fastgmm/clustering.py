@@ -184,7 +184,7 @@ def _check_G(G, noise_on, n_samples):
         zero, G = 0 in G, [g for g in G if isinstance(g, bool) or g != 0]
     if zero and not noise_on:
         raise ValueError("G = 0 (the noise-only model) needs noise.")
-    rest = k_values(G, name="G", n_samples=n_samples) if G != [] else []
+    rest = k_values(G, name="G", n_samples=n_samples) if G != [] or not zero else []
     return ([0] if zero else []) + rest
 
 

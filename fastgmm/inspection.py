@@ -164,6 +164,7 @@ def low_confidence(model, X, threshold=0.9, *, chunk_size=CHUNK_ROWS):
     ndarray of shape (n_uncertain,), int64
         Row indices into ``X``, increasing.
     """
+    threshold = _threshold(threshold, "threshold")
     return np.flatnonzero(confidence(model, X, chunk_size=chunk_size) < threshold)
 
 
@@ -228,7 +229,17 @@ def is_outlier(model, X, threshold, *, chunk_size=CHUNK_ROWS):
     -------
     ndarray of shape (n_samples,), bool
     """
-    return _collect(model, X, "log_density", chunk_size) < float(threshold)
+    threshold = _threshold(threshold, "threshold")
+    return _collect(model, X, "log_density", chunk_size) < threshold
+
+
+def _threshold(value, name):
+    """``value`` as a float; a NaN threshold (every comparison False: nothing
+    flagged) is refused."""
+    value = float(value)
+    if np.isnan(value):
+        raise ValueError(f"{name} must be a number, got nan")
+    return value
 
 
 def _feature_names(model, feature_names, d):

@@ -60,9 +60,15 @@ class Standardizer:
         X = np.asarray(X, dtype=np.float64)
         if X.ndim != 2 or X.shape[0] == 0:
             raise ValueError(f"expected a non-empty 2-D array, got shape {X.shape}")
-        mean = np.average(X, axis=0, weights=sample_weight)
-        var = np.average((X - mean) ** 2, axis=0, weights=sample_weight)
-        scale = np.sqrt(var)
+        if not np.isfinite(X).all():
+            raise ValueError("X contains NaN or infinity")
+        # each column divided by a power of two near its largest |x| (exact): data
+        # of any finite scale, 1e300 too, has its squares in range; the same bits
+        _, exponent = np.frexp(np.max(np.abs(X), axis=0))
+        Z = np.ldexp(X, -exponent)
+        mean = np.average(Z, axis=0, weights=sample_weight)
+        var = np.average((Z - mean) ** 2, axis=0, weights=sample_weight)
+        mean, scale = np.ldexp(mean, exponent), np.ldexp(np.sqrt(var), exponent)
         tiny = 10 * np.finfo(np.float64).eps * np.maximum(np.abs(mean), 1.0)
         return cls(mean, np.where(scale > tiny, scale, 1.0))
 

@@ -105,12 +105,16 @@ def sample_indices(n, size, random_state):
     return picked
 
 
-def _require_array(X):
+def check_array(X):
+    """TypeError for a dask DataFrame or Series, ValueError unless ``X`` is 2-D
+    (scikit-learn's message): before anything reads ``X.shape[1]``."""
     if not hasattr(X, "rechunk"):  # a dask DataFrame or Series
         raise TypeError(
             f"Expected a dask array, got a {type(X).__name__}: convert it with "
             "X.to_dask_array(lengths=True)."
         )
+    if X.ndim != 2:
+        raise ValueError(f"Expected 2D array, got {X.ndim}D dask array instead.")
 
 
 class DaskSource:
@@ -130,9 +134,7 @@ class DaskSource:
     """
 
     def __init__(self, X, sample_weight=None):
-        _require_array(X)
-        if X.ndim != 2:
-            raise ValueError(f"Expected 2D array, got {X.ndim}D dask array instead.")
+        check_array(X)
         if np.isnan(X.shape[0]):
             X = X.compute_chunk_sizes()
         self.X = X.rechunk({1: -1})
@@ -227,7 +229,7 @@ def _score_block(X, params, covariance_type, what):
 
 def lazy_score(X, params, covariance_type, what, n_components):
     """Per-block outputs of a fitted model on a dask array, as a lazy dask array."""
-    _require_array(X)
+    check_array(X)
     X = X.rechunk({1: -1})
     if what == "resp":
         return X.map_blocks(

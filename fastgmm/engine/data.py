@@ -98,17 +98,23 @@ class LazyVariances:
         return self.value
 
 
-def make_data(X, sample_weight, n_components, model, source=None, variances=True):
+def make_data(
+    X, sample_weight, n_components, model, source=None, variances=True, anchors=None
+):
     """Wrap validated X and weights (or a block ``source`` with X=None) and
     precompute, for dense shared models, the total scatter; the feature variances
     come from the same pass, or for in-memory data of unit weights from a pass on
     first use (:class:`LazyVariances`).
 
     ``variances=False`` skips that data pass unless the model needs it (feature_var
-    is then zero): for callers that never repair a covariance from it.
+    is then zero): for callers that never repair a covariance from it. ``anchors``
+    (m, d): points the statistics are also taken about (an online step's current
+    means), included in the spread check (:func:`check_spread`).
     """
     shared_dense = covariance.get(model).kind == TIED
     d = source.n_features if source is not None else X.shape[1]
+    if source is None:
+        check_spread(X, sample_weight, anchors)
     X = kernel_input(X)
     chunk = chunk_rows(d, n_components)
     sw = kernel_array(np.empty(0) if sample_weight is None else sample_weight)
@@ -122,9 +128,65 @@ def make_data(X, sample_weight, n_components, model, source=None, variances=True
     kind = FULL if shared_dense else DIAG
     ref = source.first_row() if source is not None else np.asarray(X[0], np.float64)
     total, centre, scatter = _total_scatter(data, ref, kind)
+    if not np.isfinite(scatter).all():  # a source's rows, read for the first time
+        raise ValueError(_SPREAD_MESSAGE.format(what="the data's"))
     feature_var = (np.diag(scatter) if kind == FULL else scatter) / total
     tied = (centre, scatter) if shared_dense else None
     return Data(X, sw, total, chunk, feature_var, tied, source)
+
+
+#: float64 statistics (sums of squared deviations over rows and features) must stay
+#: below this: the largest float64 with a margin for the passes' other sums
+SPREAD_LIMIT = np.finfo(np.float64).max / 16
+_SPREAD_MESSAGE = (
+    "X's values are too spread out for float64: {what} squared deviations summed "
+    "over the rows overflow (scikit-learn fails on such data too). Scale the data "
+    "first, e.g. with sklearn.preprocessing.MaxAbsScaler (StandardScaler overflows "
+    "too) or the command line's --scale."
+)
+
+
+def check_spread(X, sample_weight=None, anchors=None):
+    """ValueError when the squared deviations of in-memory float64 rows ``X``,
+    summed over rows and features, would overflow float64 (spreads beyond about
+    1e150): EM's statistics would be inf and its fit garbage. One pass for the
+    range of all values; only data that fails it pays a pass per feature (over the
+    rows of positive weight), to decide and name the feature. float32 data cannot
+    overflow float64 sums.
+
+    ``anchors`` (m, d): the means EM starts from (a warm start's, ``means_init``, a
+    fitted model's for ``partial_fit``). Statistics are taken about them, but a
+    component far from a point gets no responsibility for it unless every one is
+    far: the data must be within range of the nearest anchor (one of them)."""
+    if X.dtype != np.float64 or X.size == 0:
+        return
+    n, d = X.shape
+    anchors = X[:0] if anchors is None else np.asarray(anchors, dtype=np.float64)
+    high, low = float(X.max()), float(X.min())
+    if anchors.shape[0]:
+        high, low = max(high, float(anchors.max())), min(low, float(anchors.min()))
+    spread = high - low  # (Python floats: inf on overflow, no warning, no errstate)
+    if n * d * spread * spread < SPREAD_LIMIT:
+        return
+    with np.errstate(over="ignore", invalid="ignore"):
+        if sample_weight is not None:
+            X = X[np.asarray(sample_weight) > 0]
+        if X.shape[0] == 0:
+            return  # (refused as a total weight of zero)
+        high, low = X.max(axis=0), X.min(axis=0)
+        ranges = high - low
+        if anchors.shape[0]:  # the ranges about the nearest anchor
+            about = np.maximum(high, anchors) - np.minimum(low, anchors)  # (m, d)
+            ranges = about[np.argmin(np.sum(about * about, axis=1))]
+        if X.shape[0] * float(np.sum(ranges * ranges)) < SPREAD_LIMIT:
+            return
+    j = int(np.argmax(ranges))
+    model = " (with the nearest mean EM starts from)" if anchors.shape[0] else ""
+    raise ValueError(
+        _SPREAD_MESSAGE.format(
+            what=f"feature {j} spans {ranges[j]:.3g}{model}, and its"
+        )
+    )
 
 
 def block_scatter(X, sw, kind, ref, chunk):

@@ -53,7 +53,10 @@ def _about_centre(nk, s1, s2, ref, centre, full):
 def chunk_statistics(X, sample_weight, params, family, centre):
     """(mean loglik, nk, s1, s2, tied scatter) of a chunk per unit weight, about centre."""
     n_components = params.means.shape[0]
-    data = make_data(X, sample_weight, n_components, family.model, variances=False)
+    data = make_data(  # the chunk's statistics are taken about the model's means
+        X, sample_weight, n_components, family.model, variances=False,
+        anchors=params.means,
+    )  # fmt: skip
     ll, (nk, s1, s2), ref = pass_stats(data, params, family)
     full = family.model.kind != DIAG
     s1c, s2c = _about_centre(nk, s1, s2, ref, centre, full)

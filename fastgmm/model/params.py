@@ -160,7 +160,88 @@ def from_fitted(model):
             f"n_components is {n_components}, but the fitted arrays (means_ "
             f"{params.means.shape}) have {params.n_components} components."
         )
-    return params
+    return check_values(params)
+
+
+#: how far the weights of a maximum-likelihood mixture may sum from 1 (float32
+#: weights of any K round to well within it)
+WEIGHT_SUM_TOL = 1e-6
+
+
+def check_values(p):
+    """``p`` when its values make a mixture: finite weights >= 0 (summing to 1, with
+    the noise's, unless a variational posterior gives the weights), finite means,
+    finite covariances and precision-Cholesky factors with positive diagonals, and
+    a finite posterior; else the ValueError naming the first attribute that is not.
+
+    One pass over the fitted arrays, per set of fitted attributes (a model's
+    ``_params`` keeps the result): what a user assigns by hand is refused before a
+    kernel turns it into NaN scores.
+    """
+    chol, cov, post = p.prec_chol, p.covariances, p.posterior
+    values = [p.weights, p.means.ravel(), chol.ravel()]
+    diag = [_diagonal(p.model, chol).ravel()]
+    if cov is not None:
+        values.append(np.ravel(cov))
+        diag.append(_diagonal(p.model, cov).ravel())
+    if post is not None:
+        values += [post.weight_concentration.ravel(), post.mean_precision]
+        values.append(np.ravel(post.degrees_of_freedom))
+    diag = np.concatenate(diag)  # (one call per check on tiny arrays: ~1 us each)
+    noise = 0.0 if p.noise is None else p.noise.weight
+    total = float(np.sum(p.weights)) + noise
+    if (
+        np.isfinite(np.concatenate(values)).all()
+        and diag.min() > 0
+        and p.weights.min() >= 0
+        and (post is not None or abs(total - 1.0) <= WEIGHT_SUM_TOL)
+        and (post is None or _posterior_ok(post))
+    ):
+        return p
+    raise ValueError(_value_error(p, diag, total))
+
+
+def _diagonal(model, a):
+    """The variances of ``a`` (covariances or factors in the model's shape)."""
+    return np.diagonal(a, axis1=-2, axis2=-1) if model.form == "dense" else a
+
+
+def _posterior_ok(post):
+    return (
+        (post.weight_concentration >= 0).all()
+        and (post.mean_precision > 0).all()
+        and (np.asarray(post.degrees_of_freedom) > 0).all()
+    )
+
+
+def _value_error(p, diag, total):
+    """The message of :func:`check_values` for the first attribute that fails."""
+    named = {"weights_": p.weights, "means_": p.means, "covariances_": p.covariances}
+    named["precisions_cholesky_"] = p.prec_chol
+    post = p.posterior
+    if post is not None:
+        named["weight_concentration_"] = post.weight_concentration
+        named["mean_precision_"] = post.mean_precision
+        named["degrees_of_freedom_"] = post.degrees_of_freedom
+    for name, a in named.items():
+        if a is not None and not np.isfinite(a).all():
+            return f"The fitted {name} contain NaN or infinity."
+    if not (p.weights >= 0).all():
+        return "The fitted weights_ must be >= 0."
+    if not (_diagonal(p.model, p.prec_chol) > 0).all():
+        return (
+            "The fitted precisions_cholesky_ are not Cholesky factors of "
+            "precisions: their diagonal must be > 0."
+        )
+    if not (diag > 0).all():
+        return "The fitted covariances_ must have variances (diagonal) > 0."
+    if post is None:
+        noise = "" if p.noise is None else " (with noise_weight_)"
+        return f"The fitted weights_ must sum to 1{noise}, got {total!r}."
+    return (
+        "The fitted weight_concentration_ must be >= 0, and mean_precision_ and "
+        "degrees_of_freedom_ > 0."
+    )
 
 
 @dataclass(frozen=True)

@@ -241,12 +241,28 @@ def _validate(X, sample_weight, settings, cov_types):
         sample_weight = _check_sample_weight(
             sample_weight, X, dtype=np.float64, ensure_non_negative=True
         )
+        X, sample_weight = _present_rows(X, sample_weight, settings)
     names = {
         k: getattr(proto, k)
         for k in ("n_features_in_", "feature_names_in_")
         if hasattr(proto, k)
     }
     return X, sample_weight, names
+
+
+def _present_rows(X, sample_weight, settings):
+    """(X, weights) without the rows of weight 0, as GaussianMixture.fit drops them
+    (a far row of weight 0 changes nothing), a noise mask with them; the weights
+    are not rescaled (n in the criteria is their sum)."""
+    from ..engine.data import present_rows
+
+    keep = sample_weight > 0
+    if keep.all():
+        return X, sample_weight
+    noise = settings["noise"]
+    if np.ndim(noise) == 1 and len(noise) == len(keep):
+        settings["noise"] = np.asarray(noise)[keep]
+    return present_rows(X, sample_weight, scale=False)
 
 
 def select(
