@@ -37,7 +37,7 @@ def start_from_z(X, z, name):
     centre = X.mean(0)
     total = (X - centre).T @ (X - centre)
     w, mu, cov = covariance.estimate(name, stats, means, 0.0, (centre, total))
-    return w, mu, model.precisions(model.prec_chol(cov))
+    return w, mu, np.asarray(model.precisions(model.prec_chol(cov)))  # EII: 0-d
 
 
 def main(data_csv, out):

@@ -51,8 +51,8 @@ class BayesianGaussianMixture(BaseMixture):
     n_init : int, default=1
         Number of initialisations; the one with the highest lower bound is kept.
     init_params : {'kmeans', 'k-means++', 'random', 'random_from_data'}, default='kmeans'
-        How the initial responsibilities are chosen (fastgmm's own k-means: the same
-        method as scikit-learn's, not the same random draws).
+        How the initial responsibilities are chosen: scikit-learn's starts, with the
+        same random draws for the same ``random_state``.
     weight_concentration_prior_type : {'dirichlet_process', \
 'dirichlet_distribution'}, default='dirichlet_process'
     weight_concentration_prior : float or None, default=None

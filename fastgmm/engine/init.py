@@ -341,6 +341,20 @@ def robust_partitions(data, n_components, method, random_state, trees=None):
         yield random_rows_partition(data, k, rs, f"random-{i}")
 
 
+#: starts whose responsibilities are one row per component (the other rows none)
+ONE_ROW_EACH = ("k-means++", "random_from_data")
+
+
+def _uncentred_total(data):
+    """``data`` whose ``tied_total`` is (0, X'X): a dense shared start from
+    ``ONE_ROW_EACH`` is then scikit-learn's, (X'X - sum_k nk mu_k mu_k') / sum(nk)
+    over every row (its formula assumes responsibilities summing to one per row;
+    here they do not, so the pooled scatter about the centre would be another start)."""
+    centre, total = data.tied_total
+    second = total + data.total_weight * np.outer(centre, centre)
+    return replace(data, tied_total=(np.zeros_like(centre), second))
+
+
 def initialize(data, n_components, family, method, random_state, user=(None,) * 3):
     """Starting Params: from ``method``, overridden by user-given
     (weights_init, means_init, precisions_init) where not None."""
@@ -360,6 +374,8 @@ def initialize(data, n_components, family, method, random_state, user=(None,) * 
         start = short_em(data, family, parts)[0]
     else:
         stats, ref = initial_stats(data, n_components, model, method, random_state)
+        if method in ONE_ROW_EACH and data.tied_total is not None:
+            data = _uncentred_total(data)
         start = family.update(stats, ref, data)
     if weights_init is None and means_init is None and precisions_init is None:
         return start  # (keeps its kernel inputs, see model.params.with_inputs)

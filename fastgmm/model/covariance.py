@@ -159,6 +159,8 @@ def _mclust_m_step(fit, form):
 def _cholesky_lower(a):
     from scipy import linalg
 
+    if not np.isfinite(a).all():  # (an M-step's 0 / 0: an empty component)
+        raise IllDefinedCovariance(ILL_DEFINED)
     try:
         return linalg.cholesky(a, lower=True)
     except linalg.LinAlgError:
@@ -201,6 +203,8 @@ def _repair_dense(cov, jitter, max_tries=12):
     repaired = []
     for k in range(stack.shape[0]):
         step = jitter
+        if not np.isfinite(stack[k]).all():  # nothing to keep: start from 0
+            stack[k] = 0.0
         for _ in range(max_tries):
             try:
                 linalg.cholesky(stack[k], lower=True)

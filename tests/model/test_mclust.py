@@ -269,3 +269,26 @@ def test_mclust_model_through_the_public_api(tmp_path, blobs, name):
     )
     result = fastgmm.select(blobs, [2, 3], ["VVV", name], random_state=0)
     assert name in [r["covariance_type"] for r in result.table]
+
+
+@pytest.mark.parametrize("name", ["EVE", "VEV", "EVV", "VEE"])
+def test_empty_component_is_ill_defined_not_a_scipy_error(name):
+    """A component that receives no responsibility gives these iterative M-steps a
+    0 / 0 covariance (reg_covar=0). It is an ill-defined covariance like any other:
+    repaired with a DegenerateComponentWarning, or scikit-learn's ValueError with
+    on_degenerate="raise". (It raised SciPy's "array must not contain infs or NaNs"
+    in both modes, and made fastgmm.mclust(faithful, reg_covar=0) fail.)"""
+    from fastgmm.datasets import load_faithful
+    from fastgmm.exceptions import DegenerateComponentWarning
+
+    X = np.asarray(load_faithful())
+    means = np.array([X.mean(0), X.mean(0) + 1000.0])  # the second one: empty
+    params = dict(covariance_type=name, reg_covar=0.0, means_init=means, max_iter=5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        with pytest.warns(DegenerateComponentWarning):
+            gm = GaussianMixture(2, **params).fit(X)
+        assert np.isfinite(gm.covariances_).all()
+        assert np.isfinite(gm.score(X))
+        with pytest.raises(ValueError, match="ill-defined empirical covariance"):
+            GaussianMixture(2, on_degenerate="raise", **params).fit(X)
