@@ -42,19 +42,30 @@ def _contents(values):
     bytes) of an ndarray, a tuple of those for a tuple of ndarrays (a Dirichlet
     process' ``weight_concentration_``), a float or None as itself. None when one
     is anything else, or they are too large to compare cheaply."""
-    size, out = 0, []
+    size = 0
     for v in values:
-        if v is None or type(v) is float:
-            out.append(v)
-            continue
-        parts = v if type(v) is tuple else (v,)
-        for a in parts:
-            if type(a) is not np.ndarray:
-                return None
-            size += a.size
-        content = tuple((a.dtype, a.shape, a.tobytes()) for a in parts)
-        out.append(content)
-    return None if size > KEEP_MAX_VALUES else out
+        t = type(v)
+        if t is np.ndarray:
+            size += v.size
+        elif t is tuple:
+            for a in v:
+                if type(a) is not np.ndarray:
+                    return None
+                size += a.size
+        elif v is not None and t is not float:
+            return None
+    if size > KEEP_MAX_VALUES:
+        return None
+    return [_content(v) for v in values]
+
+
+def _content(v):
+    t = type(v)
+    if t is np.ndarray:
+        return (v.dtype, v.shape, v.tobytes())
+    if t is tuple:
+        return tuple([(a.dtype, a.shape, a.tobytes()) for a in v])
+    return v
 
 
 def derived_params(estimator, make, arrays, scalars):
