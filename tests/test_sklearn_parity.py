@@ -114,3 +114,24 @@ def test_diagonal_one_row_starts_follow_sklearn_with_a_larger_reg_covar(
     np.testing.assert_allclose(fg.lower_bounds_[1:], sk.lower_bounds_[1:], rtol=1e-12)
     assert _rel(fg.means_, sk.means_) < 1e-10
     assert _rel(fg.covariances_, sk.covariances_) < 1e-10
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
+def test_a_component_no_point_reaches_keeps_its_mean(covariance_type):
+    """A starting mean far from every row gets responsibilities of exactly 0:
+    scikit-learn then sets that mean to ~0 (0 / 10 eps), fastgmm keeps it (its
+    statistics are taken about it). Everything else is scikit-learn's: the path,
+    the bound, the labels, the component's weight (docs/usage.md says so)."""
+    X = datasets.load_iris().data
+    means_init = np.array([X[0], X[60], np.full(4, 1e6)])
+    fg, sk = _both(
+        "GaussianMixture", X, n_components=3, covariance_type=covariance_type,
+        means_init=means_init, random_state=0,
+    )  # fmt: skip
+    assert fg.n_iter_ == sk.n_iter_
+    assert abs(fg.lower_bound_ - sk.lower_bound_) <= 1e-10 * abs(sk.lower_bound_)
+    np.testing.assert_array_equal(fg.predict(X), sk.predict(X))
+    np.testing.assert_allclose(fg.weights_, sk.weights_, rtol=1e-8, atol=1e-300)
+    np.testing.assert_allclose(fg.means_[:2], sk.means_[:2], rtol=1e-10)
+    assert np.abs(sk.means_[2]).max() < 1e-10  # (tied: ~1e-17)
+    np.testing.assert_array_equal(fg.means_[2], means_init[2])
