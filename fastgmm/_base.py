@@ -171,12 +171,13 @@ def _checked(arrays, dense, dtype):
 def _check_start_spread(data, warm, user):
     """The spread check of in-memory data (``engine.data.check_spread``) with the
     means EM starts from when they are given (a warm start's, ``means_init``): the
-    first E-step takes the statistics about them."""
+    first E-step takes the statistics about them. The data's range comes from the
+    check ``make_data`` made (X is not read again unless the check fails)."""
     means = [] if warm is None else [warm[0].means]
     means += [] if user[1] is None else [user[1]]
     if means and data.source is None:
         sw = data.sample_weight if data.sample_weight.shape[0] else None
-        check_spread(data.X, sw, np.vstack(means))
+        check_spread(data.X, sw, np.vstack(means), data.value_range)
 
 
 class BaseMixture(DensityMixin, BaseEstimator):

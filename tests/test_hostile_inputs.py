@@ -209,6 +209,27 @@ def test_one_far_starting_mean_is_fine(data):
     assert np.isfinite(warm.fit(data).lower_bound_)
 
 
+def test_starting_means_add_no_pass_over_the_data(data, monkeypatch):
+    """A fit from given means checks the data's spread with them without reading X
+    again: the range make_data's check found is handed on (one min / max pass per
+    fit, not two)."""
+    import fastgmm._base
+    import fastgmm.engine.data
+
+    reads = []
+
+    def counted(X, *args, **kwargs):
+        out = check_spread(X, *args, **kwargs)
+        reads.append(len(args) < 3 or args[2] is None)
+        return out
+
+    check_spread = fastgmm.engine.data.check_spread
+    monkeypatch.setattr(fastgmm.engine.data, "check_spread", counted)
+    monkeypatch.setattr(fastgmm._base, "check_spread", counted)
+    GaussianMixture(2, means_init=data[:2], random_state=0).fit(data)
+    assert reads == [True, False]  # (make_data's reads X; the start's does not)
+
+
 def test_spread_check_is_exact_per_feature():
     """Only the global range is read for ordinary data; beyond it, each feature's
     range decides (a constant feature far from the others is fine)."""

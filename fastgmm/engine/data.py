@@ -42,6 +42,7 @@ class Data:
     variances: object  # (d,) weighted variance of each feature, or a LazyVariances
     tied_total: object = None  # (centre, scatter) for dense shared covariances
     source: object = None
+    value_range: object = None  # (min, max) of in-memory float64 X (check_spread)
 
     def map_sum(self, fn, *args):
         """sum over blocks of fn(X_block, sw_block, *args): tuples added element-wise,
@@ -113,8 +114,7 @@ def make_data(
     """
     shared_dense = covariance.get(model).kind == TIED
     d = source.n_features if source is not None else X.shape[1]
-    if source is None:
-        check_spread(X, sample_weight, anchors)
+    span = check_spread(X, sample_weight, anchors) if source is None else None
     X = kernel_input(X)
     chunk = chunk_rows(d, n_components)
     sw = kernel_array(np.empty(0) if sample_weight is None else sample_weight)
@@ -124,7 +124,7 @@ def make_data(
         if not total > 0:
             raise ValueError("The total sample weight must be positive.")
         var = LazyVariances() if variances else np.zeros(d)
-        return Data(X, sw, total, chunk, var, None, source)
+        return Data(X, sw, total, chunk, var, None, source, span)
     kind = FULL if shared_dense else DIAG
     ref = source.first_row() if source is not None else np.asarray(X[0], np.float64)
     total, centre, scatter = _total_scatter(data, ref, kind)
@@ -132,7 +132,7 @@ def make_data(
         raise ValueError(_SPREAD_MESSAGE.format(what="the data's"))
     feature_var = (np.diag(scatter) if kind == FULL else scatter) / total
     tied = (centre, scatter) if shared_dense else None
-    return Data(X, sw, total, chunk, feature_var, tied, source)
+    return Data(X, sw, total, chunk, feature_var, tied, source, span)
 
 
 #: float64 statistics (sums of squared deviations over rows and features) must stay
@@ -146,7 +146,7 @@ _SPREAD_MESSAGE = (
 )
 
 
-def check_spread(X, sample_weight=None, anchors=None):
+def check_spread(X, sample_weight=None, anchors=None, value_range=None):
     """ValueError when the squared deviations of in-memory float64 rows ``X``,
     summed over rows and features, would overflow float64 (spreads beyond about
     1e150): EM's statistics would be inf and its fit garbage. One pass for the
@@ -157,29 +157,35 @@ def check_spread(X, sample_weight=None, anchors=None):
     ``anchors`` (m, d): the means EM starts from (a warm start's, ``means_init``, a
     fitted model's for ``partial_fit``). Statistics are taken about them, but a
     component far from a point gets no responsibility for it unless every one is
-    far: the data must be within range of the nearest anchor (one of them)."""
+    far: the data must be within range of the nearest anchor (one of them).
+
+    Returns (min, max) of X (None for float32 or empty X); ``value_range``: what an
+    earlier call returned for this X (then X is not read again unless the check
+    fails)."""
     if X.dtype != np.float64 or X.size == 0:
-        return
+        return None
     n, d = X.shape
     anchors = X[:0] if anchors is None else np.asarray(anchors, dtype=np.float64)
-    high, low = float(X.max()), float(X.min())
+    if value_range is None:
+        value_range = float(X.min()), float(X.max())
+    low, high = value_range
     if anchors.shape[0]:
         high, low = max(high, float(anchors.max())), min(low, float(anchors.min()))
     spread = high - low  # (Python floats: inf on overflow, no warning, no errstate)
     if n * d * spread * spread < SPREAD_LIMIT:
-        return
+        return value_range
     with np.errstate(over="ignore", invalid="ignore"):
         if sample_weight is not None:
             X = X[np.asarray(sample_weight) > 0]
         if X.shape[0] == 0:
-            return  # (refused as a total weight of zero)
+            return value_range  # (refused as a total weight of zero)
         high, low = X.max(axis=0), X.min(axis=0)
         ranges = high - low
         if anchors.shape[0]:  # the ranges about the nearest anchor
             about = np.maximum(high, anchors) - np.minimum(low, anchors)  # (m, d)
             ranges = about[np.argmin(np.sum(about * about, axis=1))]
         if X.shape[0] * float(np.sum(ranges * ranges)) < SPREAD_LIMIT:
-            return
+            return value_range
     j = int(np.argmax(ranges))
     model = " (with the nearest mean EM starts from)" if anchors.shape[0] else ""
     raise ValueError(
