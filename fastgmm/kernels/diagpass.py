@@ -319,9 +319,13 @@ def diag_fused_pass(X, sw, kind, const, loc, prec, ref, chunk):
     n_components = const.shape[0]
     ins = centred_inputs(loc, prec, ref)
     n_chunks = (n + chunk - 1) // chunk
+    _, nk, s1, s2 = slot_buffers(1, n_components, 1, d)
+    if n_chunks == 1:  # no parallel region, no slot to add (as passes.mixture_pass)
+        first = n - n  # (int64: a literal 0 would compile _chunk once more)
+        ll = _chunk(X, sw, first, n, const, ins, prec, nk[0], s1[0], s2[0])
+        return ll, nk[0], s1[0], s2[0]
     n_slots = n_slots_for(n_chunks, n_components, 1, d)
     pll, pnk, ps1, ps2 = slot_buffers(n_slots, n_components, 1, d)
-    _, nk, s1, s2 = slot_buffers(1, n_components, 1, d)
     ll = 0.0
     for g0 in range(0, n_chunks, n_slots):
         m = min(n_slots, n_chunks - g0)

@@ -257,3 +257,20 @@ def test_float32_same_code_whatever_the_cache(tmp_path):
             path.unlink()
     run("float32")
     assert run("both").strip().splitlines()[-1] == "true"
+
+
+def test_one_chunk_pass_is_the_slot_sum_of_chunks(rng):
+    """A pass over one chunk runs without the parallel loop (no region to open, no
+    slot to add); a pass over several chunks adds exactly those one-chunk results,
+    in chunk order: the same statistics, bit for bit."""
+    chunk, K, d = 4 * BLOCK, 5, 6
+    n = 3 * chunk
+    X, params = problem(rng, n, d, K, "diag")
+    sw = rng.uniform(0.5, 2.0, n)
+    whole = run(X, sw, params, chunk=chunk)
+    sums = [0.0, 0.0, 0.0, 0.0]
+    for i in range(0, n, chunk):
+        part = run(X[i : i + chunk], sw[i : i + chunk], params, chunk=chunk)
+        sums = [s + p for s, p in zip(sums, part)]
+    for got, expected in zip(whole, sums):
+        np.testing.assert_array_equal(got, expected)
