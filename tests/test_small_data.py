@@ -240,7 +240,8 @@ def test_m_step_kernel_inputs_equal_those_of_the_same_params(rng, name):
         family = GaussianMixture(k, covariance_type=name)._family()
         data = make_data(X, None, k, name)
         p = initialize(data, k, family, "kmeans", np.random.RandomState(trial))
-        kept = p.__dict__["_inputs"]  # made by the M-step
+        flag, kept = p.__dict__["_inputs"]  # made by the M-step
+        assert flag is False
         copies = (a.copy() for a in (p.weights, p.means, p.covariances, p.prec_chol))
         fresh = kernel_inputs(Params(p.model, *copies))
         assert kernel_inputs(p) is kept

@@ -299,18 +299,22 @@ def factor_layout(model, k, d):
     return (1 if model.shared else k, *_PLANE[model.form](d))
 
 
-def with_inputs(params, inputs, slot="_inputs", tied_as_full=None):
+def with_inputs(params, inputs, tied_as_full=False):
     """``params`` with their kernel inputs kept: :func:`kernel_inputs` returns them
-    instead of computing them again (``slot`` "_inputs": a closed form's, from the
-    M-step kernel or ``_closed_inputs``; "_kept_inputs": any other model's, with the
-    ``tied_as_full`` they were made for). Params are immutable and
+    instead of computing them again (for ``tied_as_full``). Params are immutable and
     ``dataclasses.replace`` makes a new instance without them, so they cannot go
     stale; the arrays are made read-only (as kernel inputs are)."""
     for a in (inputs.const, inputs.loc, inputs.prec):
         a.setflags(write=False)
-    kept = inputs if slot == "_inputs" else (tied_as_full, inputs)
-    object.__setattr__(params, slot, kept)
+    object.__setattr__(params, "_inputs", (tied_as_full, inputs))
     return params
+
+
+def _kept_inputs(params, tied_as_full):
+    """The inputs :func:`with_inputs` kept on ``params`` for ``tied_as_full``, or
+    None."""
+    kept = params.__dict__.get("_inputs")
+    return kept[1] if kept is not None and kept[0] == tied_as_full else None
 
 
 def _closed_inputs(params):
@@ -319,7 +323,7 @@ def _closed_inputs(params):
     a fitted model's), so that equal parameters give bitwise equal inputs (the
     M-step computes them with the same code, ``closed_m_step``; kept with the
     Params by :func:`with_inputs`)."""
-    kept = params.__dict__.get("_inputs")
+    kept = _kept_inputs(params, False)
     if kept is not None:
         return kept
     model = params.model
@@ -351,12 +355,11 @@ def kernel_inputs(params, tied_as_full=False):
     if model.closed and params.noise is None and params.posterior is None:
         if not (tied_as_full and model.kind == TIED):
             return _closed_inputs(params)
-    kept = params.__dict__.get("_kept_inputs")  # (Params are immutable: see
-    if kept is not None and kept[0] == tied_as_full:  # with_inputs)
-        return kept[1]
-    inputs = _other_inputs(params, tied_as_full)
-    with_inputs(params, inputs, "_kept_inputs", tied_as_full)
-    return inputs
+    kept = _kept_inputs(params, tied_as_full)
+    if kept is None:
+        kept = _other_inputs(params, tied_as_full)
+        with_inputs(params, kept, tied_as_full)
+    return kept
 
 
 def _other_inputs(params, tied_as_full):
